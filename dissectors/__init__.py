@@ -1,0 +1,8 @@
+"""Protocol dissectors: sans-IO, one module per protocol, found through REGISTRY."""
+
+from .base import ACCESS_CLASSES, Anomaly, Dissector, Operation, Record, Registry
+from .modbus import ModbusTCP
+
+REGISTRY = Registry([ModbusTCP])
+
+__all__ = ["ACCESS_CLASSES", "Anomaly", "Dissector", "Operation", "Record", "Registry", "REGISTRY", "ModbusTCP"]

@@ -1,0 +1,151 @@
+"""The sans-IO contract every protocol dissector implements.
+
+A dissector is a per-flow state machine: the sensor feeds it the bytes of one
+direction of a stream (already reassembled, in order) or one datagram, and it
+returns typed records. It never sees packets, frame numbers, sockets or the
+database: the sensor stamps each record with the frame that completed it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+ACCESS_CLASSES = ("read", "write", "control", "program", "diagnostic", "session", "other")
+REQUEST, RESPONSE = "request", "response"
+
+
+@dataclass(slots=True)
+class Operation:
+    """One protocol PDU: what was asked or answered, and its access class."""
+
+    protocol: str
+    direction: str  # REQUEST or RESPONSE
+    function_code: int | None
+    function_name: str
+    access_class: str
+    status: str | None = None  # exception / error, None when the PDU reports success
+    transaction_id: int | None = None
+    unit_id: int | None = None
+    address: int | None = None
+    quantity: int | None = None
+    details: dict | None = None
+
+
+@dataclass(slots=True)
+class Anomaly:
+    """Something the dissector could not make sense of; kept as evidence."""
+
+    protocol: str
+    kind: str
+    detail: str
+
+
+Record = Operation | Anomaly
+
+
+class Dissector:
+    """Base class: one instance per flow.
+
+    Subclasses declare how they are found (transports, ports, ``probe``) and
+    implement ``feed``; ``gap`` tells them bytes were lost so they can resync.
+    """
+
+    name: ClassVar[str]
+    transports: ClassVar[frozenset[str]] = frozenset({"tcp"})
+    ports: ClassVar[frozenset[int]] = frozenset()
+    heuristic: ClassVar[bool] = False  # also probe flows on other ports
+
+    @classmethod
+    def probe(cls, payload: bytes, to_server_port: bool) -> bool:
+        """Does this payload (first one seen in the flow) look like this protocol?"""
+        raise NotImplementedError
+
+    def feed(self, data: bytes, from_orig: bool) -> list[Record]:
+        """Consume the next in-order bytes of one direction of a stream."""
+        raise NotImplementedError
+
+    def datagram(self, data: bytes, from_orig: bool) -> list[Record]:
+        """Consume one whole datagram; a partial PDU never carries over to the next."""
+        records = self.feed(data, from_orig)
+        records.extend(self.gap(from_orig))
+        return records
+
+    def gap(self, from_orig: bool) -> list[Record]:
+        """Bytes of this direction were lost: drop partial state and resync."""
+        return []
+
+
+@dataclass
+class FramedStream(Dissector):
+    """Buffering and framing for length-prefixed PDUs over a byte stream.
+
+    Handles PDUs split across segments and several PDUs in one segment. After a
+    gap or garbage, skips ahead to the next offset where ``pdu_length`` accepts
+    a header, and reports an anomaly once for the skipped bytes.
+    """
+
+    max_buffer: ClassVar[int] = 1 << 16
+    header_len: ClassVar[int]
+    buffers: dict[bool, bytearray] = field(default_factory=lambda: {True: bytearray(), False: bytearray()})
+    resyncing: dict[bool, bool] = field(default_factory=lambda: {True: False, False: False})
+
+    def pdu_length(self, buf: bytearray, pos: int, from_orig: bool) -> int:
+        """Length of the PDU starting at buf[pos] (which holds a whole header),
+        or -1 when the header there is not plausible."""
+        raise NotImplementedError
+
+    def parse(self, pdu: bytes, from_orig: bool) -> list[Record]:
+        raise NotImplementedError
+
+    def feed(self, data: bytes, from_orig: bool) -> list[Record]:
+        buf = self.buffers[from_orig]
+        buf += data
+        out: list[Record] = []
+        pos = 0
+        hlen = self.header_len
+        while len(buf) - pos >= hlen:
+            n = self.pdu_length(buf, pos, from_orig)
+            if n < 0:
+                if not self.resyncing[from_orig]:
+                    self.resyncing[from_orig] = True
+                    out.append(Anomaly(self.name, "bad_header", f"implausible {self.name} header: {bytes(buf[pos:pos + hlen]).hex()}"))
+                pos += 1
+                continue
+            if len(buf) - pos < n:
+                break
+            self.resyncing[from_orig] = False
+            out.extend(self.parse(bytes(buf[pos : pos + n]), from_orig))
+            pos += n
+        del buf[:pos]
+        if len(buf) > self.max_buffer:
+            out.append(Anomaly(self.name, "buffer_overflow", f"{len(buf)} bytes without a complete PDU; dropped"))
+            buf.clear()
+        return out
+
+    def gap(self, from_orig: bool) -> list[Record]:
+        self.buffers[from_orig].clear()
+        self.resyncing[from_orig] = True  # the next bytes may start mid-PDU: skip quietly
+        return []
+
+
+class Registry:
+    """Finds the dissector that claims a flow: by port first, then by heuristics."""
+
+    def __init__(self, dissectors: list[type[Dissector]]):
+        self.dissectors = dissectors
+        self.by_port: dict[tuple[str, int], list[type[Dissector]]] = {}
+        for d in dissectors:
+            for t in d.transports:
+                for p in d.ports:
+                    self.by_port.setdefault((t, p), []).append(d)
+        self.heuristics = [d for d in dissectors if d.heuristic]
+
+    def claim(self, transport: str, resp_port: int, payload: bytes, from_orig: bool) -> type[Dissector] | None:
+        for d in self.by_port.get((transport, resp_port), ()):
+            if d.probe(payload, from_orig):
+                return d
+        for d in self.heuristics:
+            if transport in d.transports and d.probe(payload, from_orig):
+                return d
+        return None

@@ -1,0 +1,1 @@
+"""Passive sensor: capture files -> decode -> flows and reassembly -> dissectors -> DuckDB."""

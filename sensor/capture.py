@@ -1,0 +1,297 @@
+"""Capture file readers: pcap and pcapng, plain or gzip-compressed.
+
+Hand-written rather than dpkt's readers because this is the hot path and because a
+damaged file must be read up to the damage and the damage located by byte offset
+and frame number, so a user can open the same file in Wireshark and look.
+
+Frames are numbered from 1 over packet blocks only, as Wireshark numbers them.
+Timestamps are integer microseconds since the epoch (UTC).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import zlib
+from dataclasses import dataclass, field
+from typing import BinaryIO, Iterator
+
+CHUNK = 4 << 20
+MAX_RECORD = 1 << 24  # no real frame is this large; a bigger length is corruption
+
+PCAP_MAGICS = {
+    b"\xd4\xc3\xb2\xa1": ("<", 1),  # microseconds, little-endian
+    b"\xa1\xb2\xc3\xd4": (">", 1),
+    b"\x4d\x3c\xb2\xa1": ("<", 1000),  # nanoseconds, divide by 1000 for µs
+    b"\xa1\xb2\x3c\x4d": (">", 1000),
+}
+PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
+GZIP_MAGIC = b"\x1f\x8b"
+
+# pcapng block types
+SHB, IDB, PB_OBSOLETE, SPB, EPB = 0x0A0D0D0A, 1, 2, 3, 6
+
+
+class CaptureError(Exception):
+    """The file cannot be read as a capture at all (not a capture, empty)."""
+
+
+@dataclass(slots=True)
+class Damage:
+    """Where reading stopped early: the records before it were all delivered."""
+
+    offset: int
+    frame: int  # the frame that could not be read (1-based)
+    reason: str
+
+    def describe(self) -> str:
+        return f"{self.reason} at byte {self.offset} (frame {self.frame})"
+
+
+@dataclass(slots=True)
+class ReadState:
+    """What a reader learned while reading; filled in as it goes."""
+
+    fmt: str = ""
+    link_types: list[int] = field(default_factory=list)  # per interface
+    bytes_read: int = 0  # position in the (decompressed) stream
+    damage: Damage | None = None
+
+
+def sniff(path: str) -> str | None:
+    """Return 'pcap', 'pcapng', 'pcap.gz' or 'pcapng.gz' from the magic, else None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+            if head[:2] == GZIP_MAGIC:
+                f.seek(0)
+                try:
+                    with gzip.GzipFile(fileobj=f) as g:
+                        inner = g.read(4)
+                except (OSError, EOFError, zlib.error):
+                    return None
+                kind = _kind(inner)
+                return kind + ".gz" if kind else None
+            return _kind(head)
+    except OSError:
+        return None
+
+
+def _kind(head: bytes) -> str | None:
+    if head in PCAP_MAGICS:
+        return "pcap"
+    if head == PCAPNG_SHB:
+        return "pcapng"
+    return None
+
+
+def open_stream(path: str) -> BinaryIO:
+    f = open(path, "rb")
+    if f.read(2) == GZIP_MAGIC:
+        f.seek(0)
+        return gzip.GzipFile(fileobj=f)  # type: ignore[return-value]
+    f.seek(0)
+    return f
+
+
+def read_packets(path: str, state: ReadState) -> Iterator[tuple[int, int, int, bytes]]:
+    """Yield (link_type, ts_us, orig_len, data) for every packet in the file.
+
+    Raises CaptureError if the file is not a capture. Damage met after the first
+    packet does not raise: it is recorded in ``state.damage`` and iteration ends.
+    """
+    if os.path.getsize(path) == 0:
+        raise CaptureError("empty file (0 bytes)")
+    stream = open_stream(path)
+    try:
+        try:
+            head = stream.read(4)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise CaptureError(f"gzip stream unreadable: {exc}") from None
+        if len(head) < 4:
+            raise CaptureError(f"file too short to be a capture ({len(head)} bytes)")
+        if head in PCAP_MAGICS:
+            state.fmt = "pcap"
+            yield from _read_pcap(stream, head, state)
+        elif head == PCAPNG_SHB:
+            state.fmt = "pcapng"
+            yield from _read_pcapng(stream, head, state)
+        else:
+            raise CaptureError(f"not a pcap or pcapng file (starts with 0x{head.hex()})")
+    finally:
+        stream.close()
+
+
+class _Chunks:
+    """A sliding window over a stream, so records can be parsed with unpack_from."""
+
+    __slots__ = ("stream", "buf", "pos", "base", "eof", "error")
+
+    def __init__(self, stream: BinaryIO, head: bytes):
+        self.stream = stream
+        self.buf = head
+        self.pos = 0  # position in buf
+        self.base = 0  # stream offset of buf[0]
+        self.eof = False
+        self.error: str | None = None
+
+    def fill(self, need: int) -> bool:
+        """Make at least ``need`` bytes available from pos; False at end of data."""
+        while len(self.buf) - self.pos < need:
+            if self.eof:
+                return False
+            try:
+                more = self.stream.read(max(CHUNK, need))
+            except (OSError, EOFError, zlib.error) as exc:
+                self.error = f"compressed stream damaged ({exc})"
+                more = b""
+            if not more:
+                self.eof = True
+                continue
+            self.base += self.pos
+            self.buf = self.buf[self.pos :] + more
+            self.pos = 0
+        return True
+
+    @property
+    def offset(self) -> int:
+        return self.base + self.pos
+
+    def remaining(self) -> int:
+        return len(self.buf) - self.pos
+
+
+def _read_pcap(stream: BinaryIO, head: bytes, state: ReadState):
+    endian, ts_div = PCAP_MAGICS[head]
+    c = _Chunks(stream, head)
+    if not c.fill(24):
+        state.damage = Damage(c.offset, 1, "pcap file header truncated")
+        return
+    _, _, _, _, snaplen, link = struct.unpack_from(endian + "HHiIII", c.buf, 4)
+    link &= 0x0FFFFFFF  # the top bits carry FCS information
+    state.link_types.append(link)
+    c.pos += 24
+    rec = struct.Struct(endian + "IIII")
+    unpack = rec.unpack_from
+    frame = 0
+    while True:
+        if c.remaining() < 16 and not c.fill(16):
+            if c.remaining():
+                state.damage = Damage(c.offset, frame + 1, c.error or f"truncated record header ({c.remaining()} of 16 bytes)")
+            elif c.error:
+                state.damage = Damage(c.offset, frame + 1, c.error)
+            break
+        buf, pos = c.buf, c.pos
+        sec, frac, incl, orig = unpack(buf, pos)
+        if incl > MAX_RECORD:
+            state.damage = Damage(c.offset, frame + 1, f"corrupt record header (captured length {incl})")
+            break
+        end = pos + 16 + incl
+        if end > len(buf):
+            if not c.fill(16 + incl):
+                state.damage = Damage(
+                    c.offset, frame + 1, c.error or f"truncated record ({c.remaining() - 16} of {incl} bytes)"
+                )
+                break
+            buf, pos = c.buf, c.pos
+            end = pos + 16 + incl
+        frame += 1
+        c.pos = end
+        state.bytes_read = c.base + end
+        yield link, sec * 1_000_000 + frac // ts_div, orig, buf[pos + 16 : end]
+
+
+def _tsresol_units(options: bytes, endian: str) -> int:
+    """Timestamp units per second from an IDB's if_tsresol option (default µs)."""
+    units = 1_000_000
+    pos = 0
+    while pos + 4 <= len(options):
+        code, length = struct.unpack_from(endian + "HH", options, pos)
+        if code == 0:
+            break
+        if code == 9 and length >= 1:
+            r = options[pos + 4]
+            units = 2 ** (r & 0x7F) if r & 0x80 else 10 ** r
+        pos += 4 + ((length + 3) & ~3)
+    return units
+
+
+def _read_pcapng(stream: BinaryIO, head: bytes, state: ReadState):
+    c = _Chunks(stream, head)
+    endian = "<"
+    interfaces: list[tuple[int, int]] = []  # (link_type, units per second)
+    frame = 0
+    while True:
+        if not c.fill(12):
+            if c.remaining() or c.error:
+                state.damage = Damage(c.offset, frame + 1, c.error or "truncated block header")
+            break
+        buf, pos = c.buf, c.pos
+        if buf[pos : pos + 4] == PCAPNG_SHB:
+            bom = buf[pos + 8 : pos + 12]
+            if bom == b"\x4d\x3c\x2b\x1a":
+                endian = "<"
+            elif bom == b"\x1a\x2b\x3c\x4d":
+                endian = ">"
+            else:
+                state.damage = Damage(c.offset, frame + 1, "corrupt section header (bad byte-order magic)")
+                break
+            interfaces = []
+        btype, blen = struct.unpack_from(endian + "II", buf, pos)
+        if blen < 12 or blen % 4 or blen > MAX_RECORD:
+            state.damage = Damage(c.offset, frame + 1, f"corrupt block (type 0x{btype:x}, length {blen})")
+            break
+        if not c.fill(blen):
+            state.damage = Damage(
+                c.offset, frame + 1, c.error or f"truncated block (type 0x{btype:x}, {c.remaining()} of {blen} bytes)"
+            )
+            break
+        buf, pos = c.buf, c.pos
+        (trailer,) = struct.unpack_from(endian + "I", buf, pos + blen - 4)
+        if trailer != blen:
+            state.damage = Damage(c.offset, frame + 1, f"corrupt block (type 0x{btype:x}, lengths {blen} and {trailer} differ)")
+            break
+        body = pos + 8
+        packet = None
+        if btype == EPB:
+            if blen < 32:
+                state.damage = Damage(c.offset, frame + 1, "corrupt enhanced packet block (too short)")
+                break
+            iface, hi, lo, incl, orig = struct.unpack_from(endian + "IIIII", buf, body)
+            if incl > blen - 32:
+                state.damage = Damage(c.offset, frame + 1, f"corrupt enhanced packet block (captured length {incl})")
+                break
+            packet = (iface, (hi << 32) | lo, orig, buf[body + 20 : body + 20 + incl])
+        elif btype == SPB:
+            (orig,) = struct.unpack_from(endian + "I", buf, body)
+            incl = min(orig, blen - 16)
+            packet = (0, None, orig, buf[body + 4 : body + 4 + incl])
+        elif btype == PB_OBSOLETE:
+            iface, _drops, hi, lo, incl, orig = struct.unpack_from(endian + "HHIIII", buf, body)
+            if incl > blen - 32:
+                state.damage = Damage(c.offset, frame + 1, f"corrupt packet block (captured length {incl})")
+                break
+            packet = (iface, (hi << 32) | lo, orig, buf[body + 20 : body + 20 + incl])
+        elif btype == IDB:
+            link, _res, _snap = struct.unpack_from(endian + "HHI", buf, body)
+            units = _tsresol_units(bytes(buf[body + 8 : pos + blen - 4]), endian)
+            interfaces.append((link, units))
+            state.link_types.append(link)
+        c.pos = pos + blen
+        state.bytes_read = c.base + c.pos
+        if packet is None:
+            continue
+        iface, ts, orig, data = packet
+        frame += 1
+        if iface >= len(interfaces):
+            state.damage = Damage(pos + c.base, frame, f"packet on undeclared interface {iface}")
+            break
+        link, units = interfaces[iface]
+        if ts is None:
+            ts_us = 0
+        elif units == 1_000_000:
+            ts_us = ts
+        else:
+            ts_us = ts * 1_000_000 // units
+        yield link, ts_us, orig, data

@@ -1,0 +1,111 @@
+"""The `sorf` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+
+from .ingest import DUPLICATE, OK, CaptureResult, exit_code, ingest
+
+
+def _progress_bar():
+    """A tqdm bar per file on a terminal (file, bytes, packets, rate); None elsewhere."""
+    if not sys.stderr.isatty():
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def update(path: str, done: int, total: int | None, packets: int) -> None:
+        bar = bars.get(path)
+        if bar is None:
+            for old in bars.values():
+                old.close()
+            bars.clear()
+            bar = bars[path] = tqdm(total=total, unit="B", unit_scale=True, desc=path, leave=False, file=sys.stderr)
+        bar.n = done
+        bar.set_postfix(packets=packets, refresh=False)
+        bar.refresh()
+
+    def close() -> None:
+        for bar in bars.values():
+            bar.close()
+
+    return update, close
+
+
+def summary(results: list[CaptureResult], db: str) -> dict:
+    ingested = [r for r in results if r.capture_id is not None and r.status != DUPLICATE]
+    operations: dict[str, int] = {}
+    anomalies: dict[str, int] = {}
+    for r in ingested:
+        for k, v in r.operations.items():
+            operations[k] = operations.get(k, 0) + v
+        for k, v in r.anomalies.items():
+            anomalies[k] = anomalies.get(k, 0) + v
+    return {
+        "database": db,
+        "captures": len(ingested),
+        "duplicates": sum(r.status == DUPLICATE for r in results),
+        "packets": sum(r.packets for r in ingested),
+        "flows": sum(r.flows for r in ingested),
+        "operations": dict(sorted(operations.items())),
+        "anomalies": dict(sorted(anomalies.items())),
+        "problems": [{"path": r.path, "status": r.status, "message": r.message} for r in results if r.status not in (OK, DUPLICATE)],
+        "files": [asdict(r) for r in results],
+    }
+
+
+def print_summary(s: dict) -> None:
+    out = sys.stdout.write
+    dup = f" ({s['duplicates']} already ingested, skipped)" if s["duplicates"] else ""
+    out(f"ingested {s['captures']} captures{dup} into {s['database']}: {s['packets']:,} packets, {s['flows']:,} flows\n")
+    ops = ", ".join(f"{k} {v:,}" for k, v in s["operations"].items()) or "none"
+    out(f"operations: {ops}\n")
+    anomalies = ", ".join(f"{k} {v:,}" for k, v in s["anomalies"].items()) or "none"
+    out(f"anomalies: {anomalies}\n")
+    for p in s["problems"]:
+        out(f"{p['status']}: {p['path']}: {p['message']}\n")
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    update, close = _progress_bar() if not args.json else (None, lambda: None)
+    try:
+        results = ingest(args.paths, args.db, sensor=args.sensor, progress=update)
+    finally:
+        close()
+    s = summary(results, args.db)
+    if args.json:
+        json.dump(s, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print_summary(s)
+    if not results:
+        sys.stderr.write("sorf: no capture files found in " + ", ".join(args.paths) + "\n")
+    return exit_code(results)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sorf", description="Passive OT network observation: what really crosses your zone boundaries.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("ingest", help="replay pcap/pcapng files (or folders of them) into a DuckDB database")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="capture files or folders (searched recursively)")
+    p.add_argument("--db", required=True, metavar="FILE.duckdb", help="database to create or add to")
+    p.add_argument("--sensor", metavar="NAME", help="name of the sensor or site visit the captures came from")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_ingest)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        sys.stderr.write("sorf: interrupted; captures already ingested are kept\n")
+        return 130
+    except (OSError, RuntimeError) as exc:
+        sys.stderr.write(f"sorf: {exc}\n")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,253 @@
+"""Bidirectional flows keyed by VLAN + 5-tuple, and the hand-off to dissectors.
+
+The flow table decides who initiated (SYN, else the well-known server port, else
+the first packet), counts packets and bytes per direction, keeps a Zeek-style
+state history, and for flows a dissector claims, reassembles TCP and feeds the
+dissector. Finished and idle flows are handed to the sink, so memory is bounded
+by the number of concurrently active flows, not by the size of the capture.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from dissectors import Anomaly, Dissector, Record, Registry
+
+from .decode import TCP, UDP, Packet
+from .ports import PORT_LABELS, server_rank
+from .reassembly import StreamDirection
+
+FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
+TRANSPORTS = {TCP: "tcp", UDP: "udp", 1: "icmp", 58: "icmpv6", 2: "igmp", 47: "gre", 50: "esp", 89: "ospf", 132: "sctp"}
+
+IDLE_US = 300_000_000  # a flow silent this long (capture time) is finished
+CLOSED_IDLE_US = 10_000_000  # after FIN or RST, only stragglers remain
+SWEEP_EVERY_US = 10_000_000
+MAX_FLOWS = 200_000  # active flows; beyond this the least recently seen are evicted
+CLAIM_TRIES = 3  # payload-bearing packets a flow may offer the registry
+
+# history letters, Zeek conn.log style: upper case from the originator
+_H_SYN, _H_SYNACK, _H_ACK, _H_DATA, _H_FIN, _H_RST, _H_RETX, _H_GAP = 1, 2, 4, 8, 16, 32, 64, 128
+_LETTERS = {_H_SYN: "s", _H_SYNACK: "h", _H_ACK: "a", _H_DATA: "d", _H_FIN: "f", _H_RST: "r", _H_RETX: "t", _H_GAP: "g"}
+
+
+class Sink(Protocol):
+    def flow(self, flow: Flow) -> None: ...
+    def record(self, flow: Flow | None, frame: int, ts: int, record: Record) -> None: ...
+
+
+class Flow:
+    __slots__ = (
+        "flow_id", "vlan", "proto", "orig_ip", "orig_port", "resp_ip", "resp_port", "orig_mac", "resp_mac",
+        "packets_orig", "packets_resp", "bytes_orig", "bytes_resp", "first_ts", "last_ts", "first_frame",
+        "last_frame", "seen_orig", "seen_resp", "history", "handshake", "closed", "syn_seq", "app_protocol",
+        "dissector", "claim_tries", "streams", "keys",
+    )  # fmt: skip
+
+    def __init__(self, flow_id: int, pkt: Packet, from_sender: bool, frame: int, ts: int):
+        self.flow_id = flow_id
+        self.vlan = pkt.vlan
+        self.proto = pkt.proto
+        if from_sender:
+            self.orig_ip, self.orig_port, self.orig_mac = pkt.src, pkt.sport, pkt.src_mac
+            self.resp_ip, self.resp_port, self.resp_mac = pkt.dst, pkt.dport, pkt.dst_mac
+        else:
+            self.orig_ip, self.orig_port, self.orig_mac = pkt.dst, pkt.dport, pkt.dst_mac
+            self.resp_ip, self.resp_port, self.resp_mac = pkt.src, pkt.sport, pkt.src_mac
+        self.packets_orig = self.packets_resp = self.bytes_orig = self.bytes_resp = 0
+        self.first_ts = self.last_ts = ts
+        self.first_frame = self.last_frame = frame
+        self.seen_orig = self.seen_resp = 0
+        self.history = ""
+        self.handshake = False
+        self.closed = False
+        self.syn_seq: int | None = None
+        self.app_protocol: str | None = None
+        self.dissector: Dissector | None = None
+        self.claim_tries = 0
+        self.streams: tuple[StreamDirection, StreamDirection] | None = None
+        self.keys: tuple[tuple, tuple] = ((), ())
+
+    @property
+    def transport(self) -> str:
+        return TRANSPORTS.get(self.proto, str(self.proto))
+
+    @property
+    def reset(self) -> bool:
+        return bool((self.seen_orig | self.seen_resp) & _H_RST)
+
+    def label(self) -> str:
+        """app_protocol: the claiming dissector, else a port label, else 'unknown'."""
+        if self.app_protocol:
+            return self.app_protocol
+        t = self.transport
+        if self.proto not in (TCP, UDP):
+            return t
+        return PORT_LABELS.get((t, self.resp_port)) or PORT_LABELS.get((t, self.orig_port)) or "unknown"
+
+    def mark(self, from_orig: bool, bit: int) -> None:
+        if from_orig:
+            if not self.seen_orig & bit:
+                self.seen_orig |= bit
+                self.history += _LETTERS[bit].upper()
+        elif not self.seen_resp & bit:
+            self.seen_resp |= bit
+            self.history += _LETTERS[bit]
+
+
+class FlowTable:
+    """Per-capture flow state; ``packet`` is called once per decoded packet."""
+
+    def __init__(self, capture_id: int, registry: Registry, sink: Sink):
+        self.registry = registry
+        self.sink = sink
+        self.flows: dict[tuple, tuple[Flow, bool]] = {}
+        self.next_id = capture_id << 32
+        self.next_sweep = 0
+        self.flow_count = 0
+
+    def packet(self, pkt: Packet, frame: int, ts: int, length: int) -> None:
+        proto = pkt.proto
+        key = (pkt.vlan, proto, pkt.src, pkt.sport, pkt.dst, pkt.dport)
+        entry = self.flows.get(key)
+        flags = pkt.tcp_flags
+        if entry is None:
+            flow, from_orig = self._new_flow(pkt, key, frame, ts)
+        else:
+            flow, from_orig = entry
+            if flags & SYN and not flags & ACK and flow.closed and flow.syn_seq != pkt.seq:
+                self._finish(flow)  # the ports are reused by a new connection
+                flow, from_orig = self._new_flow(pkt, key, frame, ts)
+        if from_orig:
+            flow.packets_orig += 1
+            flow.bytes_orig += length
+        else:
+            flow.packets_resp += 1
+            flow.bytes_resp += length
+        flow.last_ts = ts
+        flow.last_frame = frame
+        payload = pkt.payload
+        if proto == TCP:
+            self._tcp_state(flow, from_orig, flags, pkt.seq, payload)
+        if payload and proto in (TCP, UDP) and (flow.dissector is not None or flow.claim_tries < CLAIM_TRIES):
+            self._dissect(flow, from_orig, pkt, frame, ts)
+        if ts >= self.next_sweep:
+            self.sweep(ts)
+
+    def _new_flow(self, pkt: Packet, key: tuple, frame: int, ts: int) -> tuple[Flow, bool]:
+        flags = pkt.tcp_flags
+        if pkt.proto == TCP and flags & SYN:
+            from_sender = not flags & ACK  # SYN: sender initiates; SYN-ACK: receiver did
+        else:
+            t = TRANSPORTS.get(pkt.proto, "")
+            from_sender = server_rank(t, pkt.dport) >= server_rank(t, pkt.sport)
+        flow = Flow(self.next_id, pkt, from_sender, frame, ts)
+        self.next_id += 1
+        self.flow_count += 1
+        rev = (pkt.vlan, pkt.proto, pkt.dst, pkt.dport, pkt.src, pkt.sport)
+        flow.keys = (key, rev) if from_sender else (rev, key)
+        self.flows[key] = (flow, from_sender)
+        self.flows[rev] = (flow, not from_sender)
+        if len(self.flows) > 2 * MAX_FLOWS:
+            self._evict_oldest()
+        return flow, from_sender
+
+    def _tcp_state(self, flow: Flow, from_orig: bool, flags: int, seq: int, payload: bytes) -> None:
+        if flags & SYN:
+            if flags & ACK:
+                flow.mark(from_orig, _H_SYNACK)
+            else:
+                flow.mark(from_orig, _H_SYN)
+                if from_orig:
+                    flow.syn_seq = seq
+            if flow.streams is not None:
+                flow.streams[0 if from_orig else 1].syn(seq)
+        elif flags & ACK and not payload and not flags & (FIN | RST):
+            flow.mark(from_orig, _H_ACK)
+            if from_orig and not flow.handshake and flow.seen_orig & _H_SYN and flow.seen_resp & _H_SYNACK:
+                flow.handshake = True
+        if payload:
+            flow.mark(from_orig, _H_DATA)
+            if from_orig and not flow.handshake and flow.seen_orig & _H_SYN and flow.seen_resp & _H_SYNACK:
+                flow.handshake = True  # the final ACK may carry data
+        if flags & FIN:
+            flow.mark(from_orig, _H_FIN)
+            flow.closed = True
+        if flags & RST:
+            flow.mark(from_orig, _H_RST)
+            flow.closed = True
+
+    def _dissect(self, flow: Flow, from_orig: bool, pkt: Packet, frame: int, ts: int) -> None:
+        dissector = flow.dissector
+        if dissector is None:
+            flow.claim_tries += 1
+            cls = self.registry.claim(flow.transport, flow.resp_port, pkt.payload, from_orig)
+            if cls is None:
+                return
+            dissector = flow.dissector = cls()
+            flow.app_protocol = cls.name
+            if flow.proto == TCP:
+                flow.streams = (StreamDirection(), StreamDirection())
+        try:
+            if flow.proto == UDP:
+                records = dissector.datagram(pkt.payload, from_orig)
+            else:
+                stream = flow.streams[0 if from_orig else 1]  # type: ignore[index]
+                retx = stream.retransmitted
+                records = []
+                for chunk in stream.push(pkt.seq, pkt.payload):
+                    records.extend(self._chunk(flow, dissector, from_orig, chunk, stream))
+                if stream.retransmitted != retx:
+                    flow.mark(from_orig, _H_RETX)
+        except Exception as exc:  # a dissector bug must not stop the capture
+            flow.dissector = None
+            flow.claim_tries = CLAIM_TRIES
+            records = [Anomaly(flow.app_protocol or "?", "dissector_error", f"{type(exc).__name__}: {exc}")]
+        for rec in records:
+            self.sink.record(flow, frame, ts, rec)
+
+    def _chunk(self, flow: Flow, dissector: Dissector, from_orig: bool, chunk: bytes | None, stream: StreamDirection) -> list[Record]:
+        if chunk is not None:
+            return dissector.feed(chunk, from_orig)
+        flow.mark(from_orig, _H_GAP)
+        side = "originator" if from_orig else "responder"
+        gap = Anomaly(flow.app_protocol or "tcp", "reassembly_gap", f"bytes missing from the {side}'s stream; resynced at the next PDU")
+        return [gap, *dissector.gap(from_orig)]
+
+    def sweep(self, now: int) -> None:
+        """Finish flows that went idle (in capture time)."""
+        self.next_sweep = now + SWEEP_EVERY_US
+        done = []
+        for key, (flow, is_orig) in self.flows.items():
+            if is_orig and (now - flow.last_ts > (CLOSED_IDLE_US if flow.closed else IDLE_US)):
+                done.append(flow)
+        for flow in done:
+            self._finish(flow)
+
+    def _evict_oldest(self) -> None:
+        flows = sorted((f for f, is_orig in self.flows.values() if is_orig), key=lambda f: f.last_ts)
+        for flow in flows[: len(flows) // 10]:
+            self._finish(flow)
+
+    def _finish(self, flow: Flow) -> None:
+        for key in flow.keys:
+            self.flows.pop(key, None)
+        if flow.streams is not None and flow.dissector is not None:
+            for from_orig, stream in ((True, flow.streams[0]), (False, flow.streams[1])):
+                records = []
+                if stream.pending:
+                    try:
+                        while stream.pending:
+                            for chunk in stream.skip_hole():
+                                records.extend(self._chunk(flow, flow.dissector, from_orig, chunk, stream))
+                    except Exception as exc:
+                        records = [Anomaly(flow.app_protocol or "?", "dissector_error", f"{type(exc).__name__}: {exc}")]
+                    for rec in records:
+                        self.sink.record(flow, flow.last_frame, flow.last_ts, rec)
+        self.sink.flow(flow)
+
+    def close(self) -> None:
+        """End of capture: every remaining flow is finished."""
+        for flow in [f for f, is_orig in list(self.flows.values()) if is_orig]:
+            self._finish(flow)
+

@@ -1,0 +1,184 @@
+"""Replay capture files into the store: the sensor's main job for site-visit captures.
+
+Each file goes source -> decode -> flows/reassembly -> dissectors -> batches ->
+DuckDB. A broken file costs only itself: it is read up to the damage, what came
+before is kept, and the problem is reported with the byte offset and frame.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from dissectors import REGISTRY, Anomaly, Registry
+
+from .capture import CaptureError, ReadState, read_packets, sniff
+from .decode import KNOWN_LINK_NAMES, LINK_NAMES, SUPPORTED_LINKS, Decoder, Malformed
+from .flows import FlowTable
+from .store import Store
+
+PROGRESS_EVERY = 1 << 14  # packets between progress callbacks
+
+# per-capture status, worst last
+OK, DUPLICATE, DAMAGED, UNSUPPORTED, UNREADABLE = "ok", "duplicate", "damaged", "unsupported", "unreadable"
+
+
+@dataclass
+class CaptureResult:
+    path: str
+    status: str
+    message: str | None = None
+    capture_id: int | None = None
+    packets: int = 0
+    flows: int = 0
+    operations: dict[str, int] = field(default_factory=dict)
+    anomalies: dict[str, int] = field(default_factory=dict)
+
+
+Progress = Callable[[str, int, int | None, int], None]  # path, bytes read, total bytes, packets
+
+
+def link_name(link: int) -> str:
+    return LINK_NAMES.get(link) or KNOWN_LINK_NAMES.get(link) or "unknown"
+
+
+def expand(paths: Iterable[str]) -> tuple[list[str], list[CaptureResult]]:
+    """Files named on the command line are always tried; folders are searched
+    recursively for files whose first bytes are a capture's (any name)."""
+    files: list[str] = []
+    missing: list[CaptureResult] = []
+    for path in paths:
+        if os.path.isdir(path):
+            for root, dirs, names in os.walk(path):
+                dirs.sort()
+                for name in sorted(names):
+                    full = os.path.join(root, name)
+                    if os.path.isfile(full) and sniff(full):
+                        files.append(full)
+        elif os.path.isfile(path):
+            files.append(path)
+        else:
+            missing.append(CaptureResult(path, UNREADABLE, "no such file or folder"))
+    return files, missing
+
+
+def sha256_of(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def ingest_file(store: Store, path: str, *, registry: Registry = REGISTRY, sensor: str | None = None, progress: Progress | None = None) -> CaptureResult:
+    try:
+        digest = sha256_of(path)
+        size = os.path.getsize(path)
+    except OSError as exc:
+        return CaptureResult(path, UNREADABLE, exc.strerror or str(exc))
+    found = store.find_capture(digest)
+    if found is not None and found[1] != "ingesting":
+        return CaptureResult(path, DUPLICATE, f"already ingested as capture {found[0]} (same sha256)", found[0])
+
+    state = ReadState()
+    packets = read_packets(path, state)
+    try:
+        first = next(packets, None)
+    except CaptureError as exc:
+        return CaptureResult(path, UNREADABLE, str(exc))
+
+    capture_id = store.begin_capture(os.path.abspath(path), digest, size, sensor)
+    writer = store.writer(capture_id)
+    table = FlowTable(capture_id, registry, writer)
+    decoder = Decoder()
+    decode = decoder.decode
+    on_packet = table.packet
+    supported = SUPPORTED_LINKS
+    total = size if state.fmt and not path.endswith(".gz") else None
+    n = ip_packets = malformed = skipped = 0
+    unsupported: dict[int, int] = {}
+    first_ts = last_ts = None
+
+    def run(link: int, ts: int, orig_len: int, data: bytes) -> None:
+        nonlocal ip_packets, malformed, skipped
+        if link not in supported:
+            skipped += 1
+            if link not in unsupported:
+                unsupported[link] = n
+                writer.anomaly(n, ts, None, Anomaly("capture", "unsupported_link_type", f"link type {link} ({link_name(link)})"))
+            return
+        try:
+            pkt = decode(link, data, ts)
+            if pkt is None:
+                return
+            ip_packets += 1
+            on_packet(pkt, n, ts, orig_len)
+        except Malformed as exc:
+            malformed += 1
+            writer.anomaly(n, ts, None, Anomaly("decode", "malformed_packet", str(exc)))
+        except Exception as exc:  # a bug on one packet must not lose the capture
+            malformed += 1
+            writer.anomaly(n, ts, None, Anomaly("sensor", "internal_error", f"{type(exc).__name__}: {exc}"))
+
+    if first is not None:
+        n = 1
+        first_ts = last_ts = first[1]
+        run(*first)
+        for n, (link, ts, orig_len, data) in enumerate(packets, 2):
+            if ts < first_ts:
+                first_ts = ts
+            elif ts > last_ts:
+                last_ts = ts
+            run(link, ts, orig_len, data)
+            if progress is not None and not n % PROGRESS_EVERY:
+                progress(path, state.bytes_read, total, n)
+    table.close()
+    writer.flush()
+    if progress is not None:
+        progress(path, total or state.bytes_read, total, n)
+
+    status, message = OK, None
+    if state.damage is not None:
+        status = DAMAGED
+        message = f"{state.damage.describe()}; the {n} frames before it were kept"
+        writer.anomaly(state.damage.frame, None, None, Anomaly("capture", "damaged_file", message))
+    if unsupported:
+        kinds = ", ".join(f"{link} ({link_name(link)}) from frame {frame}" for link, frame in unsupported.items())
+        text = f"unsupported link type {kinds}: {skipped} of {n} frames skipped"
+        message = f"{message}; {text}" if message else text
+        if status == OK:
+            status = UNSUPPORTED
+    writer.flush()
+    store.end_capture(
+        capture_id,
+        format=state.fmt,
+        link_types=[link_name(x) for x in state.link_types],
+        packets=n,
+        ip_packets=ip_packets,
+        malformed=malformed,
+        skipped=skipped,
+        first_ts=first_ts,
+        last_ts=last_ts,
+        status=status,
+        error=message,
+    )
+    return CaptureResult(path, status, message, capture_id, n, table.flow_count, writer.operations_by_protocol, writer.anomalies_by_kind)
+
+
+def ingest(paths: Iterable[str], db: str, *, sensor: str | None = None, progress: Progress | None = None) -> list[CaptureResult]:
+    """Ingest every capture under ``paths`` into ``db``; one result per file."""
+    files, results = expand(paths)
+    store = Store(db)
+    try:
+        for path in files:
+            results.append(ingest_file(store, path, sensor=sensor, progress=progress))
+        store.rebuild_assets()
+    finally:
+        store.close()
+    return results
+
+
+def exit_code(results: list[CaptureResult]) -> int:
+    """0 all read; 1 something skipped or damaged; 2 nothing could be read."""
+    if not results or all(r.status in (UNREADABLE,) or (r.status == UNSUPPORTED and r.packets and not r.flows) for r in results):
+        return 2
+    return 0 if all(r.status in (OK, DUPLICATE) for r in results) else 1

@@ -1,0 +1,228 @@
+"""The DuckDB store: schema, bulk batches through Arrow, and capture bookkeeping.
+
+Rows are gathered as Python column lists and inserted as one Arrow table per
+batch: DuckDB's per-row INSERT is thousands of times slower. docs/schema.md
+describes every table and column; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from datetime import datetime, timezone
+
+import duckdb
+import pyarrow as pa
+
+from dissectors import Anomaly, Operation, Record
+
+from .flows import Flow
+
+SCHEMA_VERSION = 1
+BATCH_ROWS = 65_536
+
+TS = pa.timestamp("us")
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS captures (
+    capture_id INTEGER PRIMARY KEY, path VARCHAR, sha256 VARCHAR UNIQUE, bytes BIGINT,
+    format VARCHAR, link_types VARCHAR[], packets BIGINT, ip_packets BIGINT,
+    malformed BIGINT, skipped BIGINT, first_ts TIMESTAMP, last_ts TIMESTAMP,
+    ingested_at TIMESTAMP, sensor VARCHAR, status VARCHAR, error VARCHAR);
+CREATE TABLE IF NOT EXISTS flows (
+    flow_id BIGINT, capture_id INTEGER, vlan INTEGER, transport VARCHAR,
+    src_ip VARCHAR, src_port INTEGER, dst_ip VARCHAR, dst_port INTEGER,
+    src_mac VARCHAR, dst_mac VARCHAR, app_protocol VARCHAR,
+    packets_orig BIGINT, packets_resp BIGINT, bytes_orig BIGINT, bytes_resp BIGINT,
+    first_ts TIMESTAMP, last_ts TIMESTAMP, first_frame BIGINT, last_frame BIGINT,
+    handshake BOOLEAN, reset BOOLEAN, flags VARCHAR);
+CREATE TABLE IF NOT EXISTS operations (
+    capture_id INTEGER, frame BIGINT, ts TIMESTAMP, flow_id BIGINT, protocol VARCHAR,
+    direction VARCHAR, function_code INTEGER, function_name VARCHAR, access_class VARCHAR,
+    status VARCHAR, transaction_id INTEGER, unit_id INTEGER, address INTEGER,
+    quantity INTEGER, details VARCHAR);
+CREATE TABLE IF NOT EXISTS anomalies (
+    capture_id INTEGER, frame BIGINT, ts TIMESTAMP, flow_id BIGINT, protocol VARCHAR,
+    kind VARCHAR, detail VARCHAR);
+CREATE TABLE IF NOT EXISTS assets (
+    ip VARCHAR PRIMARY KEY, macs VARCHAR[], vlans INTEGER[], first_ts TIMESTAMP,
+    last_ts TIMESTAMP, flows BIGINT, roles VARCHAR[], identity VARCHAR);
+"""
+
+FLOW_COLUMNS = {
+    "flow_id": pa.int64(), "capture_id": pa.int32(), "vlan": pa.int32(), "transport": pa.string(),
+    "src_ip": pa.string(), "src_port": pa.int32(), "dst_ip": pa.string(), "dst_port": pa.int32(),
+    "src_mac": pa.string(), "dst_mac": pa.string(), "app_protocol": pa.string(),
+    "packets_orig": pa.int64(), "packets_resp": pa.int64(), "bytes_orig": pa.int64(), "bytes_resp": pa.int64(),
+    "first_ts": TS, "last_ts": TS, "first_frame": pa.int64(), "last_frame": pa.int64(),
+    "handshake": pa.bool_(), "reset": pa.bool_(), "flags": pa.string(),
+}  # fmt: skip
+OPERATION_COLUMNS = {
+    "capture_id": pa.int32(), "frame": pa.int64(), "ts": TS, "flow_id": pa.int64(), "protocol": pa.string(),
+    "direction": pa.string(), "function_code": pa.int32(), "function_name": pa.string(),
+    "access_class": pa.string(), "status": pa.string(), "transaction_id": pa.int32(), "unit_id": pa.int32(),
+    "address": pa.int32(), "quantity": pa.int32(), "details": pa.string(),
+}  # fmt: skip
+ANOMALY_COLUMNS = {
+    "capture_id": pa.int32(), "frame": pa.int64(), "ts": TS, "flow_id": pa.int64(),
+    "protocol": pa.string(), "kind": pa.string(), "detail": pa.string(),
+}  # fmt: skip
+
+ASSETS_REBUILD = """
+DELETE FROM assets;
+INSERT INTO assets
+SELECT ip, list_sort(list_distinct(list(mac))), list_sort(list_distinct(list(vlan))),
+       min(first_ts), max(last_ts), count(DISTINCT flow_id),
+       list_sort(list_distinct(list(role))), NULL
+FROM (
+    SELECT src_ip AS ip, src_mac AS mac, vlan, first_ts, last_ts, flow_id,
+           CASE WHEN app_protocol NOT IN ('unknown', transport) THEN app_protocol || '_client' END AS role
+    FROM flows
+    UNION ALL
+    SELECT dst_ip, dst_mac, vlan, first_ts, last_ts, flow_id,
+           CASE WHEN app_protocol NOT IN ('unknown', transport) THEN app_protocol || '_server' END
+    FROM flows
+)
+GROUP BY ip;
+"""
+
+
+def _ip_text(raw: bytes, cache: dict[bytes, str]) -> str:
+    text = cache.get(raw)
+    if text is None:
+        text = cache[raw] = socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
+    return text
+
+
+class _Batch:
+    """Column lists for one table, flushed as one Arrow table."""
+
+    def __init__(self, table: str, columns: dict[str, pa.DataType]):
+        self.table = table
+        self.columns = columns
+        self.data: list[list] = [[] for _ in columns]
+
+    def __len__(self) -> int:
+        return len(self.data[0])
+
+    def add(self, row: tuple) -> None:
+        for col, value in zip(self.data, row):
+            col.append(value)
+
+    def flush(self, con: duckdb.DuckDBPyConnection) -> int:
+        n = len(self)
+        if not n:
+            return 0
+        arrow = pa.table({name: pa.array(col, type=t) for (name, t), col in zip(self.columns.items(), self.data)})
+        names = ", ".join(self.columns)
+        con.register("_batch", arrow)
+        try:
+            con.execute(f"INSERT INTO {self.table} ({names}) SELECT {names} FROM _batch")
+        finally:
+            con.unregister("_batch")
+        self.data = [[] for _ in self.columns]
+        return n
+
+
+class Store:
+    """One DuckDB file holding every capture of a site."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.con = duckdb.connect(path)
+        self.con.execute(SCHEMA)
+        row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            self.con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+        elif int(row[0]) != SCHEMA_VERSION:
+            raise RuntimeError(f"{path}: schema version {row[0]}, this sorf writes version {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self.con.close()
+
+    def find_capture(self, sha256: str) -> tuple[int, str] | None:
+        row = self.con.execute("SELECT capture_id, status FROM captures WHERE sha256 = ?", [sha256]).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def begin_capture(self, path: str, sha256: str, size: int, sensor: str | None) -> int:
+        """Register a capture as 'ingesting'; a leftover from an interrupted run is cleared."""
+        found = self.find_capture(sha256)
+        if found is not None:
+            self.delete_capture(found[0])
+        capture_id = self.con.execute("SELECT coalesce(max(capture_id), 0) + 1 FROM captures").fetchone()[0]
+        self.con.execute(
+            "INSERT INTO captures (capture_id, path, sha256, bytes, sensor, status, ingested_at) VALUES (?, ?, ?, ?, ?, 'ingesting', ?)",
+            [capture_id, path, sha256, size, sensor, datetime.now(timezone.utc).replace(tzinfo=None)],
+        )
+        return capture_id
+
+    def delete_capture(self, capture_id: int) -> None:
+        for table in ("flows", "operations", "anomalies", "captures"):
+            self.con.execute(f"DELETE FROM {table} WHERE capture_id = ?", [capture_id])
+
+    def end_capture(self, capture_id: int, **fields) -> None:
+        for key in ("first_ts", "last_ts"):
+            if fields.get(key) is not None:
+                fields[key] = datetime.fromtimestamp(fields[key] / 1e6, timezone.utc).replace(tzinfo=None)
+        names = ", ".join(f"{k} = ?" for k in fields)
+        self.con.execute(f"UPDATE captures SET {names} WHERE capture_id = ?", [*fields.values(), capture_id])
+
+    def writer(self, capture_id: int) -> CaptureWriter:
+        return CaptureWriter(self, capture_id)
+
+    def rebuild_assets(self) -> None:
+        self.con.execute(ASSETS_REBUILD)
+
+
+class CaptureWriter:
+    """The sink the flow table writes to for one capture: batches rows per table."""
+
+    def __init__(self, store: Store, capture_id: int):
+        self.con = store.con
+        self.capture_id = capture_id
+        self.flows = _Batch("flows", FLOW_COLUMNS)
+        self.operations = _Batch("operations", OPERATION_COLUMNS)
+        self.anomalies = _Batch("anomalies", ANOMALY_COLUMNS)
+        self.counts = {"flows": 0, "operations": 0, "anomalies": 0}
+        self.operations_by_protocol: dict[str, int] = {}
+        self.anomalies_by_kind: dict[str, int] = {}
+        self._ips: dict[bytes, str] = {}
+
+    def flow(self, f: Flow) -> None:
+        ips = self._ips
+        self.flows.add((
+            f.flow_id, self.capture_id, f.vlan, f.transport,
+            _ip_text(f.orig_ip, ips), f.orig_port if f.proto in (6, 17) else None,
+            _ip_text(f.resp_ip, ips), f.resp_port if f.proto in (6, 17) else None,
+            f.orig_mac.hex(":") if f.orig_mac else None, f.resp_mac.hex(":") if f.resp_mac else None,
+            f.label(), f.packets_orig, f.packets_resp, f.bytes_orig, f.bytes_resp,
+            f.first_ts, f.last_ts, f.first_frame, f.last_frame, f.handshake, f.reset, f.history,
+        ))  # fmt: skip
+        if len(self.flows) >= BATCH_ROWS:
+            self.counts["flows"] += self.flows.flush(self.con)
+
+    def record(self, flow: Flow | None, frame: int, ts: int, record: Record) -> None:
+        flow_id = flow.flow_id if flow is not None else None
+        if isinstance(record, Operation):
+            op = record
+            self.operations.add((
+                self.capture_id, frame, ts, flow_id, op.protocol, op.direction, op.function_code,
+                op.function_name, op.access_class, op.status, op.transaction_id, op.unit_id, op.address,
+                op.quantity, json.dumps(op.details, default=str) if op.details else None,
+            ))  # fmt: skip
+            self.operations_by_protocol[op.protocol] = self.operations_by_protocol.get(op.protocol, 0) + 1
+            if len(self.operations) >= BATCH_ROWS:
+                self.counts["operations"] += self.operations.flush(self.con)
+        else:
+            self.anomaly(frame, ts, flow_id, record)
+
+    def anomaly(self, frame: int | None, ts: int | None, flow_id: int | None, a: Anomaly) -> None:
+        self.anomalies.add((self.capture_id, frame, ts, flow_id, a.protocol, a.kind, a.detail))
+        self.anomalies_by_kind[a.kind] = self.anomalies_by_kind.get(a.kind, 0) + 1
+        if len(self.anomalies) >= BATCH_ROWS:
+            self.counts["anomalies"] += self.anomalies.flush(self.con)
+
+    def flush(self) -> None:
+        for name in ("flows", "operations", "anomalies"):
+            self.counts[name] += getattr(self, name).flush(self.con)
+
