@@ -57,8 +57,10 @@ class Dissector:
     heuristic: ClassVar[bool] = False  # also probe flows on other ports
 
     @classmethod
-    def probe(cls, payload: bytes, to_server_port: bool) -> bool:
-        """Does this payload (first one seen in the flow) look like this protocol?"""
+    def probe(cls, payload: bytes, by_port: bool) -> bool:
+        """Does this payload (an early one in the flow, either direction) look like
+        this protocol? With ``by_port`` the port already vouches for it, so a
+        short segment that is merely consistent with the protocol is enough."""
         raise NotImplementedError
 
     def feed(self, data: bytes, from_orig: bool) -> list[Record]:
@@ -90,9 +92,10 @@ class FramedStream(Dissector):
     buffers: dict[bool, bytearray] = field(default_factory=lambda: {True: bytearray(), False: bytearray()})
     resyncing: dict[bool, bool] = field(default_factory=lambda: {True: False, False: False})
 
-    def pdu_length(self, buf: bytearray, pos: int, from_orig: bool) -> int:
+    def pdu_length(self, buf: bytearray, pos: int, from_orig: bool, strict: bool) -> int:
         """Length of the PDU starting at buf[pos] (which holds a whole header),
-        or -1 when the header there is not plausible."""
+        or -1 when the header there is not plausible. ``strict`` is set while
+        resyncing, where a header found by scanning needs more evidence."""
         raise NotImplementedError
 
     def parse(self, pdu: bytes, from_orig: bool) -> list[Record]:
@@ -105,7 +108,7 @@ class FramedStream(Dissector):
         pos = 0
         hlen = self.header_len
         while len(buf) - pos >= hlen:
-            n = self.pdu_length(buf, pos, from_orig)
+            n = self.pdu_length(buf, pos, from_orig, self.resyncing[from_orig])
             if n < 0:
                 if not self.resyncing[from_orig]:
                     self.resyncing[from_orig] = True
@@ -141,11 +144,11 @@ class Registry:
                     self.by_port.setdefault((t, p), []).append(d)
         self.heuristics = [d for d in dissectors if d.heuristic]
 
-    def claim(self, transport: str, resp_port: int, payload: bytes, from_orig: bool) -> type[Dissector] | None:
+    def claim(self, transport: str, resp_port: int, payload: bytes) -> type[Dissector] | None:
         for d in self.by_port.get((transport, resp_port), ()):
-            if d.probe(payload, from_orig):
+            if d.probe(payload, True):
                 return d
         for d in self.heuristics:
-            if transport in d.transports and d.probe(payload, from_orig):
+            if transport in d.transports and d.probe(payload, False):
                 return d
         return None

@@ -57,21 +57,44 @@ _AQ = struct.Struct("!HH")
 MAX_LENGTH = 254  # unit id + 253-byte PDU
 
 
+def _length_fits(fc: int, length: int, request: bool, buf: bytearray, pos: int) -> bool:
+    """Does the MBAP length match what this function's PDU must be? Used to tell a
+    real header from bytes that merely look like one when resyncing after a gap."""
+    if fc & 0x80:
+        return length == 3 and request is False
+    if fc not in FUNCTIONS:
+        return False
+    if request:
+        if fc <= 6:
+            return length == 6
+        if fc in (15, 16):
+            return len(buf) - pos < 13 or length == 7 + buf[pos + 12]
+        return True
+    if fc <= 4:
+        return len(buf) - pos < 9 or length == 3 + buf[pos + 8]
+    if fc in (5, 6, 15, 16):
+        return length == 6
+    return True
+
+
 class ModbusTCP(FramedStream):
     name: ClassVar[str] = "modbus"
     ports: ClassVar[frozenset[int]] = frozenset({502})
     header_len: ClassVar[int] = 8
 
     @classmethod
-    def probe(cls, payload: bytes, to_server_port: bool) -> bool:
-        if len(payload) < 8:
-            return False
+    def probe(cls, payload: bytes, by_port: bool) -> bool:
+        if len(payload) < 8:  # the start of a split header: judge what is there
+            head = payload + bytes(8 - len(payload))
+            return by_port and head[2:4] == b"\0\0" and (len(payload) < 6 or 2 <= _MBAP.unpack_from(head)[2] <= MAX_LENGTH)
         _tid, pid, length, _uid, fc = _MBAP.unpack_from(payload)
         return pid == 0 and 2 <= length <= MAX_LENGTH and (fc & 0x7F) in FUNCTIONS
 
-    def pdu_length(self, buf: bytearray, pos: int, from_orig: bool) -> int:
+    def pdu_length(self, buf: bytearray, pos: int, from_orig: bool, strict: bool) -> int:
         _tid, pid, length, _uid, fc = _MBAP.unpack_from(buf, pos)
         if pid != 0 or not 2 <= length <= MAX_LENGTH or fc == 0:
+            return -1
+        if strict and not _length_fits(fc, length, from_orig, buf, pos):
             return -1
         return 6 + length
 

@@ -37,11 +37,14 @@ class Sink(Protocol):
 
 
 class Flow:
+    """One conversation. Per-direction pairs are indexed by ``not from_orig``:
+    0 for the originator, 1 for the responder."""
+
     __slots__ = (
         "flow_id", "vlan", "proto", "orig_ip", "orig_port", "resp_ip", "resp_port", "orig_mac", "resp_mac",
         "packets_orig", "packets_resp", "bytes_orig", "bytes_resp", "first_ts", "last_ts", "first_frame",
-        "last_frame", "seen_orig", "seen_resp", "history", "handshake", "closed", "syn_seq", "app_protocol",
-        "dissector", "claim_tries", "streams", "keys",
+        "last_frame", "seen_orig", "seen_resp", "history", "handshake", "closed", "isn", "app_protocol",
+        "dissector", "claim_tries", "unfed", "streams", "keys",
     )  # fmt: skip
 
     def __init__(self, flow_id: int, pkt: Packet, from_sender: bool, frame: int, ts: int):
@@ -61,10 +64,11 @@ class Flow:
         self.history = ""
         self.handshake = False
         self.closed = False
-        self.syn_seq: int | None = None
+        self.isn: list[int | None] = [None, None]  # SYN sequence numbers: originator, responder
         self.app_protocol: str | None = None
         self.dissector: Dissector | None = None
         self.claim_tries = 0
+        self.unfed = [False, False]  # payload went by before a dissector claimed the flow
         self.streams: tuple[StreamDirection, StreamDirection] | None = None
         self.keys: tuple[tuple, tuple] = ((), ())
 
@@ -115,7 +119,7 @@ class FlowTable:
             flow, from_orig = self._new_flow(pkt, key, frame, ts)
         else:
             flow, from_orig = entry
-            if flags & SYN and not flags & ACK and flow.closed and flow.syn_seq != pkt.seq:
+            if flags & SYN and not flags & ACK and flow.closed and flow.isn[not from_orig] != pkt.seq:
                 self._finish(flow)  # the ports are reused by a new connection
                 flow, from_orig = self._new_flow(pkt, key, frame, ts)
         if from_orig:
@@ -154,14 +158,10 @@ class FlowTable:
 
     def _tcp_state(self, flow: Flow, from_orig: bool, flags: int, seq: int, payload: bytes) -> None:
         if flags & SYN:
-            if flags & ACK:
-                flow.mark(from_orig, _H_SYNACK)
-            else:
-                flow.mark(from_orig, _H_SYN)
-                if from_orig:
-                    flow.syn_seq = seq
+            flow.mark(from_orig, _H_SYNACK if flags & ACK else _H_SYN)
+            flow.isn[not from_orig] = seq
             if flow.streams is not None:
-                flow.streams[0 if from_orig else 1].syn(seq)
+                flow.streams[not from_orig].syn(seq)
         elif flags & ACK and not payload and not flags & (FIN | RST):
             flow.mark(from_orig, _H_ACK)
             if from_orig and not flow.handshake and flow.seen_orig & _H_SYN and flow.seen_resp & _H_SYNACK:
@@ -181,18 +181,22 @@ class FlowTable:
         dissector = flow.dissector
         if dissector is None:
             flow.claim_tries += 1
-            cls = self.registry.claim(flow.transport, flow.resp_port, pkt.payload, from_orig)
+            cls = self.registry.claim(flow.transport, flow.resp_port, pkt.payload)
             if cls is None:
+                flow.unfed[not from_orig] = True
                 return
             dissector = flow.dissector = cls()
             flow.app_protocol = cls.name
             if flow.proto == TCP:
                 flow.streams = (StreamDirection(), StreamDirection())
+                for side in (0, 1):  # start at the SYN unless earlier bytes were never fed
+                    if flow.isn[side] is not None and not flow.unfed[side]:
+                        flow.streams[side].syn(flow.isn[side])
         try:
             if flow.proto == UDP:
                 records = dissector.datagram(pkt.payload, from_orig)
             else:
-                stream = flow.streams[0 if from_orig else 1]  # type: ignore[index]
+                stream = flow.streams[not from_orig]  # type: ignore[index]
                 retx = stream.retransmitted
                 records = []
                 for chunk in stream.push(pkt.seq, pkt.payload):

@@ -196,7 +196,7 @@ class CaptureWriter:
             _ip_text(f.resp_ip, ips), f.resp_port if f.proto in (6, 17) else None,
             f.orig_mac.hex(":") if f.orig_mac else None, f.resp_mac.hex(":") if f.resp_mac else None,
             f.label(), f.packets_orig, f.packets_resp, f.bytes_orig, f.bytes_resp,
-            f.first_ts, f.last_ts, f.first_frame, f.last_frame, f.handshake, f.reset, f.history,
+            f.first_ts, f.last_ts, f.first_frame, f.last_frame, *((f.handshake, f.reset, f.history) if f.proto == 6 else (None, None, None)),
         ))  # fmt: skip
         if len(self.flows) >= BATCH_ROWS:
             self.counts["flows"] += self.flows.flush(self.con)
