@@ -54,6 +54,7 @@ class ReadState:
     """What a reader learned while reading; filled in as it goes."""
 
     fmt: str = ""
+    compressed: bool = False
     link_types: list[int] = field(default_factory=list)  # per interface
     bytes_read: int = 0  # position in the (decompressed) stream
     damage: Damage | None = None
@@ -89,8 +90,8 @@ def _kind(head: bytes) -> str | None:
 def open_stream(path: str) -> BinaryIO:
     f = open(path, "rb")
     if f.read(2) == GZIP_MAGIC:
-        f.seek(0)
-        return gzip.GzipFile(fileobj=f)  # type: ignore[return-value]
+        f.close()
+        return gzip.GzipFile(path, "rb")  # type: ignore[return-value]  # opened by name: closing it closes the file
     f.seek(0)
     return f
 
@@ -104,6 +105,7 @@ def read_packets(path: str, state: ReadState) -> Iterator[tuple[int, int, int, b
     if os.path.getsize(path) == 0:
         raise CaptureError("empty file (0 bytes)")
     stream = open_stream(path)
+    state.compressed = isinstance(stream, gzip.GzipFile)
     try:
         try:
             head = stream.read(4)
@@ -118,7 +120,7 @@ def read_packets(path: str, state: ReadState) -> Iterator[tuple[int, int, int, b
             state.fmt = "pcapng"
             yield from _read_pcapng(stream, head, state)
         else:
-            raise CaptureError(f"not a pcap or pcapng file (starts with 0x{head.hex()})")
+            raise CaptureError(f"not a pcap or pcapng file (no capture magic at byte 0: 0x{head.hex()})")
     finally:
         stream.close()
 
@@ -138,21 +140,31 @@ class _Chunks:
 
     def fill(self, need: int) -> bool:
         """Make at least ``need`` bytes available from pos; False at end of data."""
-        while len(self.buf) - self.pos < need:
-            if self.eof:
-                return False
+        if len(self.buf) - self.pos >= need:
+            return True
+        if self.eof:
+            return False
+        # read1, not read: when a gzip stream turns out damaged, read() raises and
+        # drops everything it had decompressed in that call (up to CHUNK bytes of
+        # good records); read1 hands each decompressed piece over before that.
+        parts = [self.buf[self.pos :]]
+        want = max(CHUNK, need)
+        got = 0
+        while got < want:
             try:
-                more = self.stream.read(max(CHUNK, need))
+                more = self.stream.read1(want - got)  # type: ignore[attr-defined]
             except (OSError, EOFError, zlib.error) as exc:
                 self.error = f"compressed stream damaged ({exc})"
                 more = b""
             if not more:
                 self.eof = True
-                continue
-            self.base += self.pos
-            self.buf = self.buf[self.pos :] + more
-            self.pos = 0
-        return True
+                break
+            parts.append(more)
+            got += len(more)
+        self.base += self.pos
+        self.buf = b"".join(parts)
+        self.pos = 0
+        return len(self.buf) >= need
 
     @property
     def offset(self) -> int:

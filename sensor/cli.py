@@ -7,6 +7,8 @@ import json
 import sys
 from dataclasses import asdict
 
+import duckdb
+
 from .ingest import DUPLICATE, OK, CaptureResult, exit_code, ingest
 
 
@@ -67,7 +69,7 @@ def print_summary(s: dict) -> None:
     anomalies = ", ".join(f"{k} {v:,}" for k, v in s["anomalies"].items()) or "none"
     out(f"anomalies: {anomalies}\n")
     for p in s["problems"]:
-        out(f"{p['status']}: {p['path']}: {p['message']}\n")
+        sys.stderr.write(f"{p['status']}: {p['path']}: {p['message']}\n")
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -102,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("sorf: interrupted; captures already ingested are kept\n")
         return 130
-    except (OSError, RuntimeError) as exc:
+    except (OSError, RuntimeError, duckdb.Error) as exc:
         sys.stderr.write(f"sorf: {exc}\n")
         return 2
 

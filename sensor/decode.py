@@ -125,6 +125,8 @@ class Decoder:
                 raise Malformed(f"IPv4 version field is {vihl >> 4}")
             ihl = (vihl & 0x0F) * 4
             total = _u16(data, off + 2)[0]
+            if total == 0:  # TCP segmentation offload, captured on the sending host before the
+                total = len(data) - off  # NIC split the segment: the frame gives the length (as Wireshark)
             if ihl < 20 or total < ihl:
                 raise Malformed(f"bad IPv4 header length {ihl} / total length {total}")
             end = min(off + total, len(data))  # trims Ethernet padding; keeps a snapped frame
@@ -134,9 +136,8 @@ class Decoder:
             frag = _u16(data, off + 6)[0]
             start = off + ihl
             if frag & 0x3FFF:  # MF set or non-zero offset
-                payload = self._reassemble(
-                    (src, dst, _u16(data, off + 4)[0], proto), (frag & 0x1FFF) * 8, bool(frag & 0x2000), data[start:end], ts
-                )
+                key = (vlan, src, dst, _u16(data, off + 4)[0], proto)
+                payload = self._reassemble(key, (frag & 0x1FFF) * 8, bool(frag & 0x2000), data[start:end], ts)
                 if payload is None:
                     return None
                 return _transport(vlan, src_mac, dst_mac, src, dst, proto, payload, 0, len(payload))
@@ -150,17 +151,24 @@ class Decoder:
             src = data[off + 8 : off + 24]
             dst = data[off + 24 : off + 40]
             start = off + 40
+            reassembled = False
             while proto in IPV6_EXT or proto == IPV6_FRAGMENT or proto == IPV6_AH:
                 if start + 8 > end:
                     raise Malformed(f"IPv6 extension header {proto} truncated")
                 nxt = data[start]
                 if proto == IPV6_FRAGMENT:
+                    if reassembled:
+                        raise Malformed("IPv6 fragment header inside a reassembled datagram")
                     fo = _u16(data, start + 2)[0]
                     ident = _u32(data, start + 4)[0]
-                    payload = self._reassemble((src, dst, ident, nxt), fo & 0xFFF8, bool(fo & 1), data[start + 8 : end], ts)
+                    key = (vlan, src, dst, ident, nxt)
+                    payload = self._reassemble(key, fo & 0xFFF8, bool(fo & 1), data[start + 8 : end], ts)
                     if payload is None:
                         return None
-                    return _transport(vlan, src_mac, dst_mac, src, dst, nxt, payload, 0, len(payload))
+                    # the fragmentable part may itself start with extension headers
+                    # (destination options, routing): keep walking the chain in it
+                    data, start, end, proto, reassembled = payload, 0, len(payload), nxt, True
+                    continue
                 start += (data[start + 1] + 2) * 4 if proto == IPV6_AH else (data[start + 1] + 1) * 8
                 proto = nxt
         else:
@@ -168,7 +176,11 @@ class Decoder:
         return _transport(vlan, src_mac, dst_mac, src, dst, proto, data, start, end)
 
     def _reassemble(self, key: tuple, offset: int, more: bool, piece: bytes, ts: int) -> bytes | None:
-        """Collect one fragment; return the whole IP payload once every piece is in."""
+        """Collect one fragment; return the whole IP payload once every piece is in.
+
+        The key holds the VLAN: the same addresses and IP id on two VLANs are two
+        datagrams (OT cells often reuse one address plan per VLAN). Wireshark keys
+        IPv4 reassembly by VLAN too; its IPv6 reassembly (4.0) does not."""
         frags = self.fragments
         dgram = frags.get(key)
         if dgram is None:

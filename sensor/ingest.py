@@ -20,6 +20,7 @@ from .flows import FlowTable
 from .store import Store
 
 PROGRESS_EVERY = 1 << 14  # packets between progress callbacks
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz")
 
 # per-capture status, worst last
 OK, DUPLICATE, DAMAGED, UNSUPPORTED, UNREADABLE = "ok", "duplicate", "damaged", "unsupported", "unreadable"
@@ -32,6 +33,7 @@ class CaptureResult:
     message: str | None = None
     capture_id: int | None = None
     packets: int = 0
+    skipped: int = 0  # frames on unsupported link types
     flows: int = 0
     operations: dict[str, int] = field(default_factory=dict)
     anomalies: dict[str, int] = field(default_factory=dict)
@@ -46,7 +48,8 @@ def link_name(link: int) -> str:
 
 def expand(paths: Iterable[str]) -> tuple[list[str], list[CaptureResult]]:
     """Files named on the command line are always tried; folders are searched
-    recursively for files whose first bytes are a capture's (any name)."""
+    recursively for files whose first bytes are a capture's (any name), or whose
+    name says capture, so that a damaged one is reported rather than passed over."""
     files: list[str] = []
     missing: list[CaptureResult] = []
     for path in paths:
@@ -55,7 +58,7 @@ def expand(paths: Iterable[str]) -> tuple[list[str], list[CaptureResult]]:
                 dirs.sort()
                 for name in sorted(names):
                     full = os.path.join(root, name)
-                    if os.path.isfile(full) and sniff(full):
+                    if os.path.isfile(full) and (name.lower().endswith(CAPTURE_SUFFIXES) or sniff(full)):
                         files.append(full)
         elif os.path.isfile(path):
             files.append(path)
@@ -77,7 +80,9 @@ def ingest_file(store: Store, path: str, *, registry: Registry = REGISTRY, senso
         return CaptureResult(path, UNREADABLE, exc.strerror or str(exc))
     found = store.find_capture(digest)
     if found is not None and found[1] != "ingesting":
-        return CaptureResult(path, DUPLICATE, f"already ingested as capture {found[0]} (same sha256)", found[0])
+        capture_id, status, error = found
+        earlier = f"; it was {status} then: {error}" if error else ""
+        return CaptureResult(path, DUPLICATE, f"already ingested as capture {capture_id} (same sha256){earlier}", capture_id)
 
     state = ReadState()
     packets = read_packets(path, state)
@@ -93,7 +98,7 @@ def ingest_file(store: Store, path: str, *, registry: Registry = REGISTRY, senso
     decode = decoder.decode
     on_packet = table.packet
     supported = SUPPORTED_LINKS
-    total = size if state.fmt and not path.endswith(".gz") else None
+    total = None if state.compressed else size
     n = ip_packets = malformed = skipped = 0
     unsupported: dict[int, int] = {}
     first_ts = last_ts = None
@@ -139,7 +144,8 @@ def ingest_file(store: Store, path: str, *, registry: Registry = REGISTRY, senso
     status, message = OK, None
     if state.damage is not None:
         status = DAMAGED
-        message = f"{state.damage.describe()}; the {n} frames before it were kept"
+        kept = f"the {n} frames before it were kept" if n else "no frame could be read before it"
+        message = f"{state.damage.describe()}; {kept}"
         writer.anomaly(state.damage.frame, None, None, Anomaly("capture", "damaged_file", message))
     if unsupported:
         kinds = ", ".join(f"{link} ({link_name(link)}) from frame {frame}" for link, frame in unsupported.items())
@@ -161,7 +167,7 @@ def ingest_file(store: Store, path: str, *, registry: Registry = REGISTRY, senso
         status=status,
         error=message,
     )
-    return CaptureResult(path, status, message, capture_id, n, table.flow_count, writer.operations_by_protocol, writer.anomalies_by_kind)
+    return CaptureResult(path, status, message, capture_id, n, skipped, table.flow_count, writer.operations_by_protocol, writer.anomalies_by_kind)
 
 
 def ingest(paths: Iterable[str], db: str, *, sensor: str | None = None, progress: Progress | None = None) -> list[CaptureResult]:
@@ -179,6 +185,6 @@ def ingest(paths: Iterable[str], db: str, *, sensor: str | None = None, progress
 
 def exit_code(results: list[CaptureResult]) -> int:
     """0 all read; 1 something skipped or damaged; 2 nothing could be read."""
-    if not results or all(r.status in (UNREADABLE,) or (r.status == UNSUPPORTED and r.packets and not r.flows) for r in results):
+    if not any(r.status in (OK, DUPLICATE) or r.packets > r.skipped for r in results):
         return 2
     return 0 if all(r.status in (OK, DUPLICATE) for r in results) else 1

@@ -140,9 +140,9 @@ class Store:
     def close(self) -> None:
         self.con.close()
 
-    def find_capture(self, sha256: str) -> tuple[int, str] | None:
-        row = self.con.execute("SELECT capture_id, status FROM captures WHERE sha256 = ?", [sha256]).fetchone()
-        return (row[0], row[1]) if row else None
+    def find_capture(self, sha256: str) -> tuple[int, str, str | None] | None:
+        """(capture_id, status, error) of the capture with these bytes, if any."""
+        return self.con.execute("SELECT capture_id, status, error FROM captures WHERE sha256 = ?", [sha256]).fetchone()
 
     def begin_capture(self, path: str, sha256: str, size: int, sensor: str | None) -> int:
         """Register a capture as 'ingesting'; a leftover from an interrupted run is cleared."""
