@@ -11,8 +11,9 @@ BENCH_CAPTURES ?= $(SHARED)/modbus/iti_ModbusTCP_large.pcap $(SHARED)/s7comm/s7c
 $(BIN)/sorf: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "sorf needs Python 3.11 or newer"; exit 1; }
 	@$(PYTHON) -m venv $(VENV) || { echo "cannot create a venv: on Debian, run 'apt-get install python3-venv'"; exit 1; }
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	@echo "installing sorf and its test dependencies into $(VENV) (log: $(VENV)/install.log)"
+	@{ $(BIN)/pip install --upgrade pip && $(BIN)/pip install -e '.[test]'; } > $(VENV)/install.log 2>&1 \
+		|| { tail -20 $(VENV)/install.log; echo "install failed: see $(VENV)/install.log"; exit 1; }
 	@touch $@
 
 demo: $(BIN)/sorf
