@@ -206,20 +206,8 @@ def capture_row(db: Path, path: Path):
 
 
 def sorf_conversations(db: Path, capture_id: int) -> dict:
-    convs: dict = {}
-    for transport, sip, sport, dip, dport, po, pr, bo, br in rows(
-        db,
-        "SELECT transport, src_ip, src_port, dst_ip, dst_port, packets_orig, packets_resp, bytes_orig, bytes_resp "
-        "FROM flows WHERE capture_id = ? AND transport IN ('tcp', 'udp')",
-        capture_id,
-    ):
-        a, b = (sip, sport), (dip, dport)
-        d = convs.setdefault((transport, frozenset((a, b))), {a: [0, 0], b: [0, 0]})
-        d[a][0] += po
-        d[a][1] += bo
-        d[b][0] += pr
-        d[b][1] += br
-    return convs
+    with duckdb.connect(str(db), read_only=True) as con:
+        return tshark.sorf_conversations(con, capture_id)
 
 
 def tshark_frame_count(path: Path) -> int:

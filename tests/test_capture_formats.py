@@ -372,22 +372,6 @@ def ingest(path: Path, db: Path) -> int:
     return sorf(["ingest", str(path), "--db", str(db)])
 
 
-def sorf_conversations(con) -> dict:
-    convs: dict = {}
-    rows = con.execute(
-        "SELECT transport, src_ip, src_port, dst_ip, dst_port, packets_orig, packets_resp, bytes_orig, bytes_resp "
-        "FROM flows WHERE transport IN ('tcp', 'udp')"
-    ).fetchall()
-    for transport, sip, sport, dip, dport, po, pr, bo, br in rows:
-        a, b = (sip, sport), (dip, dport)
-        d = convs.setdefault((transport, frozenset((a, b))), {a: [0, 0], b: [0, 0]})
-        d[a][0] += po
-        d[a][1] += bo
-        d[b][0] += pr
-        d[b][1] += br
-    return convs
-
-
 def tshark_frames(path: Path) -> list[int]:
     """frame.time_epoch of every frame, as integer microseconds (floored)."""
     out = tshark.run(["-r", str(path), "-T", "fields", "-e", "frame.time_epoch"])
@@ -410,7 +394,7 @@ def check_against_tshark(path: Path, db: Path) -> duckdb.DuckDBPyConnection:
     assert (micros(first_ts), micros(last_ts)) == (min(times), max(times))
 
     expected = tshark.conversations(str(path))
-    got = sorf_conversations(con)
+    got = tshark.sorf_conversations(con)
     assert expected, "tshark found no TCP/UDP conversation: the case tests nothing"
     assert got == expected
     return con
@@ -462,7 +446,7 @@ def test_fragment_counting_matches_tshark(tmp_path):
     path = tmp_path / "frags.pcap"
     path.write_bytes(pcap_file(timed(frames), 1))
     con = check_against_tshark(path, tmp_path / "db.duckdb")
-    udp = sorf_conversations(con)[("udp", frozenset({("10.1.0.1", 5000), ("10.1.0.2", 2222)}))]
+    udp = tshark.sorf_conversations(con)[("udp", frozenset({("10.1.0.1", 5000), ("10.1.0.2", 2222)}))]
     # 1 whole + 1 reassembled datagram from .1; 1 whole + 1 reassembled from .2
     assert udp[("10.1.0.1", 5000)][0] == 2
     assert udp[("10.1.0.2", 2222)][0] == 2

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import duckdb
 import pytest
 
 from tests.conftest import SHARED, manifest
-from tests.tshark import conversations
+from tests.tshark import conversations, sorf_conversations
 
 CAPTURES = [row["path"] for row in manifest()]
 
@@ -26,21 +24,10 @@ def test_every_capture_ingests_with_manifest_packet_counts(corpus_db):
 def test_flows_equal_tshark_conversations(corpus_db, capture):
     """Per conversation and direction: packets and bytes (frame lengths) as tshark counts them."""
     path = str(SHARED / capture)
-    con = duckdb.connect(str(corpus_db), read_only=True)
-    ours: dict = {}
-    for t, si, sp, di, dp, po, pr, bo, br in con.execute(
-        """SELECT transport, src_ip, src_port, dst_ip, dst_port, packets_orig, packets_resp, bytes_orig, bytes_resp
-           FROM flows JOIN captures USING (capture_id) WHERE path = ? AND transport IN ('tcp', 'udp')""",
-        [path],
-    ).fetchall():
-        a, b = (si, sp), (di, dp)
-        d = ours.setdefault((t, frozenset((a, b))), defaultdict(lambda: [0, 0]))
-        d[a][0] += po
-        d[a][1] += bo
-        d[b][0] += pr
-        d[b][1] += br
-    ours = {k: {e: v for e, v in d.items() if v[0]} for k, d in ours.items()}
-    ref = {k: {e: v for e, v in d.items() if v[0]} for k, d in conversations(path).items()}
+    with duckdb.connect(str(corpus_db), read_only=True) as con:
+        (capture_id,) = con.execute("SELECT capture_id FROM captures WHERE path = ?", [path]).fetchone()
+        ours = sorf_conversations(con, capture_id)
+    ref = conversations(path)
     assert ours == ref
 
 

@@ -54,3 +54,25 @@ def conversations(path: str) -> dict[tuple, dict[tuple, list[int]]]:
         if conv is not None:
             conv[src][1] += int(flen)
     return {k: dict(v) for k, v in convs.items()}
+
+
+def sorf_conversations(con, capture_id: int | None = None) -> dict[tuple, dict[tuple, list[int]]]:
+    """sorf's TCP/UDP flows in the shape of ``conversations()``, for comparison.
+
+    Flows of one endpoint pair are summed (tshark splits and sorf ends flows on
+    different rules: port reuse, idle time), per sending endpoint."""
+    where = "transport IN ('tcp', 'udp')" + ("" if capture_id is None else " AND capture_id = ?")
+    rows = con.execute(
+        "SELECT transport, src_ip, src_port, dst_ip, dst_port, packets_orig, packets_resp, bytes_orig, bytes_resp "
+        f"FROM flows WHERE {where}",
+        [] if capture_id is None else [capture_id],
+    ).fetchall()
+    convs: dict = {}
+    for transport, sip, sport, dip, dport, po, pr, bo, br in rows:
+        a, b = (sip, sport), (dip, dport)
+        d = convs.setdefault((transport, frozenset((a, b))), {a: [0, 0], b: [0, 0]})
+        d[a][0] += po
+        d[a][1] += bo
+        d[b][0] += pr
+        d[b][1] += br
+    return convs
