@@ -3,7 +3,14 @@
 A dissector is a per-flow state machine: the sensor feeds it the bytes of one
 direction of a stream (already reassembled, in order) or one datagram, and it
 returns typed records. It never sees packets, frame numbers, sockets or the
-database: the sensor stamps each record with the frame that completed it.
+database: the sensor stamps each record with the frame that completed it, and
+with the flow and the side (originator or responder) that sent it.
+
+Records:
+- Operation: one PDU (one row per embedded service too), with its access class.
+- Identity: what the sending device says about itself (vendor, product, serial),
+  or the role it plays (dnp3_outstation); the sensor ties it to the sender's IP.
+- Anomaly: bytes that do not make sense; evidence, never an exception.
 """
 
 from __future__ import annotations
@@ -29,7 +36,24 @@ class Operation:
     unit_id: int | None = None
     address: int | None = None
     quantity: int | None = None
-    details: dict | None = None
+    target: str | None = None  # what it acts on, as a user would write it: "DB1.DBW4", "g12v1", "Tank1_Level"
+    details: dict | None = None  # protocol-specific fields, named as in Zeek ICSNPP or Wireshark
+
+
+# field names for Identity.fields, shared by all protocols (docs/schema.md, assets.identity)
+IDENTITY_FIELDS = (
+    "vendor", "vendor_id", "device_type", "product_code", "product_name", "revision", "serial_number",
+    "order_number", "module_name", "plant_id", "firmware", "hardware", "address",
+)  # fmt: skip
+
+
+@dataclass(slots=True)
+class Identity:
+    """What the device that sent this PDU says about itself, or the role it plays."""
+
+    protocol: str
+    fields: dict[str, str | int] = field(default_factory=dict)  # keys from IDENTITY_FIELDS
+    role: str | None = None  # "dnp3_outstation", "s7_plc", ...
 
 
 @dataclass(slots=True)
@@ -41,7 +65,7 @@ class Anomaly:
     detail: str
 
 
-Record = Operation | Anomaly
+Record = Operation | Identity | Anomaly
 
 
 class Dissector:
@@ -51,7 +75,7 @@ class Dissector:
     implement ``feed``; ``gap`` tells them bytes were lost so they can resync.
     """
 
-    name: ClassVar[str]
+    name: str  # class attribute; an instance may refine it (s7comm -> s7comm_plus)
     transports: ClassVar[frozenset[str]] = frozenset({"tcp"})
     ports: ClassVar[frozenset[int]] = frozenset()
     heuristic: ClassVar[bool] = False  # also probe flows on other ports

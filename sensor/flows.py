@@ -33,7 +33,7 @@ _LETTERS = {_H_SYN: "s", _H_SYNACK: "h", _H_ACK: "a", _H_DATA: "d", _H_FIN: "f",
 
 class Sink(Protocol):
     def flow(self, flow: Flow) -> None: ...
-    def record(self, flow: Flow | None, frame: int, ts: int, record: Record) -> None: ...
+    def record(self, flow: Flow, from_orig: bool, frame: int, ts: int, record: Record) -> None: ...
 
 
 class Flow:
@@ -81,7 +81,12 @@ class Flow:
         return bool((self.seen_orig | self.seen_resp) & _H_RST)
 
     def label(self) -> str:
-        """app_protocol: the claiming dissector, else a port label, else 'unknown'."""
+        """app_protocol: the claiming dissector, else a port label, else 'unknown'.
+
+        A dissector may refine its name once it has seen the traffic (s7comm
+        becomes s7comm_plus), so its current name is asked for at the end."""
+        if self.dissector is not None:
+            return self.dissector.name
         if self.app_protocol:
             return self.app_protocol
         t = self.transport
@@ -208,7 +213,7 @@ class FlowTable:
             flow.claim_tries = CLAIM_TRIES
             records = [Anomaly(flow.app_protocol or "?", "dissector_error", f"{type(exc).__name__}: {exc}")]
         for rec in records:
-            self.sink.record(flow, frame, ts, rec)
+            self.sink.record(flow, from_orig, frame, ts, rec)
 
     def _chunk(self, flow: Flow, dissector: Dissector, from_orig: bool, chunk: bytes | None, stream: StreamDirection) -> list[Record]:
         if chunk is not None:
@@ -247,7 +252,7 @@ class FlowTable:
                     except Exception as exc:
                         records = [Anomaly(flow.app_protocol or "?", "dissector_error", f"{type(exc).__name__}: {exc}")]
                     for rec in records:
-                        self.sink.record(flow, flow.last_frame, flow.last_ts, rec)
+                        self.sink.record(flow, from_orig, flow.last_frame, flow.last_ts, rec)
         self.sink.flow(flow)
 
     def close(self) -> None:

@@ -14,11 +14,11 @@ from datetime import datetime, timezone
 import duckdb
 import pyarrow as pa
 
-from dissectors import Anomaly, Operation, Record
+from dissectors import Anomaly, Identity, Operation, Record
 
 from .flows import Flow
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BATCH_ROWS = 65_536
 
 TS = pa.timestamp("us")
@@ -40,7 +40,10 @@ CREATE TABLE IF NOT EXISTS operations (
     capture_id INTEGER, frame BIGINT, ts TIMESTAMP, flow_id BIGINT, protocol VARCHAR,
     direction VARCHAR, function_code INTEGER, function_name VARCHAR, access_class VARCHAR,
     status VARCHAR, transaction_id INTEGER, unit_id INTEGER, address INTEGER,
-    quantity INTEGER, details VARCHAR);
+    quantity INTEGER, target VARCHAR, details VARCHAR);
+CREATE TABLE IF NOT EXISTS identities (
+    capture_id INTEGER, frame BIGINT, ts TIMESTAMP, flow_id BIGINT, ip VARCHAR,
+    protocol VARCHAR, role VARCHAR, field VARCHAR, value VARCHAR);
 CREATE TABLE IF NOT EXISTS anomalies (
     capture_id INTEGER, frame BIGINT, ts TIMESTAMP, flow_id BIGINT, protocol VARCHAR,
     kind VARCHAR, detail VARCHAR);
@@ -61,7 +64,11 @@ OPERATION_COLUMNS = {
     "capture_id": pa.int32(), "frame": pa.int64(), "ts": TS, "flow_id": pa.int64(), "protocol": pa.string(),
     "direction": pa.string(), "function_code": pa.int32(), "function_name": pa.string(),
     "access_class": pa.string(), "status": pa.string(), "transaction_id": pa.int32(), "unit_id": pa.int32(),
-    "address": pa.int32(), "quantity": pa.int32(), "details": pa.string(),
+    "address": pa.int32(), "quantity": pa.int32(), "target": pa.string(), "details": pa.string(),
+}  # fmt: skip
+IDENTITY_COLUMNS = {
+    "capture_id": pa.int32(), "frame": pa.int64(), "ts": TS, "flow_id": pa.int64(), "ip": pa.string(),
+    "protocol": pa.string(), "role": pa.string(), "field": pa.string(), "value": pa.string(),
 }  # fmt: skip
 ANOMALY_COLUMNS = {
     "capture_id": pa.int32(), "frame": pa.int64(), "ts": TS, "flow_id": pa.int64(),
@@ -71,10 +78,7 @@ ANOMALY_COLUMNS = {
 ASSETS_REBUILD = """
 DELETE FROM assets;
 INSERT INTO assets
-SELECT ip, list_sort(list_distinct(list(mac))), list_sort(list_distinct(list(vlan))),
-       min(first_ts), max(last_ts), count(DISTINCT flow_id),
-       list_sort(list_distinct(list(role))), NULL
-FROM (
+WITH sides AS (
     SELECT src_ip AS ip, src_mac AS mac, vlan, first_ts, last_ts, flow_id,
            CASE WHEN app_protocol NOT IN ('unknown', transport) THEN app_protocol || '_client' END AS role
     FROM flows
@@ -82,7 +86,17 @@ FROM (
     SELECT dst_ip, dst_mac, vlan, first_ts, last_ts, flow_id,
            CASE WHEN app_protocol NOT IN ('unknown', transport) THEN app_protocol || '_server' END
     FROM flows
-)
+    UNION ALL
+    SELECT ip, NULL, NULL, NULL, NULL, NULL, role FROM identities WHERE role IS NOT NULL
+),
+latest AS (  -- the most recent value of each identity field
+    SELECT ip, field, arg_max(value, ts) AS value FROM identities WHERE field IS NOT NULL GROUP BY ip, field
+),
+identity AS (SELECT ip, json_group_object(field, value) AS identity FROM latest GROUP BY ip)
+SELECT ip, list_sort(list_distinct(list(mac))), list_sort(list_distinct(list(vlan))),
+       min(first_ts), max(last_ts), count(DISTINCT flow_id),
+       list_sort(list_distinct(list(role))), any_value(identity.identity)
+FROM sides LEFT JOIN identity USING (ip)
 GROUP BY ip;
 """
 
@@ -157,7 +171,7 @@ class Store:
         return capture_id
 
     def delete_capture(self, capture_id: int) -> None:
-        for table in ("flows", "operations", "anomalies", "captures"):
+        for table in ("flows", "operations", "identities", "anomalies", "captures"):
             self.con.execute(f"DELETE FROM {table} WHERE capture_id = ?", [capture_id])
 
     def end_capture(self, capture_id: int, **fields) -> None:
@@ -183,7 +197,9 @@ class CaptureWriter:
         self.flows = _Batch("flows", FLOW_COLUMNS)
         self.operations = _Batch("operations", OPERATION_COLUMNS)
         self.anomalies = _Batch("anomalies", ANOMALY_COLUMNS)
-        self.counts = {"flows": 0, "operations": 0, "anomalies": 0}
+        self.identities = _Batch("identities", IDENTITY_COLUMNS)
+        self.known_identities: set[tuple] = set()  # written once per capture, not per PDU
+        self.counts = {"flows": 0, "operations": 0, "identities": 0, "anomalies": 0}
         self.operations_by_protocol: dict[str, int] = {}
         self.anomalies_by_kind: dict[str, int] = {}
         self._ips: dict[bytes, str] = {}
@@ -201,20 +217,33 @@ class CaptureWriter:
         if len(self.flows) >= BATCH_ROWS:
             self.counts["flows"] += self.flows.flush(self.con)
 
-    def record(self, flow: Flow | None, frame: int, ts: int, record: Record) -> None:
-        flow_id = flow.flow_id if flow is not None else None
+    def record(self, flow: Flow, from_orig: bool, frame: int, ts: int, record: Record) -> None:
         if isinstance(record, Operation):
             op = record
             self.operations.add((
-                self.capture_id, frame, ts, flow_id, op.protocol, op.direction, op.function_code,
+                self.capture_id, frame, ts, flow.flow_id, op.protocol, op.direction, op.function_code,
                 op.function_name, op.access_class, op.status, op.transaction_id, op.unit_id, op.address,
-                op.quantity, json.dumps(op.details, default=str) if op.details else None,
+                op.quantity, op.target, json.dumps(op.details, default=str) if op.details else None,
             ))  # fmt: skip
             self.operations_by_protocol[op.protocol] = self.operations_by_protocol.get(op.protocol, 0) + 1
             if len(self.operations) >= BATCH_ROWS:
                 self.counts["operations"] += self.operations.flush(self.con)
+        elif isinstance(record, Identity):
+            self.identity(flow, from_orig, frame, ts, record)
         else:
-            self.anomaly(frame, ts, flow_id, record)
+            self.anomaly(frame, ts, flow.flow_id, record)
+
+    def identity(self, flow: Flow, from_orig: bool, frame: int, ts: int, ident: Identity) -> None:
+        """One row per fact (the role, each field) about the IP that sent the PDU;
+        a fact already written for this capture is not written again."""
+        ip = _ip_text(flow.orig_ip if from_orig else flow.resp_ip, self._ips)
+        facts = [(ident.role, None, None)] if ident.role else []
+        facts += [(None, k, str(v)) for k, v in ident.fields.items() if v is not None and v != ""]
+        for role, field, value in facts:
+            key = (ip, ident.protocol, role, field, value)
+            if key not in self.known_identities:
+                self.known_identities.add(key)
+                self.identities.add((self.capture_id, frame, ts, flow.flow_id, ip, ident.protocol, role, field, value))
 
     def anomaly(self, frame: int | None, ts: int | None, flow_id: int | None, a: Anomaly) -> None:
         self.anomalies.add((self.capture_id, frame, ts, flow_id, a.protocol, a.kind, a.detail))
@@ -223,6 +252,6 @@ class CaptureWriter:
             self.counts["anomalies"] += self.anomalies.flush(self.con)
 
     def flush(self) -> None:
-        for name in ("flows", "operations", "anomalies"):
+        for name in ("flows", "operations", "identities", "anomalies"):
             self.counts[name] += getattr(self, name).flush(self.con)
 

@@ -29,7 +29,7 @@ class ListSink:
     def flow(self, flow):
         self.flows.append(flow)
 
-    def record(self, flow, frame, ts, record):
+    def record(self, flow, from_orig, frame, ts, record):
         self.records.append((frame, record))
 
     def operations(self):
