@@ -79,6 +79,9 @@ class Dissector:
     transports: ClassVar[frozenset[str]] = frozenset({"tcp"})
     ports: ClassVar[frozenset[int]] = frozenset()
     heuristic: ClassVar[bool] = False  # also probe flows on other ports
+    # False when the protocol's server port is on the side that opened the
+    # connection; protocols whose PDUs do not say request or response use it
+    client_is_orig: bool = True
 
     @classmethod
     def probe(cls, payload: bytes, by_port: bool) -> bool:
@@ -168,11 +171,17 @@ class Registry:
                     self.by_port.setdefault((t, p), []).append(d)
         self.heuristics = [d for d in dissectors if d.heuristic]
 
-    def claim(self, transport: str, resp_port: int, payload: bytes) -> type[Dissector] | None:
-        for d in self.by_port.get((transport, resp_port), ()):
-            if d.probe(payload, True):
-                return d
+    def claim(self, transport: str, resp_port: int, orig_port: int, payload: bytes) -> Dissector | None:
+        """A dissector instance for the flow, or None. The server port is looked
+        for on the responder first, then on the originator: a device that opens
+        connections from its well-known port is still the server of the protocol."""
+        for port, client_is_orig in ((resp_port, True), (orig_port, False)):
+            for d in self.by_port.get((transport, port), ()):
+                if d.probe(payload, True):
+                    dissector = d()
+                    dissector.client_is_orig = client_is_orig
+                    return dissector
         for d in self.heuristics:
             if transport in d.transports and d.probe(payload, False):
-                return d
+                return d()
         return None

@@ -1,15 +1,18 @@
-"""Modbus/TCP: MBAP framing, function codes, exceptions, start address and quantity.
+"""Modbus/TCP: MBAP framing, functions and sub-functions, exceptions, addresses,
+request/response pairing, device identification (MEI 0x0E) and Schneider UMAS.
 
-Function and exception names follow Zeek's Modbus analyzer (READ_COILS, ...), which
-ICSNPP's modbus_detailed log also uses.
+Function and exception names follow Zeek's Modbus analyzer (READ_COILS, ...), as
+ICSNPP's modbus_detailed log does. Sub-functions (diagnostics, MEI, UMAS) keep the
+Modbus function name and set the access class; their own name is in details.
 """
 
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass, field
 from typing import ClassVar
 
-from .base import REQUEST, RESPONSE, FramedStream, Operation, Record
+from .base import REQUEST, RESPONSE, FramedStream, Identity, Operation, Record
 
 # function code -> (name, access class); Modbus Application Protocol v1.1b3 section 6
 FUNCTIONS: dict[int, tuple[str, str]] = {
@@ -35,6 +38,67 @@ FUNCTIONS: dict[int, tuple[str, str]] = {
     90: ("UMAS", "other"),
 }
 
+# function 8 sub-function -> (name, access class); standard section 6.8.1
+DIAGNOSTICS: dict[int, tuple[str, str]] = {
+    0x00: ("RETURN_QUERY_DATA", "diagnostic"),
+    0x01: ("RESTART_COMMUNICATIONS_OPTION", "control"),
+    0x02: ("RETURN_DIAGNOSTIC_REGISTER", "diagnostic"),
+    0x03: ("CHANGE_ASCII_INPUT_DELIMITER", "write"),
+    0x04: ("FORCE_LISTEN_ONLY_MODE", "control"),
+    0x0A: ("CLEAR_COUNTERS_AND_DIAGNOSTIC_REGISTER", "diagnostic"),
+    0x0B: ("RETURN_BUS_MESSAGE_COUNT", "diagnostic"),
+    0x0C: ("RETURN_BUS_COMMUNICATION_ERROR_COUNT", "diagnostic"),
+    0x0D: ("RETURN_BUS_EXCEPTION_ERROR_COUNT", "diagnostic"),
+    0x0E: ("RETURN_SLAVE_MESSAGE_COUNT", "diagnostic"),
+    0x0F: ("RETURN_SLAVE_NO_RESPONSE_COUNT", "diagnostic"),
+    0x10: ("RETURN_SLAVE_NAK_COUNT", "diagnostic"),
+    0x11: ("RETURN_SLAVE_BUSY_COUNT", "diagnostic"),
+    0x12: ("RETURN_BUS_CHARACTER_OVERRUN_COUNT", "diagnostic"),
+    0x14: ("CLEAR_OVERRUN_COUNTER_AND_FLAG", "diagnostic"),
+}
+
+# function 43 MEI type -> (name, access class)
+MEI_TYPES: dict[int, tuple[str, str]] = {
+    0x0D: ("CANOPEN_GENERAL_REFERENCE", "other"),
+    0x0E: ("READ_DEVICE_IDENTIFICATION", "diagnostic"),
+}
+
+# Schneider UMAS (function 90) function -> (name, access class), as published by
+# the researchers who documented it (Kaspersky ICS CERT, Armis)
+UMAS: dict[int, tuple[str, str]] = {
+    0x01: ("INIT_COMM", "session"),
+    0x02: ("READ_ID", "diagnostic"),
+    0x03: ("READ_PROJECT_INFO", "diagnostic"),
+    0x04: ("READ_PLC_INFO", "diagnostic"),
+    0x06: ("READ_CARD_INFO", "diagnostic"),
+    0x0A: ("REPEAT", "diagnostic"),
+    0x10: ("TAKE_PLC_RESERVATION", "session"),
+    0x11: ("RELEASE_PLC_RESERVATION", "session"),
+    0x12: ("KEEP_ALIVE", "session"),
+    0x20: ("READ_MEMORY_BLOCK", "read"),
+    0x22: ("READ_VARIABLES", "read"),
+    0x23: ("WRITE_VARIABLES", "write"),
+    0x24: ("READ_COILS_REGISTERS", "read"),
+    0x25: ("WRITE_COILS_REGISTERS", "write"),
+    0x26: ("DATA_DICTIONARY", "read"),
+    0x30: ("INITIALIZE_UPLOAD", "program"),
+    0x31: ("UPLOAD_BLOCK", "program"),
+    0x32: ("END_STRATEGY_UPLOAD", "program"),
+    0x33: ("INITIALIZE_DOWNLOAD", "program"),
+    0x34: ("DOWNLOAD_BLOCK", "program"),
+    0x35: ("END_STRATEGY_DOWNLOAD", "program"),
+    0x36: ("READ_ETH_MASTER_DATA", "read"),
+    0x39: ("READ_ETH_SLAVE_DATA", "read"),
+    0x40: ("START_PLC", "control"),
+    0x41: ("STOP_PLC", "control"),
+    0x50: ("MONITOR_PLC", "read"),
+    0x58: ("CHECK_PLC", "diagnostic"),
+    0x70: ("READ_IO_OBJECT", "read"),
+    0x71: ("WRITE_IO_OBJECT", "write"),
+    0x73: ("GET_STATUS_MODULE", "diagnostic"),
+}
+UMAS_RESPONSES = {0xFE: None, 0xFD: "UMAS_ERROR"}  # response code -> status
+
 EXCEPTIONS: dict[int, str] = {
     1: "ILLEGAL_FUNCTION",
     2: "ILLEGAL_DATA_ADDRESS",
@@ -47,21 +111,30 @@ EXCEPTIONS: dict[int, str] = {
     11: "GATEWAY_TARGET_DEVICE_FAILED_TO_RESPOND",
 }
 
-# request functions whose PDU starts with (start address, quantity)
-ADDRESS_QUANTITY = frozenset((1, 2, 3, 4, 15, 16))
-# request functions whose PDU starts with (address, value): one item
-ADDRESS_VALUE = frozenset((5, 6, 22))
+# data table each addressing function acts on (for `target`)
+TABLES = {
+    1: "coils", 2: "discrete_inputs", 3: "holding_registers", 4: "input_registers", 5: "coils",
+    6: "holding_registers", 15: "coils", 16: "holding_registers", 22: "holding_registers",
+    23: "holding_registers", 24: "holding_registers",
+}  # fmt: skip
+
+# device identification object id -> identity field
+MEI_OBJECTS = {0: "vendor", 1: "product_code", 2: "revision", 4: "product_name", 5: "model_name"}
 
 _MBAP = struct.Struct("!HHHBB")
 _AQ = struct.Struct("!HH")
-MAX_LENGTH = 254  # unit id + 253-byte PDU
+_RW = struct.Struct("!HHHH")
+MAX_LENGTH = 254  # unit id + 253-byte PDU, as the standard allows
+MAX_FRAMED = 2048  # what framing accepts: some devices (UMAS) exceed the standard
+MAX_PENDING = 1024  # unanswered requests remembered per flow
+MAX_VALUES = 32  # written values kept in details
 
 
-def _length_fits(fc: int, length: int, request: bool, buf: bytearray, pos: int) -> bool:
-    """Does the MBAP length match what this function's PDU must be? Used to tell a
-    real header from bytes that merely look like one when resyncing after a gap."""
+def _length_fits(fc: int, length: int, request: bool, buf: bytes | bytearray, pos: int) -> bool:
+    """Does the MBAP length match what this function's PDU must be? Tells a real
+    header from bytes that merely look like one (resync after a gap, heuristics)."""
     if fc & 0x80:
-        return length == 3 and request is False
+        return length == 3 and not request
     if fc not in FUNCTIONS:
         return False
     if request:
@@ -77,38 +150,136 @@ def _length_fits(fc: int, length: int, request: bool, buf: bytearray, pos: int) 
     return True
 
 
+def _target(code: int, address: int | None, quantity: int | None) -> str | None:
+    table = TABLES.get(code)
+    if table is None or address is None:
+        return None
+    if not quantity or quantity == 1:
+        return f"{table} {address}"
+    return f"{table} {address}-{address + quantity - 1}"
+
+
+@dataclass
 class ModbusTCP(FramedStream):
     name: ClassVar[str] = "modbus"
     ports: ClassVar[frozenset[int]] = frozenset({502})
+    heuristic: ClassVar[bool] = True
     header_len: ClassVar[int] = 8
+
+    # transaction id -> (function, address, quantity, access class, details) of unanswered requests
+    pending: dict[int, tuple] = field(default_factory=dict)
 
     @classmethod
     def probe(cls, payload: bytes, by_port: bool) -> bool:
-        if len(payload) < 8:  # the start of a split header: judge what is there
+        """On port 502, a consistent MBAP header is enough (even the start of a
+        split one); elsewhere the segment must be exactly one well-formed ADU."""
+        if len(payload) < 8:
             head = payload + bytes(8 - len(payload))
-            return by_port and head[2:4] == b"\0\0" and (len(payload) < 6 or 2 <= _MBAP.unpack_from(head)[2] <= MAX_LENGTH)
+            return by_port and head[2:4] == b"\0\0" and (len(payload) < 6 or 2 <= _MBAP.unpack_from(head)[2] <= MAX_FRAMED)
         _tid, pid, length, _uid, fc = _MBAP.unpack_from(payload)
-        return pid == 0 and 2 <= length <= MAX_LENGTH and (fc & 0x7F) in FUNCTIONS
+        if by_port:
+            return pid == 0 and 2 <= length <= MAX_FRAMED
+        return (
+            pid == 0
+            and 2 <= length <= MAX_LENGTH
+            and len(payload) == 6 + length
+            and (_length_fits(fc, length, True, payload, 0) or _length_fits(fc, length, False, payload, 0))
+        )
 
     def pdu_length(self, buf: bytearray, pos: int, from_orig: bool, strict: bool) -> int:
         _tid, pid, length, _uid, fc = _MBAP.unpack_from(buf, pos)
-        if pid != 0 or not 2 <= length <= MAX_LENGTH or fc == 0:
+        if pid != 0 or not 2 <= length <= MAX_FRAMED:
             return -1
-        if strict and not _length_fits(fc, length, from_orig, buf, pos):
+        if strict and not _length_fits(fc, length, from_orig == self.client_is_orig, buf, pos):
             return -1
         return 6 + length
 
     def parse(self, pdu: bytes, from_orig: bool) -> list[Record]:
         tid, _pid, _len, uid, fc = _MBAP.unpack_from(pdu)
         code = fc & 0x7F
+        request = from_orig == self.client_is_orig
         name, access = FUNCTIONS.get(code, (f"UNKNOWN_{code}", "other"))
-        op = Operation("modbus", REQUEST if from_orig else RESPONSE, code, name, access, transaction_id=tid, unit_id=uid)
-        if fc & 0x80:
-            exc = pdu[8] if len(pdu) > 8 else None
-            op.status = EXCEPTIONS.get(exc, f"EXCEPTION_{exc}") if exc is not None else "EXCEPTION"
-        elif from_orig and len(pdu) >= 12:
-            if code in ADDRESS_QUANTITY:
-                op.address, op.quantity = _AQ.unpack_from(pdu, 8)
-            elif code in ADDRESS_VALUE:
-                op.address, op.quantity = _AQ.unpack_from(pdu, 8)[0], 1
-        return [op]
+        op = Operation("modbus", REQUEST if request else RESPONSE, code, name, access, transaction_id=tid, unit_id=uid)
+        out: list[Record] = [op]
+        if request:
+            self._request(op, pdu)
+            if len(self.pending) >= MAX_PENDING:
+                del self.pending[next(iter(self.pending))]
+            self.pending[tid] = (code, op.address, op.quantity, op.access_class, op.details)
+        else:
+            asked = self.pending.pop(tid, None)
+            if asked is not None and asked[0] == code:  # the response inherits what was asked
+                _, op.address, op.quantity, op.access_class, details = asked
+                if details:
+                    op.details = {k: v for k, v in details.items() if k != "values"}
+            if fc & 0x80:
+                exc = pdu[8] if len(pdu) > 8 else None
+                op.status = EXCEPTIONS.get(exc, f"EXCEPTION_{exc}") if exc is not None else "EXCEPTION"
+            else:
+                out.extend(self._response(op, pdu))
+        op.target = _target(code, op.address, op.quantity)
+        return out
+
+    def _request(self, op: Operation, pdu: bytes) -> None:
+        code, n = op.function_code, len(pdu)
+        details: dict = {}
+        if code in (1, 2, 3, 4, 15, 16) and n >= 12:
+            op.address, op.quantity = _AQ.unpack_from(pdu, 8)
+            if code == 15:
+                details["values"] = pdu[13:].hex()
+            elif code == 16:
+                details["values"] = [v for (v,) in struct.iter_unpack("!H", pdu[13 : 13 + 2 * min(op.quantity, MAX_VALUES)])]
+        elif code in (5, 6) and n >= 12:
+            op.address, value = _AQ.unpack_from(pdu, 8)
+            op.quantity = 1
+            details["values"] = [value == 0xFF00] if code == 5 else [value]
+        elif code == 22 and n >= 14:
+            op.address, and_mask, or_mask = struct.unpack_from("!HHH", pdu, 8)
+            op.quantity = 1
+            details.update(and_mask=and_mask, or_mask=or_mask)
+        elif code == 23 and n >= 16:
+            read_address, read_quantity, op.address, op.quantity = _RW.unpack_from(pdu, 8)
+            details.update(read_address=read_address, read_quantity=read_quantity)
+        elif code == 24 and n >= 10:
+            op.address = _AQ.unpack_from(pdu + b"\0\0", 8)[0]
+        elif code == 8 and n >= 10:
+            self._sub(op, details, struct.unpack_from("!H", pdu, 8)[0], DIAGNOSTICS)
+        elif code == 43 and n >= 9:
+            self._sub(op, details, pdu[8], MEI_TYPES)
+            if pdu[8] == 0x0E and n >= 11:
+                details.update(read_device_id_code=pdu[9], object_id=pdu[10])
+        elif code == 90 and n >= 10:
+            details["umas_session"] = pdu[8]
+            self._sub(op, details, pdu[9], UMAS)
+        op.details = details or None
+
+    @staticmethod
+    def _sub(op: Operation, details: dict, sub: int, table: dict[int, tuple[str, str]]) -> None:
+        name, access = table.get(sub, (f"UNKNOWN_{sub}", op.access_class))
+        details.update(subfunction=sub, subfunction_name=name)
+        op.access_class = access
+
+    def _response(self, op: Operation, pdu: bytes) -> list[Record]:
+        code = op.function_code
+        if code == 90 and len(pdu) >= 10 and pdu[9] in UMAS_RESPONSES:
+            op.status = UMAS_RESPONSES[pdu[9]]
+        elif code == 43 and len(pdu) >= 15 and pdu[8] == 0x0E:
+            return self._device_identification(pdu)
+        return []
+
+    @staticmethod
+    def _device_identification(pdu: bytes) -> list[Record]:
+        """MEI 0x0E response: objects (id, length, value) describe the device."""
+        fields: dict[str, str | int] = {}
+        count, pos = pdu[13], 14
+        for _ in range(count):
+            if pos + 2 > len(pdu):
+                break
+            obj, size = pdu[pos], pdu[pos + 1]
+            value = pdu[pos + 2 : pos + 2 + size].decode("latin-1").strip("\0 ")
+            if obj in MEI_OBJECTS and value:
+                fields[MEI_OBJECTS[obj]] = value
+            pos += 2 + size
+        if "model_name" in fields:
+            fields.setdefault("product_name", fields.pop("model_name"))
+        return [Identity("modbus", fields, role="modbus_server")] if fields else []

@@ -53,6 +53,7 @@ class Packet(NamedTuple):
     dport: int
     tcp_flags: int
     seq: int
+    ack: int
     payload: bytes  # transport payload (TCP/UDP data; the IP payload otherwise)
 
 
@@ -229,15 +230,15 @@ def _transport(vlan, src_mac, dst_mac, src, dst, proto, data, start, end) -> Pac
     if proto == TCP:
         if end - start < 20:
             raise Malformed(f"TCP header truncated ({end - start} bytes)")
-        sport, dport, seq, _ack, doff, flags = _tcp(data, start)
+        sport, dport, seq, ack, doff, flags = _tcp(data, start)
         hlen = (doff >> 4) * 4
         if hlen < 20:
             raise Malformed(f"bogus TCP header length {hlen}")
         pstart = min(start + hlen, end)
-        return Packet(vlan, src_mac, dst_mac, src, dst, TCP, sport, dport, flags, seq, data[pstart:end])
+        return Packet(vlan, src_mac, dst_mac, src, dst, TCP, sport, dport, flags, seq, ack, data[pstart:end])
     if proto == UDP:
         if end - start < 8:
             raise Malformed(f"UDP header truncated ({end - start} bytes)")
         sport, dport = _udp(data, start)
-        return Packet(vlan, src_mac, dst_mac, src, dst, UDP, sport, dport, 0, 0, data[start + 8 : end])
-    return Packet(vlan, src_mac, dst_mac, src, dst, proto, 0, 0, 0, 0, data[start:end])
+        return Packet(vlan, src_mac, dst_mac, src, dst, UDP, sport, dport, 0, 0, 0, data[start + 8 : end])
+    return Packet(vlan, src_mac, dst_mac, src, dst, proto, 0, 0, 0, 0, 0, data[start:end])

@@ -15,7 +15,7 @@ from dissectors import Anomaly, Dissector, Record, Registry
 
 from .decode import TCP, UDP, Packet
 from .ports import PORT_LABELS, server_rank
-from .reassembly import StreamDirection
+from .reassembly import Piece, StreamDirection
 
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 TRANSPORTS = {TCP: "tcp", UDP: "udp", 1: "icmp", 58: "icmpv6", 2: "igmp", 47: "gre", 50: "esp", 89: "ospf", 132: "sctp"}
@@ -138,6 +138,8 @@ class FlowTable:
         payload = pkt.payload
         if proto == TCP:
             self._tcp_state(flow, from_orig, flags, pkt.seq, payload)
+            if flow.streams is not None and flags & ACK:
+                self._deliver(flow, not from_orig, flow.streams[from_orig].acked(pkt.ack))
         if payload and proto in (TCP, UDP) and (flow.dissector is not None or flow.claim_tries < CLAIM_TRIES):
             self._dissect(flow, from_orig, pkt, frame, ts)
         if ts >= self.next_sweep:
@@ -186,42 +188,52 @@ class FlowTable:
         dissector = flow.dissector
         if dissector is None:
             flow.claim_tries += 1
-            cls = self.registry.claim(flow.transport, flow.resp_port, pkt.payload)
-            if cls is None:
+            dissector = self.registry.claim(flow.transport, flow.resp_port, flow.orig_port, pkt.payload)
+            if dissector is None:
                 flow.unfed[not from_orig] = True
                 return
-            dissector = flow.dissector = cls()
-            flow.app_protocol = cls.name
+            flow.dissector = dissector
+            flow.app_protocol = dissector.name
             if flow.proto == TCP:
                 flow.streams = (StreamDirection(), StreamDirection())
                 for side in (0, 1):  # start at the SYN unless earlier bytes were never fed
                     if flow.isn[side] is not None and not flow.unfed[side]:
                         flow.streams[side].syn(flow.isn[side])
-        try:
-            if flow.proto == UDP:
-                records = dissector.datagram(pkt.payload, from_orig)
-            else:
-                stream = flow.streams[not from_orig]  # type: ignore[index]
-                retx = stream.retransmitted
-                records = []
-                for chunk in stream.push(pkt.seq, pkt.payload):
-                    records.extend(self._chunk(flow, dissector, from_orig, chunk, stream))
-                if stream.retransmitted != retx:
-                    flow.mark(from_orig, _H_RETX)
-        except Exception as exc:  # a dissector bug must not stop the capture
-            flow.dissector = None
-            flow.claim_tries = CLAIM_TRIES
-            records = [Anomaly(flow.app_protocol or "?", "dissector_error", f"{type(exc).__name__}: {exc}")]
-        for rec in records:
-            self.sink.record(flow, from_orig, frame, ts, rec)
+        if flow.proto == UDP:
+            self._deliver(flow, from_orig, [(pkt.payload, frame, ts)], datagram=True)
+            return
+        stream = flow.streams[not from_orig]  # type: ignore[index]
+        retx = stream.retransmitted
+        self._deliver(flow, from_orig, stream.push(pkt.seq, pkt.payload, frame, ts))
+        if stream.retransmitted != retx:
+            flow.mark(from_orig, _H_RETX)
 
-    def _chunk(self, flow: Flow, dissector: Dissector, from_orig: bool, chunk: bytes | None, stream: StreamDirection) -> list[Record]:
-        if chunk is not None:
-            return dissector.feed(chunk, from_orig)
-        flow.mark(from_orig, _H_GAP)
-        side = "originator" if from_orig else "responder"
-        gap = Anomaly(flow.app_protocol or "tcp", "reassembly_gap", f"bytes missing from the {side}'s stream; resynced at the next PDU")
-        return [gap, *dissector.gap(from_orig)]
+    def _deliver(self, flow: Flow, from_orig: bool, pieces: list[Piece], datagram: bool = False) -> None:
+        """Feed in-order pieces of one direction to the flow's dissector; a None
+        piece is a gap. Records carry the frame of the piece that completed them."""
+        dissector = flow.dissector
+        if not pieces or dissector is None:
+            return
+        sink = self.sink
+        for data, frame, ts in pieces:
+            try:
+                if data is None:
+                    flow.mark(from_orig, _H_GAP)
+                    side = "originator" if from_orig else "responder"
+                    detail = f"bytes missing from the {side}'s stream; resynced at the next PDU"
+                    records = [Anomaly(flow.app_protocol or "tcp", "reassembly_gap", detail), *dissector.gap(from_orig)]
+                elif datagram:
+                    records = dissector.datagram(data, from_orig)
+                else:
+                    records = dissector.feed(data, from_orig)
+            except Exception as exc:  # a dissector bug must not stop the capture
+                flow.dissector = None
+                flow.claim_tries = CLAIM_TRIES
+                records = [Anomaly(flow.app_protocol or "?", "dissector_error", f"{type(exc).__name__}: {exc}")]
+            for rec in records:
+                sink.record(flow, from_orig, frame, ts, rec)
+            if flow.dissector is None:
+                return
 
     def sweep(self, now: int) -> None:
         """Finish flows that went idle (in capture time)."""
@@ -241,18 +253,9 @@ class FlowTable:
     def _finish(self, flow: Flow) -> None:
         for key in flow.keys:
             self.flows.pop(key, None)
-        if flow.streams is not None and flow.dissector is not None:
-            for from_orig, stream in ((True, flow.streams[0]), (False, flow.streams[1])):
-                records = []
-                if stream.pending:
-                    try:
-                        while stream.pending:
-                            for chunk in stream.skip_hole():
-                                records.extend(self._chunk(flow, flow.dissector, from_orig, chunk, stream))
-                    except Exception as exc:
-                        records = [Anomaly(flow.app_protocol or "?", "dissector_error", f"{type(exc).__name__}: {exc}")]
-                    for rec in records:
-                        self.sink.record(flow, from_orig, flow.last_frame, flow.last_ts, rec)
+        if flow.streams is not None:
+            self._deliver(flow, True, flow.streams[0].flush())
+            self._deliver(flow, False, flow.streams[1].flush())
         self.sink.flow(flow)
 
     def close(self) -> None:

@@ -44,7 +44,22 @@ PROTOCOLS: dict[str, Spec] = {
 }
 
 # (capture, protocol) -> (reason, {key: sorf count - tshark count})
-KNOWN_DIFFERENCES: dict[tuple[str, str], tuple[str, dict[tuple, int]]] = {}
+KNOWN_DIFFERENCES: dict[tuple[str, str], tuple[str, dict[tuple, int]]] = {
+    ("mixed/zeek_modbusBig.pcap", "modbus"): (
+        "frame 3150: the client had ACKed the server's response before the capture saw it (frame 3149,"
+        " 'ACKed segment that wasn't captured'); tshark calls 3150 a spurious retransmission and does not"
+        " dissect it, sorf has never seen those bytes, so it reports the response once",
+        {("response", 1): 1},
+    ),
+    ("modbus/zeek_modbus_fuzz-72.pcap", "modbus"): (
+        "a fuzzed trace whose TCP sequence numbers jump at random (frame 2 is 3.8e9 ahead); tshark dissects"
+        " each segment on its own, sorf delivers bytes in sequence order once and resyncs after gaps, so"
+        " segments outside the window or behind a hole are not PDUs to it",
+        {("request", 33): -1, ("request", 35): -1, ("request", 36): -1, ("request", 37): -1, ("request", 46): -1,
+         ("request", 47): -1, ("request", 50): -1, ("request", 52): -1, ("request", 54): -1, ("request", 63): -1,
+         ("request", 65): -1, ("request", 70): -1, ("request", 71): -2, ("response", 28): 1, ("response", 32): -1},
+    ),
+}
 
 
 def tshark_counts(path: str, spec: Spec) -> Counter:
