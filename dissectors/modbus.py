@@ -226,13 +226,14 @@ class ModbusTCP(FramedStream):
         if code in (1, 2, 3, 4, 15, 16) and n >= 12:
             op.address, op.quantity = _AQ.unpack_from(pdu, 8)
             if code == 15:
-                details["values"] = pdu[13:].hex()
+                bits = int.from_bytes(pdu[13:], "little")
+                details["values"] = [(bits >> i) & 1 for i in range(min(op.quantity, MAX_VALUES, 8 * len(pdu[13:])))]
             elif code == 16:
                 details["values"] = [v for (v,) in struct.iter_unpack("!H", pdu[13 : 13 + 2 * min(op.quantity, MAX_VALUES)])]
         elif code in (5, 6) and n >= 12:
             op.address, value = _AQ.unpack_from(pdu, 8)
             op.quantity = 1
-            details["values"] = [value == 0xFF00] if code == 5 else [value]
+            details["values"] = [int(value == 0xFF00)] if code == 5 else [value]
         elif code == 22 and n >= 14:
             op.address, and_mask, or_mask = struct.unpack_from("!HHH", pdu, 8)
             op.quantity = 1
