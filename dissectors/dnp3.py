@@ -135,11 +135,11 @@ def _sizes(group: int, sizes: tuple[int, ...]) -> None:
         OBJECT_SIZES[group << 8 | var] = size
 
 
-_sizes(1, (0, 1))  # v1 packed
+OBJECT_SIZES[1 << 8 | 2] = 1  # v1: packed bits
 _sizes(2, (1, 7, 3))
-_sizes(3, (0, 1))  # v1 packed
+OBJECT_SIZES[3 << 8 | 2] = 1  # v1: packed bits
 _sizes(4, (1, 7, 3))
-_sizes(10, (0, 1))  # v1 packed
+OBJECT_SIZES[10 << 8 | 2] = 1  # v1: packed bits
 _sizes(11, (1, 7))
 _sizes(12, (11, 11))  # v3 packed
 _sizes(13, (1, 7))
@@ -161,6 +161,8 @@ _sizes(51, (6, 6))
 _sizes(52, (2, 2))
 _sizes(101, (2, 4, 8))
 _sizes(102, (1,))
+_sizes(120, (0, 0, 6, 2))  # v3 aggressive mode request, v4 session key status request; the rest size-prefixed
+del OBJECT_SIZES[120 << 8 | 1], OBJECT_SIZES[120 << 8 | 2]
 _sizes(121, (7,))
 _sizes(122, (7, 13))
 for _v in (1, 2, 3, 4):
@@ -272,10 +274,11 @@ def crc_dnp(data: bytes, start: int = 0, end: int | None = None) -> int:
 
 
 # --- framing -------------------------------------------------------------------------------------------------------
-HEADER = struct.Struct("<HBBHHH")  # start 0x6405 (bytes 05 64), len, ctrl, dst, src, crc
-START = 0x6405
+HEADER = struct.Struct("<HBBHHH")  # start (bytes 05 64), len, ctrl, dst, src, header crc
 MAX_FRAGMENT = 4096  # reassembled application fragment; IEEE 1815 devices use 2048 (the usual maximum) or less
 MAX_PENDING = 256  # requests remembered to pair responses with
+MAX_PARTIALS = 64  # link address pairs with a fragment in reassembly, per flow
+MAX_ROLES = 256  # (side, role, address) facts reported per flow
 
 
 def frame_length(length: int) -> int:
@@ -285,7 +288,6 @@ def frame_length(length: int) -> int:
 
 
 _U16 = struct.Struct("<H")
-_U32 = struct.Struct("<I")
 _I32 = struct.Struct("<i")
 _I16 = struct.Struct("<h")
 _F32 = struct.Struct("<f")
@@ -365,6 +367,9 @@ def parse_objects(data: bytes, pos: int, fc: int, response: bool) -> _Parsed:
             (count,) = st.unpack_from(data, pos)
             pos += st.size
         else:
+            if len(out.codes) < MAX_OBJECTS:
+                out.objects.append(obj)
+            out.codes.append(code)
             out.error = f"g{group}v{var}: reserved range code 0x{rsc:x}"
             break
         if rsc != 6:
@@ -381,8 +386,8 @@ def parse_objects(data: bytes, pos: int, fc: int, response: bool) -> _Parsed:
         if opc == 7:
             out.error = f"g{group}v{var}: reserved prefix code 7"
             break
-        if rsc == 6 or count == 0 or (headers_only and group != 50):
-            continue
+        if rsc == 6 or count == 0 or (headers_only and opc < 4 and group != 50):
+            continue  # no data: READ and the like name objects, only time and size-prefixed objects carry data
         # the objects' data
         if opc >= 4:  # each object has a size prefix
             pst = _PREFIX[opc]
@@ -527,16 +532,24 @@ class DNP3(FramedStream):
         super().__init__()
         # (from_orig, src, dst) -> [next expected transport seq, bytearray, segments]; None: discarding to next FIR
         self.segments: dict[tuple, list | None] = {}
-        self.pending: dict[tuple[int, int, int], int] = {}  # (outstation, master, app seq) -> request function
+        self.pending: dict[tuple[int, int, int], tuple[int, str]] = {}  # (outstation, master, app seq) -> (request fc, access)
         self.roles: set[tuple[bool, str, int]] = set()
 
     @classmethod
     def probe(cls, payload: bytes, by_port: bool) -> bool:
         if len(payload) < 10:
             return by_port and (b"\x05\x64"[: len(payload)] == payload[:2]) and (len(payload) < 3 or payload[2] >= 5)
-        if payload[0] != 0x05 or payload[1] != 0x64 or payload[2] < 5:
+        if payload[0] == 0x05 and payload[1] == 0x64 and payload[2] >= 5:
+            return by_port or crc_dnp(payload, 0, 8) == _U16.unpack_from(payload, 8)[0]
+        if not by_port:
             return False
-        return by_port or crc_dnp(payload, 0, 8) == _U16.unpack_from(payload, 8)[0]
+        # on the DNP3 port, a capture that starts mid-frame: a valid header further on will do
+        i = payload.find(b"\x05\x64")
+        while 0 <= i <= len(payload) - 10:
+            if payload[i + 2] >= 5 and crc_dnp(payload, i, i + 8) == _U16.unpack_from(payload, i + 8)[0]:
+                return True
+            i = payload.find(b"\x05\x64", i + 1)
+        return False
 
     def pdu_length(self, buf: bytearray, pos: int, from_orig: bool, strict: bool) -> int:
         if buf[pos] != 0x05 or buf[pos + 1] != 0x64 or buf[pos + 2] < 5:
@@ -587,7 +600,7 @@ class DNP3(FramedStream):
         func = ctrl & 0x0F
         if not (prm and func in (3, 4) and n):
             role = "dnp3_master" if ctrl & 0x80 else "dnp3_outstation"  # link-only frame: the DIR bit tells
-            if (from_orig, role, src) not in self.roles:
+            if (from_orig, role, src) not in self.roles and len(self.roles) < MAX_ROLES:
                 self.roles.add((from_orig, role, src))
                 out.append(Identity("dnp3", {"address": src}, role))
             return out
@@ -602,12 +615,16 @@ class DNP3(FramedStream):
                 self.segments.pop(key, None)
                 out.extend(self.application(user[1:], src, dst, ctrl, from_orig, 1))
                 return out
+            if len(self.segments) >= MAX_PARTIALS and key not in self.segments:
+                self.segments.clear()
+                out.append(Anomaly("dnp3", "buffer_overflow", f"fragments in reassembly for over {MAX_PARTIALS} link address pairs; dropped"))
             self.segments[key] = [(seq + 1) & 0x3F, bytearray(user[1:]), 1]
             return out
         partial = self.segments.get(key, False)
         if not partial:
             if partial is False:  # not already discarding
-                self.segments[key] = None
+                if len(self.segments) < MAX_PARTIALS:
+                    self.segments[key] = None
                 out.append(Anomaly("dnp3", "transport_sequence", f"{src}->{dst}: segment seq {seq} without a first segment; discarded up to the next one"))
             return out
         if seq != partial[0]:
@@ -659,10 +676,8 @@ class DNP3(FramedStream):
         if response:
             if len(frag) < 4:
                 out.append(Anomaly("dnp3", "truncated", f"{src}->{dst}: {name} without internal indications"))
-                iin = None
             else:
-                iin = frag[2] << 8 | frag[3]
-                details["iin"] = iin
+                details["iin"] = iin = frag[2] << 8 | frag[3]
                 names, notable = iin_names(iin)
                 if names:
                     details["iin_flags"] = names
@@ -674,14 +689,18 @@ class DNP3(FramedStream):
             if fc == RESPONSE_FC:
                 req = self.pending.pop((src, dst, ac & 0x0F), None)
                 if req is not None:
-                    details["fc_request"] = FUNCTIONS[req][0]
-                    op.access_class = FUNCTIONS[req][1]
-        elif fc != CONFIRM and entry is not None:
-            if len(self.pending) >= MAX_PENDING:
-                self.pending.clear()
-            self.pending[(dst, src, ac & 0x0F)] = fc
+                    details["fc_request"] = FUNCTIONS[req[0]][0]
+                    op.access_class = req[1]
+                    if not ac & 0x40:  # more fragments follow, each with the next sequence number
+                        self.pending[(src, dst, (ac + 1) & 0x0F)] = req
         if len(frag) > pos:
             parsed = parse_objects(frag, pos, fc, response)
+            if fc == 0x01 or fc == 0x02:
+                groups = {c >> 8 for c in parsed.codes}
+                if 70 in groups:
+                    op.access_class = "program"  # file transfer: reading or writing g70 file transport objects
+                elif groups == {120}:
+                    op.access_class = "session"  # secure authentication objects only
             if parsed.objects:
                 details["objects"] = parsed.objects
                 op.target = _target(parsed)
@@ -697,11 +716,15 @@ class DNP3(FramedStream):
             status.extend(parsed.status)
             if parsed.error is not None:
                 out.append(Anomaly("dnp3", "malformed_objects", f"{src}->{dst} {name}: {parsed.error}"))
+        if not response and fc != CONFIRM and entry is not None:
+            if len(self.pending) >= MAX_PENDING:
+                self.pending.clear()
+            self.pending[(dst, src, ac & 0x0F)] = (fc, op.access_class)
         if status:
             op.status = "|".join(status)
         out.append(op)
         role = "dnp3_outstation" if response else "dnp3_master"
-        if entry is not None and (from_orig, role, src) not in self.roles:
+        if entry is not None and (from_orig, role, src) not in self.roles and len(self.roles) < MAX_ROLES:
             self.roles.add((from_orig, role, src))
             out.append(Identity("dnp3", {"address": src}, role))
         return out
