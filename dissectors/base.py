@@ -153,6 +153,18 @@ class FramedStream(Dissector):
             buf.clear()
         return out
 
+    def datagram(self, data: bytes, from_orig: bool) -> list[Record]:
+        """Frame one datagram on its own: it starts with a header (so garbage is
+        reported), and a PDU cut by its end is reported, never carried over."""
+        buf = self.buffers[from_orig]
+        buf.clear()
+        self.resyncing[from_orig] = False
+        out = self.feed(data, from_orig)
+        if buf:
+            out.append(Anomaly(self.name, "truncated_pdu", f"datagram ends {len(buf)} bytes into a {self.name} PDU"))
+            buf.clear()
+        return out
+
     def gap(self, from_orig: bool) -> list[Record]:
         self.buffers[from_orig].clear()
         self.resyncing[from_orig] = True  # the next bytes may start mid-PDU: skip quietly

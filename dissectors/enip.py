@@ -112,15 +112,6 @@ class EtherNetIP(FramedStream):
             return -1  # found by scanning: the rest of the header must look right too
         return 24 + length
 
-    def datagram(self, data: bytes, from_orig: bool) -> list[Record]:
-        self.resyncing[from_orig] = False  # a datagram starts with a header: judge it as such
-        records = self.feed(data, from_orig)
-        left = len(self.buffers[from_orig])
-        if left:
-            records.append(Anomaly("enip", "truncated_pdu", f"datagram ends {left} bytes into an encapsulation PDU"))
-        records.extend(self.gap(from_orig))
-        return records
-
     def parse(self, pdu: bytes, from_orig: bool) -> list[Record]:
         command, length, session, status, context, options = _HDR.unpack_from(pdu)
         name, access = COMMANDS.get(command, (f"UNKNOWN_0x{command:04X}", "other"))
