@@ -43,7 +43,7 @@ class Operation:
 # field names for Identity.fields, shared by all protocols (docs/schema.md, assets.identity)
 IDENTITY_FIELDS = (
     "vendor", "vendor_id", "device_type", "product_code", "product_name", "revision", "serial_number",
-    "order_number", "module_name", "plant_id", "firmware", "hardware", "address",
+    "order_number", "module_name", "system_name", "plant_id", "firmware", "hardware", "address",
 )  # fmt: skip
 
 
