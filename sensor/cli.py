@@ -89,6 +89,35 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return exit_code(results)
 
 
+SEVERITIES = ("info", "low", "medium", "high", "critical")  # analyser/model.py, kept here so that --help needs no import
+
+
+def cmd_analyse(args: argparse.Namespace) -> int:
+    from analyser.deltas import analyse
+    from analyser.model import severity_rank
+    from analyser.report import RENDERERS
+    from analyser.zones import ZoneFileError, load_zone_file
+
+    try:
+        zones = load_zone_file(args.zones)
+    except ZoneFileError as exc:
+        sys.stderr.write(f"{exc}\n")
+        n = len(exc.problems)
+        sys.stderr.write(f"sorf: {args.zones}: {n} problem{'s' * (n != 1)} in the zone file; nothing analysed\n")
+        return 2
+    except OSError as exc:
+        sys.stderr.write(f"sorf: {args.zones}: {exc.strerror or exc}\n")
+        return 2
+    result = analyse(args.db, zones)
+    sys.stdout.write(RENDERERS[args.format](result))
+    if args.fail_on:
+        at_or_above = [d for d in result.deltas if severity_rank(d.severity) >= severity_rank(args.fail_on)]
+        if at_or_above:
+            sys.stderr.write(f"sorf: {len(at_or_above)} delta(s) at or above {args.fail_on}\n")
+            return 3
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sorf", description="Passive OT network observation: what really crosses your zone boundaries.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -98,6 +127,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sensor", metavar="NAME", help="name of the sensor or site visit the captures came from")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_ingest)
+    p = sub.add_parser(
+        "analyse", aliases=["analyze"], help="compare a zone file (zones, conduits) with what a database observed",
+        description="Compare the declared zones and conduits with the traffic in a sorf database, and report the deltas.",
+    )  # fmt: skip
+    p.add_argument("--db", required=True, metavar="FILE.duckdb", help="database written by `sorf ingest`")
+    p.add_argument("--zones", required=True, metavar="ZONES.yaml", help="zone file (docs/zones.md)")
+    p.add_argument("--format", choices=("table", "json", "markdown"), default="table", help="output format (default: table)")
+    p.add_argument(
+        "--fail-on", choices=SEVERITIES, metavar="SEVERITY",
+        help="exit 3 when a delta at or above this severity exists (info, low, medium, high, critical)",
+    )  # fmt: skip
+    p.set_defaults(func=cmd_analyse)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

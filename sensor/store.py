@@ -7,11 +7,11 @@ describes every table and column; keep the two in step.
 
 from __future__ import annotations
 
-import json
 import socket
 from datetime import datetime, timezone
 
 import duckdb
+import orjson
 import pyarrow as pa
 
 from dissectors import Anomaly, Identity, Operation, Record
@@ -101,6 +101,10 @@ GROUP BY ip;
 """
 
 
+def _json(details: dict) -> str:
+    return orjson.dumps(details, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def _ip_text(raw: bytes, cache: dict[bytes, str]) -> str:
     text = cache.get(raw)
     if text is None:
@@ -109,32 +113,31 @@ def _ip_text(raw: bytes, cache: dict[bytes, str]) -> str:
 
 
 class _Batch:
-    """Column lists for one table, flushed as one Arrow table."""
+    """Rows for one table, flushed as one Arrow table: appending a tuple per row
+    and transposing once at flush (zip, in C) beats appending to every column."""
 
     def __init__(self, table: str, columns: dict[str, pa.DataType]):
         self.table = table
         self.columns = columns
-        self.data: list[list] = [[] for _ in columns]
+        self.rows: list[tuple] = []
+        self.add = self.rows.append
 
     def __len__(self) -> int:
-        return len(self.data[0])
-
-    def add(self, row: tuple) -> None:
-        for col, value in zip(self.data, row):
-            col.append(value)
+        return len(self.rows)
 
     def flush(self, con: duckdb.DuckDBPyConnection) -> int:
-        n = len(self)
+        n = len(self.rows)
         if not n:
             return 0
-        arrow = pa.table({name: pa.array(col, type=t) for (name, t), col in zip(self.columns.items(), self.data)})
+        data = zip(*self.rows)
+        arrow = pa.table({name: pa.array(col, type=t) for (name, t), col in zip(self.columns.items(), data)})
         names = ", ".join(self.columns)
         con.register("_batch", arrow)
         try:
             con.execute(f"INSERT INTO {self.table} ({names}) SELECT {names} FROM _batch")
         finally:
             con.unregister("_batch")
-        self.data = [[] for _ in self.columns]
+        self.rows.clear()
         return n
 
 
@@ -223,7 +226,7 @@ class CaptureWriter:
             self.operations.add((
                 self.capture_id, frame, ts, flow.flow_id, op.protocol, op.direction, op.function_code,
                 op.function_name, op.access_class, op.status, op.transaction_id, op.unit_id, op.address,
-                op.quantity, op.target, json.dumps(op.details, default=str) if op.details else None,
+                op.quantity, op.target, _json(op.details) if op.details else None,
             ))  # fmt: skip
             self.operations_by_protocol[op.protocol] = self.operations_by_protocol.get(op.protocol, 0) + 1
             if len(self.operations) >= BATCH_ROWS:

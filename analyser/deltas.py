@@ -1,0 +1,360 @@
+"""Declared against observed: the deltas between the zone file and the wire.
+
+Categories (docs/analysis.md):
+
+- undeclared_conduit: zone A initiated to zone B, and no conduit joins them in either direction;
+- protocol_not_allowed: a conduit A -> B exists, but no allow rule of it matches the protocol and port;
+- access_exceeded: the protocol is allowed, but requests of an access class the rules do not allow crossed;
+- reversed_initiator: only a conduit B -> A exists, and A initiated;
+- unused_conduit: no observed flow matched any allow rule of a declared conduit;
+- unzoned_host: an address in no declared zone.
+
+One delta per (category, initiator zone, responder zone, protocol), with the responder
+ports listed; access_exceeded adds the access class; unused_conduit is per conduit and
+unzoned_host per address. The id is a hash of exactly that key, so the same finding
+has the same id in every run, database and output format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from dissectors import ACCESS_CLASSES, REGISTRY
+
+from .model import (
+    CATEGORIES,
+    SEVERITIES,
+    Analysis,
+    ConduitStatus,
+    Delta,
+    ObservedConduit,
+    Traffic,
+    ZoneSummary,
+    severity_rank,
+)  # fmt: skip
+from .observe import Group, Observer, connect
+from .zones import CONSEQUENCES, Conduit, ZoneFile
+
+# Access classes implied by any allow rule of a protocol: opening a session and
+# asking a device who it is come with every use of a protocol.
+IMPLIED_ACCESS = frozenset({"session", "diagnostic"})
+
+# What a crossing did, most dangerous first; a flow without decoded operations is
+# "opaque": sorf cannot see what it did (https, ssh, rdp, unknown).
+ACTIONS = ("program", "control", "write", "other", "read")
+ACTION_OF = {"program": "program", "control": "control", "write": "write", "other": "other", "opaque": "other",
+             "read": "read", "diagnostic": "read", "session": "read"}  # fmt: skip
+QUIET_PROTOCOLS = frozenset({"icmp", "icmpv6"})  # echo and errors: counted as reads
+
+# consequence of the zone reached -> severity, per action (docs/analysis.md)
+MATRIX: dict[str, tuple[str, ...]] = {
+    #          negligible minor     moderate  major       catastrophic
+    "program": ("medium", "high", "high", "critical", "critical"),
+    "control": ("medium", "medium", "high", "critical", "critical"),
+    "write": ("low", "medium", "medium", "high", "high"),
+    "other": ("low", "low", "medium", "medium", "high"),
+    "read": ("info", "low", "low", "medium", "medium"),
+}
+SEVERITY_UNUSED = "info"
+SEVERITY_UNZONED, SEVERITY_UNZONED_ICS = "medium", "high"
+
+# industrial protocols: every dissector sorf has, and the OT port labels
+ICS_PROTOCOLS = frozenset(
+    {d.name for d in REGISTRY.dissectors}
+    | {"modbus", "s7comm", "s7comm_plus", "dnp3", "enip", "cip_io", "iec104", "bacnet", "profinet", "opcua"}
+)
+
+
+def delta_id(*key) -> str:
+    """Stable id: a short hash of the category and its key."""
+    return hashlib.sha256(json.dumps(key, separators=(",", ":")).encode()).hexdigest()[:12]
+
+
+def action(access: dict[str, int] | set[str] | list[str], protocol: str | None = None) -> str:
+    """The most dangerous thing requests of these access classes did; 'opaque' when none was decoded."""
+    seen = [a for a in access if a in ACTION_OF]
+    if not seen:
+        return "read" if protocol in QUIET_PROTOCOLS else "opaque"
+    return min((ACTION_OF[a] for a in seen), key=ACTIONS.index)
+
+
+def bump(severity: str) -> str:
+    return SEVERITIES[min(severity_rank(severity) + 1, len(SEVERITIES) - 1)]
+
+
+def severity(act: str, consequence: str, contact_crossing: bool) -> str:
+    """The matrix, one step higher for a crossing between a contact zone and an inner one."""
+    s = MATRIX[ACTION_OF[act]][CONSEQUENCES.index(consequence)]
+    return bump(s) if contact_crossing else s
+
+
+@dataclass
+class _Pending:
+    """A delta being assembled from cross-zone groups before its traffic is aggregated."""
+
+    category: str
+    from_zone: str | None
+    to_zone: str | None
+    protocol: str | None
+    access: str | None = None  # access_exceeded: the class
+    conduits: set[str] = field(default_factory=set)
+    ports: set[int] = field(default_factory=set)
+    operations: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple:
+        k = (self.category, self.from_zone, self.to_zone, self.protocol)
+        return (*k, self.access) if self.access else k
+
+
+def _allows(rules: list, access: str) -> bool:
+    if access in IMPLIED_ACCESS:
+        return True
+    return any(r.access is None or access in r.access for r in rules)
+
+
+def _fmt_ports(ports: list[int]) -> str:
+    if not ports:
+        return ""
+    shown = ", ".join(str(p) for p in ports[:10]) + (f", ... ({len(ports)} ports)" if len(ports) > 10 else "")
+    return f" port {shown}" if len(ports) == 1 else f" ports {shown}"
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n:,} {what}{'' if n == 1 else 's'}"
+
+
+class Comparison:
+    """The zone file against one database."""
+
+    def __init__(self, zf: ZoneFile, observer: Observer):
+        self.zf = zf
+        self.obs = observer
+        self.zones = {z.name: z for z in zf.zones}
+        self.by_pair: dict[tuple[str, str], list[Conduit]] = {}
+        for c in zf.conduits:
+            self.by_pair.setdefault((c.from_, c.to), []).append(c)
+        self.used: dict[str, int] = {c.name: 0 for c in zf.conduits}  # conduit -> flows that matched it
+        self.used_protocols: dict[str, set[str]] = {c.name: set() for c in zf.conduits}
+
+    def contact_crossing(self, a: str, b: str) -> bool:
+        return self.zones[a].contact != self.zones[b].contact
+
+    def run(self, database: str) -> Analysis:
+        obs = self.obs
+        window = obs.window()
+        hosts = obs.assign_hosts()
+        window.hosts = sum(1 for k, _ in hosts.values() if k == "host")
+        group_ops = obs.group_access()
+
+        pending: dict[tuple, _Pending] = {}
+        group_delta: list[tuple[Group, str]] = []  # group -> flow-level delta id
+        access_delta: list[tuple[Group, str, str]] = []  # (group, access) -> access_exceeded id
+        observed: list[ObservedConduit] = []
+        ids: dict[tuple, str] = {}
+
+        def add(p: _Pending, port: int | None, ops: dict[str, int]) -> str:
+            d = pending.setdefault(p.key, p)
+            if port is not None:
+                d.ports.add(port)
+            d.conduits |= p.conduits
+            if d is not p:
+                for a, n in ops.items():
+                    d.operations[a] = d.operations.get(a, 0) + n
+            else:
+                d.operations = dict(ops)
+            return ids.setdefault(p.key, delta_id(*p.key))
+
+        groups = obs.groups()
+        for group, flows in groups:
+            src, dst, protocol, raw_port = group
+            port = None if raw_port < 0 else raw_port
+            ops = group_ops.get(group, {})
+            fwd = self.by_pair.get((src, dst), [])
+            matched = [(c, r) for c in fwd for r in c.allow if r.matches(protocol, port)]
+            names: list[str] = []
+            if matched:
+                names = sorted({c.name for c, _ in matched})
+                for name in names:
+                    self.used[name] += flows
+                    self.used_protocols[name].add(protocol)
+                rules = [r for _, r in matched]
+                status = "allowed"
+                for a, n in sorted(ops.items()):
+                    if not _allows(rules, a):
+                        status = "access_exceeded"
+                        did = add(_Pending("access_exceeded", src, dst, protocol, a, set(names)), port, {a: n})
+                        access_delta.append((group, a, did))
+            elif fwd:
+                status = "protocol_not_allowed"
+                group_delta.append(
+                    (group, add(_Pending(status, src, dst, protocol, conduits={c.name for c in fwd}), port, ops))
+                )
+            elif (dst, src) in self.by_pair:
+                status = "reversed_initiator"
+                rev = {c.name for c in self.by_pair[(dst, src)]}
+                group_delta.append((group, add(_Pending(status, src, dst, protocol, conduits=rev), port, ops)))
+            else:
+                status = "undeclared_conduit"
+                group_delta.append((group, add(_Pending(status, src, dst, protocol), port, ops)))
+            observed.append(
+                ObservedConduit(
+                    src,
+                    dst,
+                    protocol,
+                    port,
+                    sorted(ops, key=ACCESS_CLASSES.index),
+                    dict(sorted(ops.items())),
+                    Traffic(),
+                    names,
+                    status,
+                )
+            )
+
+        # traffic of the observed conduits, then of the deltas, aggregated in SQL
+        obs.set_group_keys([(g, str(i)) for i, (g, _) in enumerate(groups)])
+        by_group = obs.traffic("groups")
+        for i, oc in enumerate(observed):
+            oc.traffic = by_group[str(i)]
+        obs.set_group_keys(group_delta)
+        obs.set_access_keys(access_delta)
+        traffic = obs.traffic("groups") | obs.traffic("operations")
+        functions = obs.access_functions()
+
+        deltas = [self._delta(ids[k], p, traffic[ids[k]], functions.get(ids[k], {})) for k, p in pending.items()]
+        deltas += self._unused()
+        deltas += self._unzoned()
+        deltas.sort(key=_order)
+
+        zone_hosts: dict[str, int] = {}
+        for kind, zone in hosts.values():
+            if kind == "host" and zone is not None:
+                zone_hosts[zone] = zone_hosts.get(zone, 0) + 1
+        zones = [
+            ZoneSummary(
+                z.name,
+                [str(n) for n in z.networks],
+                z.contact,
+                z.security_level,
+                z.consequence,
+                zone_hosts.get(z.name, 0),
+            )
+            for z in self.zf.zones
+        ]
+        conduits = [
+            ConduitStatus(
+                c.name,
+                c.from_,
+                c.to,
+                [r.describe() for r in c.allow],
+                self.used[c.name] > 0,
+                self.used[c.name],
+                sorted(self.used_protocols[c.name]),
+            )
+            for c in self.zf.conduits
+        ]
+        return Analysis(
+            site=self.zf.site, database=database, zone_file=self.zf.path, window=window, zones=zones, conduits=conduits,
+            observed=observed, intra_zone=obs.intra_zone(), non_host=obs.non_host(), deltas=deltas,
+            unzoned_hosts=sum(1 for d in deltas if d.category == "unzoned_host"),
+        )  # fmt: skip
+
+    # --- one delta -------------------------------------------------------------------------------------------------
+
+    def _delta(self, did: str, p: _Pending, t: Traffic, functions: dict[str, int]) -> Delta:
+        src, dst, proto = p.from_zone, p.to_zone, p.protocol
+        ports = sorted(p.ports)
+        crossing = self.contact_crossing(src, dst)
+        consequence = self.zones[dst].effective_consequence
+        conduits = sorted(p.conduits)
+        quoted = ", ".join(repr(c) for c in conduits)
+        if p.category == "access_exceeded":
+            sev = severity(p.access, consequence, crossing)
+            allowed = "; ".join(r.describe() for c in conduits for r in self._conduit(c).allow if r.protocol == proto)
+            fn = ", ".join(f"{k} x{v}" for k, v in sorted(functions.items(), key=lambda kv: (-kv[1], kv[0])))
+            msg = (
+                f"{src} -> {dst}: {_count(p.operations.get(p.access, 0), p.access + ' request')} over {proto}"
+                f" ({fn}); conduit {quoted} allows {allowed}"
+            )
+            access = [p.access]
+        else:
+            act = action(p.operations, proto)
+            sev = severity(act, consequence, crossing)
+            access = sorted(p.operations, key=ACCESS_CLASSES.index)
+            seen = f"; requests seen: {', '.join(access)}" if access else "; no operations decoded"
+            what = f"{proto}{_fmt_ports(ports)}"
+            if p.category == "undeclared_conduit":
+                msg = f"{src} -> {dst}: {what} crossed, and no conduit joins these zones ({_count(t.flows, 'flow')}{seen})"
+            elif p.category == "protocol_not_allowed":
+                msg = f"{src} -> {dst}: {what} is not allowed by conduit {quoted} ({_count(t.flows, 'flow')}{seen})"
+            else:
+                msg = (
+                    f"{src} initiated {what} to {dst}, but conduit {quoted} is declared {dst} -> {src}: the responder "
+                    f"zone initiated ({_count(t.flows, 'flow')}{seen})"
+                )
+        if crossing:
+            msg += "; crosses a contact boundary"
+        return Delta(
+            id=did, category=p.category, severity=sev, from_zone=src, to_zone=dst, conduits=conduits, protocol=proto,
+            ports=ports, access=access, host=None, operations=dict(sorted(p.operations.items())),
+            functions=dict(sorted(functions.items())), traffic=t, message=msg,
+        )  # fmt: skip
+
+    def _conduit(self, name: str) -> Conduit:
+        return next(c for c in self.zf.conduits if c.name == name)
+
+    def _unused(self) -> list[Delta]:
+        out = []
+        for c in self.zf.conduits:
+            if self.used[c.name]:
+                continue
+            rules = "; ".join(r.describe() for r in c.allow)
+            out.append(Delta(
+                id=delta_id("unused_conduit", c.name), category="unused_conduit", severity=SEVERITY_UNUSED,
+                from_zone=c.from_, to_zone=c.to, conduits=[c.name], protocol=None,
+                ports=[],
+                access=[], host=None, operations={}, functions={}, traffic=Traffic(flows=0, packets=0, bytes=0),
+                message=f"conduit {c.name!r} ({c.from_} -> {c.to}: {rules}): no crossing observed in this window; "
+                "a candidate for removal",
+            ))  # fmt: skip
+        return out
+
+    def _unzoned(self) -> list[Delta]:
+        detail = self.obs.unzoned()
+        traffic = self.obs.traffic("unzoned")
+        out = []
+        for ip, (protocols, peers, ops) in detail.items():
+            t = traffic[ip]
+            ics = sorted(set(protocols) & ICS_PROTOCOLS)
+            sev = SEVERITY_UNZONED_ICS if ics else SEVERITY_UNZONED
+            peer = ", ".join(peers) if peers else "no declared zone"
+            msg = (
+                f"{ip} is in no declared zone: {_count(t.flows, 'flow')} with {peer}, protocols {', '.join(protocols)}"
+            )
+            if ics:
+                msg += f" (industrial: {', '.join(ics)})"
+            out.append(Delta(
+                id=delta_id("unzoned_host", ip), category="unzoned_host", severity=sev, from_zone=None, to_zone=None,
+                conduits=[], protocol=None, ports=[], access=sorted(ops, key=ACCESS_CLASSES.index), host=ip,
+                operations=dict(sorted(ops.items())), functions={}, traffic=t, message=msg, protocols=list(protocols),
+                peer_zones=list(peers),
+            ))  # fmt: skip
+        return out
+
+
+def _order(d: Delta) -> tuple:
+    return (
+        -severity_rank(d.severity), CATEGORIES.index(d.category), d.from_zone or "", d.to_zone or "", d.protocol or "",
+        ",".join(d.access), d.conduits, d.host or "",
+    )  # fmt: skip
+
+
+def analyse(database: str, zf: ZoneFile, max_pairs: int = 100) -> Analysis:
+    """Compare one zone file with what one sorf database observed."""
+    con = connect(database)
+    try:
+        return Comparison(zf, Observer(con, zf.index(), max_pairs)).run(database)
+    finally:
+        con.close()

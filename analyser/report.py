@@ -1,0 +1,457 @@
+"""Rendering an Analysis: a terminal table, Markdown for reports, JSON for machines.
+
+The JSON form is a stable interface, documented in docs/analysis.md: fields are
+only ever added within a version; renaming or removing one bumps VERSION.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from .model import CATEGORIES, SEVERITIES, Analysis, Delta, Evidence, Traffic
+
+VERSION = 1
+STATEMENT = (
+    "This analysis covers only the traffic captured in the observation window. Where no crossing is reported, "
+    "none was observed in this window: that is not proof that the boundary blocks it."
+)
+NOT_OBSERVED = "no crossing observed in this window"
+
+
+def _ts(value: datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if value is not None else None
+
+
+def _evidence(e: Evidence | None) -> dict | None:
+    if e is None:
+        return None
+    return {"capture_id": e.capture_id, "frame": e.frame, "path": e.path, "ts": _ts(e.ts)}
+
+
+def _traffic(t: Traffic) -> dict:
+    return {
+        "flows": t.flows,
+        "packets": t.packets,
+        "bytes": t.bytes,
+        "first_seen": _ts(t.first_seen),
+        "last_seen": _ts(t.last_seen),
+        "evidence": {"first": _evidence(t.first), "last": _evidence(t.last)} if t.first or t.last else None,
+        "host_pairs": [{"initiator": p.initiator, "responder": p.responder, "flows": p.flows} for p in t.host_pairs],
+        "host_pairs_total": t.host_pairs_total,
+    }
+
+
+def _delta(d: Delta) -> dict:
+    return {
+        "id": d.id,
+        "category": d.category,
+        "severity": d.severity,
+        "from_zone": d.from_zone,
+        "to_zone": d.to_zone,
+        "conduits": d.conduits,
+        "protocol": d.protocol,
+        "ports": d.ports,
+        "access": d.access,
+        "host": d.host,
+        "protocols": d.protocols,
+        "peer_zones": d.peer_zones,
+        "operations": d.operations,
+        "functions": d.functions,
+        **_traffic(d.traffic),
+        "message": d.message,
+    }
+
+
+def summary(a: Analysis) -> dict:
+    by_sev = {s: 0 for s in SEVERITIES}
+    by_cat = {c: 0 for c in CATEGORIES}
+    for d in a.deltas:
+        by_sev[d.severity] += 1
+        by_cat[d.category] += 1
+    return {
+        "deltas": len(a.deltas),
+        "worst": a.worst(),
+        "by_severity": by_sev,
+        "by_category": by_cat,
+        "zones": len(a.zones),
+        "conduits_declared": len(a.conduits),
+        "conduits_observed": sum(c.observed for c in a.conduits),
+        "crossings_observed": len(a.observed),
+        "hosts": a.window.hosts,
+        "unzoned_hosts": a.unzoned_hosts,
+    }
+
+
+def to_json(a: Analysis) -> dict:
+    w = a.window
+    return {
+        "format": "sorf-analysis",
+        "version": VERSION,
+        "site": a.site,
+        "database": a.database,
+        "zone_file": a.zone_file,
+        "statement": STATEMENT,
+        "window": {
+            "captures": len(w.captures),
+            "first_seen": _ts(w.first_ts),
+            "last_seen": _ts(w.last_ts),
+            "sensors": w.sensors,
+            "flows": w.flows,
+            "hosts": w.hosts,
+            "capture_files": [
+                {
+                    "capture_id": c.capture_id,
+                    "path": c.path,
+                    "sensor": c.sensor,
+                    "first_seen": _ts(c.first_ts),
+                    "last_seen": _ts(c.last_ts),
+                    "packets": c.packets,
+                    "status": c.status,
+                }
+                for c in w.captures
+            ],
+        },
+        "summary": summary(a),
+        "zones": [
+            {
+                "name": z.name,
+                "networks": z.networks,
+                "contact": z.contact,
+                "security_level": z.security_level,
+                "consequence": z.consequence,
+                "hosts": z.hosts,
+            }
+            for z in a.zones
+        ],
+        "conduits": [
+            {
+                "name": c.name,
+                "from_zone": c.from_zone,
+                "to_zone": c.to_zone,
+                "allow": c.allow,
+                "observed": c.observed,
+                "status": "observed" if c.observed else NOT_OBSERVED,
+                "flows": c.flows,
+                "protocols": c.protocols,
+            }
+            for c in a.conduits
+        ],
+        "observed_conduits": [
+            {
+                "from_zone": o.from_zone,
+                "to_zone": o.to_zone,
+                "protocol": o.protocol,
+                "port": o.port,
+                "access": o.access,
+                "operations": o.operations,
+                "conduits": o.conduits,
+                "status": o.status,
+                **_traffic(o.traffic),
+            }
+            for o in a.observed
+        ],
+        "intra_zone": [
+            {
+                "zone": i.zone,
+                "protocol": i.protocol,
+                "flows": i.flows,
+                "packets": i.packets,
+                "bytes": i.bytes,
+                "initiators": i.initiators,
+                "responders": i.responders,
+                "operations": i.operations,
+                "first_seen": _ts(i.first_seen),
+                "last_seen": _ts(i.last_seen),
+            }
+            for i in a.intra_zone
+        ],
+        "non_host_traffic": [
+            {
+                "from_zone": n.from_zone,
+                "kind": n.kind,
+                "protocol": n.protocol,
+                "flows": n.flows,
+                "packets": n.packets,
+                "destinations": n.destinations,
+            }
+            for n in a.non_host
+        ],
+        "deltas": [_delta(d) for d in a.deltas],
+    }
+
+
+def render_json(a: Analysis) -> str:
+    return json.dumps(to_json(a), indent=2) + "\n"
+
+
+# --- text ------------------------------------------------------------------------------------------------------------
+
+
+def _short_ts(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] if value else "-"
+
+
+def _duration(seconds: float) -> str:
+    secs = round(seconds)
+    parts = [(secs // 86400, "d"), (secs % 86400 // 3600, "h"), (secs % 3600 // 60, "m"), (secs % 60, "s")]
+    while len(parts) > 1 and parts[0][0] == 0:
+        parts.pop(0)
+    return " ".join(f"{n}{unit}" for n, unit in parts)
+
+
+def _flows(n: int) -> str:
+    return f"{n:,} flow{'s' * (n != 1)}"
+
+
+def _window_lines(a: Analysis) -> list[str]:
+    w = a.window
+    n = len(w.captures)
+    if not n:
+        return ["window     no captures in the database: nothing was observed"]
+    span = f"{_short_ts(w.first_ts)} to {_short_ts(w.last_ts)} UTC" if w.first_ts else "no packets"
+    if w.first_ts and w.last_ts:
+        span += f" ({_duration((w.last_ts - w.first_ts).total_seconds())})"
+    sensors = ", ".join(w.sensors) if w.sensors else "none named"
+    lines = [
+        f"window     {n} capture{'s' * (n != 1)}, {span}",
+        f"sensors    {sensors}",
+        f"observed   {w.flows:,} flows, {w.hosts:,} hosts ({a.unzoned_hosts:,} in no zone)",
+    ]
+    bad = [c for c in w.captures if c.status not in ("ok", None)]
+    if bad:
+        lines.append(
+            f"note       {len(bad)} capture(s) not read completely: "
+            + ", ".join(f"{c.path} ({c.status})" for c in bad[:5])
+        )
+    return lines
+
+
+def _table(headers: list[str], rows: list[list], indent: str = "  ") -> list[str]:
+    cells = [[str(h) for h in headers]] + [["-" if v is None else str(v) for v in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    return [indent + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+
+
+def _pairs(t: Traffic) -> str:
+    shown = ", ".join(f"{p.initiator} -> {p.responder} ({p.flows})" for p in t.host_pairs[:5])
+    more = t.host_pairs_total - min(len(t.host_pairs), 5)
+    return shown + (f", and {more:,} more" if more > 0 else "")
+
+
+def _frames(t: Traffic) -> str:
+    if t.first is None:
+        return ""
+    first, last = t.first, t.last
+    out = f"{first.path} frame.number == {first.frame}"
+    if last and (last.capture_id, last.frame) != (first.capture_id, first.frame):
+        out += f" (first); {last.path if last.capture_id != first.capture_id else 'same file'} frame.number == {last.frame} (last)"
+    return out
+
+
+def _access(ops: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in ops.items()) or "-"
+
+
+def render_table(a: Analysis) -> str:
+    out = [f"sorf analysis{': ' + a.site if a.site else ''}", f"zone file  {a.zone_file}", f"database   {a.database}"]
+    out += _window_lines(a)
+    out += [STATEMENT, ""]
+    s = summary(a)
+    counts = ", ".join(f"{k} {v}" for k, v in reversed(s["by_severity"].items()) if v)
+    out.append(f"DELTAS ({s['deltas']}{': ' + counts if counts else ''})")
+    if not a.deltas:
+        out.append("  none in this window")
+    for d in a.deltas:
+        where = f"{d.from_zone} -> {d.to_zone}" if d.from_zone else (d.host or "")
+        what = d.protocol or ""
+        out.append(f"  [{d.severity}] {d.category}  {where}  {what}".rstrip() + f"  id {d.id}")
+        out.append(f"      {d.message}")
+        if d.traffic.host_pairs:
+            out.append(f"      hosts     {_pairs(d.traffic)}")
+        if d.traffic.first_seen:
+            out.append(f"      seen      {_short_ts(d.traffic.first_seen)} to {_short_ts(d.traffic.last_seen)} UTC")
+        if d.traffic.first:
+            out.append(f"      evidence  {_frames(d.traffic)}")
+    out += ["", "DECLARED CONDUITS"]
+    rows = [
+        [
+            c.name,
+            f"{c.from_zone} -> {c.to_zone}",
+            "; ".join(c.allow),
+            f"observed, {_flows(c.flows)}" if c.observed else NOT_OBSERVED,
+        ]
+        for c in a.conduits
+    ]
+    out += _table(["conduit", "zones", "allows", "status"], rows) if rows else ["  none declared"]
+    out += ["", "OBSERVED CROSSINGS (initiator zone -> responder zone)"]
+    rows = [
+        [
+            f"{o.from_zone} -> {o.to_zone}",
+            o.protocol,
+            o.port,
+            _access(o.operations),
+            f"{o.traffic.flows:,}",
+            f"{o.traffic.packets:,}",
+            o.status,
+            ", ".join(o.conduits) or None,
+        ]
+        for o in a.observed
+    ]
+    out += (
+        _table(["zones", "protocol", "port", "requests", "flows", "packets", "status", "conduit"], rows)
+        if rows
+        else [f"  none: {NOT_OBSERVED}"]
+    )
+    out += ["", "INTRA-ZONE TRAFFIC"]
+    rows = [
+        [i.zone, i.protocol, f"{i.flows:,}", f"{i.packets:,}", i.initiators, i.responders, _access(i.operations)]
+        for i in a.intra_zone
+    ]
+    out += (
+        _table(["zone", "protocol", "flows", "packets", "initiators", "responders", "requests"], rows)
+        if rows
+        else ["  none"]
+    )
+    if a.non_host:
+        out += ["", "BROADCAST / MULTICAST (not conduits)"]
+        rows = [
+            [
+                n.from_zone or "(no zone)",
+                n.kind,
+                n.protocol,
+                f"{n.flows:,}",
+                f"{n.packets:,}",
+                ", ".join(n.destinations[:5]),
+            ]
+            for n in a.non_host
+        ]
+        out += _table(["from zone", "kind", "protocol", "flows", "packets", "destinations"], rows)
+    out += ["", "ZONES"]
+    rows = [
+        [
+            z.name,
+            ", ".join(z.networks),
+            z.security_level,
+            z.consequence or "- (moderate assumed)",
+            "yes" if z.contact else "",
+            z.hosts,
+        ]
+        for z in a.zones
+    ]
+    out += _table(["zone", "networks", "SL", "consequence", "contact", "hosts"], rows)
+    return "\n".join(out) + "\n"
+
+
+# --- markdown --------------------------------------------------------------------------------------------------------
+
+
+def _md_cell(v) -> str:
+    return "" if v is None else str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(headers: list[str], rows: list[list]) -> list[str]:
+    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    out += ["| " + " | ".join(_md_cell(v) for v in r) + " |" for r in rows]
+    return out
+
+
+def render_markdown(a: Analysis) -> str:
+    w = a.window
+    out = [f"# Zone and conduit analysis{': ' + a.site if a.site else ''}", ""]
+    out += [f"- Zone file: `{a.zone_file}`", f"- Database: `{a.database}`"]
+    if w.captures:
+        out.append(
+            f"- Observation window: {len(w.captures)} capture(s), {_short_ts(w.first_ts)} to {_short_ts(w.last_ts)} UTC"
+        )
+    else:
+        out.append("- Observation window: no captures in the database; nothing was observed")
+    out.append(f"- Sensors: {', '.join(w.sensors) if w.sensors else 'none named'}")
+    out.append(f"- Observed: {w.flows:,} flows, {w.hosts:,} hosts ({a.unzoned_hosts:,} in no zone)")
+    out += ["", f"> {STATEMENT}", ""]
+    s = summary(a)
+    out += [f"## Deltas ({s['deltas']})", ""]
+    if a.deltas:
+        rows = [
+            [
+                d.severity,
+                d.category,
+                f"{d.from_zone} → {d.to_zone}" if d.from_zone else d.host,
+                d.protocol,
+                ", ".join(d.access),
+                d.traffic.flows,
+                d.message,
+                _frames(d.traffic),
+                f"`{d.id}`",
+            ]
+            for d in a.deltas
+        ]
+        out += _md_table(
+            ["severity", "category", "where", "protocol", "access", "flows", "finding", "evidence", "id"], rows
+        )
+    else:
+        out.append("No delta in this window.")
+    out += ["", "## Declared conduits", ""]
+    rows = [
+        [
+            c.name,
+            f"{c.from_zone} → {c.to_zone}",
+            "; ".join(c.allow),
+            f"observed ({_flows(c.flows)})" if c.observed else NOT_OBSERVED,
+        ]
+        for c in a.conduits
+    ]
+    out += _md_table(["conduit", "zones", "allows", "status"], rows) if rows else ["None declared."]
+    out += ["", "## Observed crossings", ""]
+    rows = [
+        [
+            f"{o.from_zone} → {o.to_zone}",
+            o.protocol,
+            o.port,
+            _access(o.operations),
+            o.traffic.flows,
+            o.status,
+            ", ".join(o.conduits),
+            _pairs(o.traffic),
+        ]
+        for o in a.observed
+    ]
+    out += (
+        _md_table(["zones", "protocol", "port", "requests", "flows", "status", "conduit", "hosts"], rows)
+        if rows
+        else [f"None: {NOT_OBSERVED}."]
+    )
+    out += ["", "## Intra-zone traffic", ""]
+    rows = [
+        [i.zone, i.protocol, i.flows, i.packets, i.initiators, i.responders, _access(i.operations)]
+        for i in a.intra_zone
+    ]
+    out += (
+        _md_table(["zone", "protocol", "flows", "packets", "initiators", "responders", "requests"], rows)
+        if rows
+        else ["None."]
+    )
+    if a.non_host:
+        out += ["", "## Broadcast and multicast (not conduits)", ""]
+        rows = [
+            [n.from_zone or "(no zone)", n.kind, n.protocol, n.flows, n.packets, ", ".join(n.destinations[:5])]
+            for n in a.non_host
+        ]
+        out += _md_table(["from zone", "kind", "protocol", "flows", "packets", "destinations"], rows)
+    out += ["", "## Zones", ""]
+    rows = [
+        [
+            z.name,
+            ", ".join(z.networks),
+            z.security_level,
+            z.consequence or "- (moderate assumed)",
+            "yes" if z.contact else "",
+            z.hosts,
+        ]
+        for z in a.zones
+    ]
+    out += _md_table(["zone", "networks", "SL", "consequence", "contact", "hosts"], rows)
+    return "\n".join(out) + "\n"
+
+
+RENDERERS = {"table": render_table, "json": render_json, "markdown": render_markdown}
