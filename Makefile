@@ -19,12 +19,14 @@ $(BIN)/sorf: pyproject.toml
 demo: $(BIN)/sorf
 	@rm -f demo.duckdb demo.duckdb.wal
 	$(BIN)/sorf ingest captures/demo-plant.pcap --db demo.duckdb
+	$(BIN)/sorf analyse --db demo.duckdb --zones captures/demo-zones.yaml --format table
 
 test: $(BIN)/sorf
 	$(BIN)/python -m pytest -q
 
 bench: $(BIN)/sorf
 	$(BIN)/python -m sensor.bench $(BENCH_CAPTURES)
+	$(BIN)/python -m analyser.bench
 
 clean:
 	rm -rf $(VENV) demo.duckdb demo.duckdb.wal .pytest_cache *.egg-info

@@ -4,35 +4,63 @@ Run ``python captures/make_demo.py [OUT.pcap]``. The output is byte-identical on
 every run: fixed MACs, addresses, ports, TCP ISNs, IP ids and timestamps (from
 2026-01-05 08:00:00 UTC); nothing depends on the clock, the host or a RNG.
 
-Zones (IEC 62443 style) and hosts:
+Zones (IEC 62443 style; declared in captures/demo-zones.yaml) and hosts:
 
     enterprise   10.0.0.0/16   engineering workstation .5.10, IT PC .8.20, DNS .0.53
     supervisory  10.20.1.0/24  HMI .10, historian .20, engineering station .30, firewall/NTP .1
-    control      10.20.2.0/24  Modbus PLC .10, S7 PLC .20, DNP3 RTU .30, EtherNet/IP PLC .40
+    control      10.20.2.0/24  Modbus PLC .10, S7 PLC .20, DNP3 RTU .30, EtherNet/IP PLC .40,
+                               the integrator's laptop .100 (on site, on the control switch)
+    (no zone)    10.20.9.50    a packaging-skid gateway, on a network the firewall routes
 
 Each conversation is recorded as seen on the server's segment (one SPAN port per
 zone switch): a frame that crossed the firewall carries the firewall's MAC on that
 segment and a TTL one lower. Every TCP conversation is a complete session (SYN,
 SYN-ACK, ACK, data with correct seq/ack, FIN teardown).
 
-What it plants, and why:
+Every protocol carries read, write, control and program operations, as sorf classifies
+them (operations.access_class; docs/protocols/*.md):
 
-- Conduit supervisory -> control, read-mostly: the HMI polls the Modbus PLC (fc 3,
-  fc 1), writes a setpoint (fc 6) and PID tunings (fc 16), and once reads past the
-  register map (exception 0x02, illegal data address). It reads DB1 from the S7 PLC
-  (S7comm Read Var), a tag from the EtherNet/IP PLC (CIP Read Tag 0x4C in an
-  unconnected SendRRData) and starts a pump on the RTU (DNP3 Direct Operate, g12v1).
-- Historian -> RTU: DNP3 class 0123 integrity polls (fc 1, responses 129).
-- Program change: the engineering station 10.20.1.30 downloads OB1 to the S7 PLC
-  (Request Download 0x1A, Download Block 0x1B, Download Ended 0x1C) and activates
-  it with PI service "_INSE" (0x28). As on a real S7-300/400 the PLC pulls the
-  block: the 0x1B and 0x1C jobs travel PLC -> station, so a dissector must not
-  assume that the TCP client sends every job. The station also sends an ENIP
-  ListIdentity over UDP 44818 (asset discovery).
-- Policy violation: the enterprise workstation 10.0.5.10 writes a coil (Modbus
-  fc 5) on the control-zone PLC directly, skipping the supervisory zone.
-- Contact noise: the IT PC resolves the historian over DNS and opens HTTPS to it
-  (TLS 1.3 hellos, then opaque records); the HMI syncs time from the firewall (NTP).
+    Modbus  read fc 1, 3; write fc 5, 6, 16; Schneider UMAS (fc 90): control STOP_PLC and
+            START_PLC, program INITIALIZE_DOWNLOAD, DOWNLOAD_BLOCK, END_STRATEGY_DOWNLOAD
+    S7comm  read Read Var; write Write Var; control PLC Stop and PI "P_PROGRAM" (warm
+            restart); program Request Download, Download Block, Download Ended, PI "_INSE"
+    DNP3    read READ class 0123; write WRITE g50v1 (time); control DIRECT_OPERATE g12v1;
+            program OPEN_FILE g70v3, WRITE g70v5, CLOSE_FILE, ACTIVATE_CONFIG
+    CIP     read Read Tag 0x4C; write Write Tag 0x4D; control Identity Reset 0x05;
+            program File object (0x37) Initiate Download 0x4C, Download Transfer 0x50
+
+What happens, and what `sorf analyse --zones captures/demo-zones.yaml` must find:
+
+- Operations, supervisory -> control (allowed by conduit plant-operations): the HMI
+  polls the Modbus PLC (fc 3, fc 1), writes a setpoint (fc 6) and PID tunings (fc 16),
+  and once reads past the register map (exception 0x02, illegal data address). It reads
+  DB1 from the S7 PLC and writes a setpoint (Write Var DB1.DBD16), reads and writes tags
+  on the EtherNet/IP PLC (CIP in unconnected SendRRData). The historian polls the RTU
+  (DNP3 class 0123 integrity polls, master address 1).
+- Engineering, supervisory -> control (allowed by conduit engineering): the engineering
+  station 10.20.1.30 stops the Modicon, downloads an application over UMAS and starts
+  it; loads a configuration file into the Logix through the CIP File object and resets
+  it; and sends an ENIP ListIdentity over UDP 44818 (asset discovery, a diagnostic).
+- Intra-zone (no conduit needed): the integrator's laptop stops and warm-restarts the S7
+  PLC, sets the RTU's clock and loads and activates a DNP3 configuration file; the IT PC
+  resolves the historian's name (DNS); the HMI syncs time from the firewall (NTP).
+- Contact traffic, enterprise -> supervisory (conduit historian-web): the IT PC opens
+  HTTPS to the historian (TLS 1.3 hellos, then opaque records).
+
+The five planted deltas, and nothing else:
+
+1. undeclared_conduit, enterprise -> control, modbus: the enterprise workstation
+   10.0.5.10 writes a coil (fc 5) on the control-zone PLC directly.
+2. access_exceeded, supervisory -> control, s7comm, program: the engineering station
+   downloads OB1 to the S7 PLC (Request Download 0x1A, Download Block 0x1B, Download
+   Ended 0x1C) and activates it with PI service "_INSE" (0x28). As on a real S7-300/400
+   the PLC pulls the block: the 0x1B and 0x1C jobs travel PLC -> station, so a dissector
+   must not assume that the TCP client sends every job.
+3. access_exceeded, supervisory -> control, dnp3, control: the HMI, as an unexpected
+   DNP3 master (address 2), starts pump P-101 on the RTU (Direct Operate, CROB g12v1).
+4. unzoned_host 10.20.9.50: the skid gateway sends a ListIdentity to the Logix and reads
+   a tag from it.
+5. unused_conduit vendor-remote: the declared RDP conduit carries nothing.
 """
 
 from __future__ import annotations
@@ -83,11 +111,14 @@ HOSTS = {  # ip: (MAC, initial TTL, TCP window)
     "10.20.2.20": ("00:1b:1b:02:00:14", 30, 8192),  # S7 PLC (Siemens OUI)
     "10.20.2.30": ("00:30:a7:02:00:1e", 64, 8192),  # DNP3 RTU (SEL OUI)
     "10.20.2.40": ("00:00:bc:02:00:28", 64, 4096),  # EtherNet/IP PLC (Rockwell OUI)
+    "10.20.2.100": ("54:bf:64:02:00:64", 128, 64240),  # the integrator's laptop on the control switch
+    "10.20.9.50": ("00:1d:9c:09:00:32", 64, 5840),  # packaging-skid gateway, on a network nobody declared
 }
 MSS = 1460
 ENT_WS, IT_PC, DNS_SERVER = "10.0.5.10", "10.0.8.20", "10.0.0.53"
 NTP_SERVER, HMI, HISTORIAN, ENG = "10.20.1.1", "10.20.1.10", "10.20.1.20", "10.20.1.30"
 MODBUS_PLC, S7_PLC, RTU, ENIP_PLC = "10.20.2.10", "10.20.2.20", "10.20.2.30", "10.20.2.40"
+LAPTOP, SKID = "10.20.2.100", "10.20.9.50"
 
 
 def det(label: str, n: int) -> bytes:
@@ -225,6 +256,32 @@ def modbus_enterprise(cap: Capture) -> None:
     s.close(at=30.3)
 
 
+def umas(s: Tcp, tid: int, session: int, code: int, data: bytes, reply: bytes, at: float) -> None:
+    """Schneider UMAS: Modbus function 90, the session byte, the UMAS code; answered 0xFE (OK) and its data."""
+    req, resp = bytes([90, session, code]) + data, bytes([90, session, 0xFE]) + reply
+    mbap = struct.Struct("!HHHB")  # UMAS goes to unit 0
+    s.call(mbap.pack(tid, 0, len(req) + 1, 0) + req, mbap.pack(tid, 0, len(resp) + 1, 0) + resp, at, rtt=0.008)
+
+
+def umas_download(cap: Capture) -> None:
+    """The engineering station (Control Expert) reserves the Modicon, stops it, downloads the application, starts it."""
+    s = Tcp(cap, (ENG, 51024), (MODBUS_PLC, 502), start=52.0)
+    owner = b"ENG-STATION-30"
+    umas(s, 1, 0x00, 0x10, struct.pack("<H", 0) + bytes([len(owner)]) + owner, b"\x5c", at=52.01)  # reservation 0x5c
+    app = det("modicon application", 180)
+    steps = [
+        (0x41, b"\xff\x00", b""),  # STOP_PLC
+        (0x33, b"\x01\x00", b"\xfb\x03"),  # INITIALIZE_DOWNLOAD: the PLC accepts blocks of up to 1019 bytes
+        (0x34, b"\x01\x01\x00" + struct.pack("<H", len(app)) + app, b""),  # DOWNLOAD_BLOCK 1
+        (0x35, b"\x01\x01\x00", b""),  # END_STRATEGY_DOWNLOAD
+        (0x40, b"\xff\x00", b""),  # START_PLC
+        (0x11, b"", b""),  # RELEASE_PLC_RESERVATION
+    ]  # fmt: skip
+    for i, (code, data, reply) in enumerate(steps):
+        umas(s, 2 + i, 0x5C, code, data, reply, at=52.2 + 0.3 * i)
+    s.close(at=54.5)
+
+
 # --- S7comm in COTP in TPKT (by hand) ----------------------------------------------------------------------------
 
 S7_JOB, S7_ACK_DATA = 1, 3
@@ -266,7 +323,21 @@ def s7_hmi(cap: Capture) -> None:
         s.call(s7(S7_JOB, 0x0101 + k, b"\x04\x01" + item),
                s7(S7_ACK_DATA, 0x0101 + k, b"\x04\x01", b"\xff\x04" + struct.pack("!H", 16 * 8) + values),
                at=2.1 + 10 * k)  # fmt: skip
+        if k == 2:  # the operator raises the backwash level setpoint: Write Var DB1.DBD16, one REAL
+            setpoint = struct.pack("!BBBBHHB", 0x12, 0x0A, 0x10, 0x08, 1, 1, 0x84) + (16 * 8).to_bytes(3, "big")
+            s.call(s7(S7_JOB, 0x0110, b"\x05\x01" + setpoint, b"\x00\x07\x00\x04" + struct.pack("!f", 3.6)),
+                   s7(S7_ACK_DATA, 0x0110, b"\x05\x01", b"\xff"), at=22.6)  # fmt: skip
     s.close(at=45.0)
+
+
+def s7_restart(cap: Capture) -> None:
+    """The integrator, on the control switch, stops the S7 PLC and warm-restarts it (PLC Stop, PI "P_PROGRAM")."""
+    s = Tcp(cap, (LAPTOP, 50110), (S7_PLC, 102), start=5.0)
+    s7_connect(s, 5.001, (0x0100, 0x0102), ref=0x0300)  # a PG connection
+    s.call(s7(S7_JOB, 0x0301, b"\x29" + bytes(5) + b"\x09P_PROGRAM"), s7(S7_ACK_DATA, 0x0301, b"\x29"), at=5.3)
+    start = b"\x28" + bytes(6) + b"\xfd" + struct.pack("!H", 0) + b"\x09P_PROGRAM"  # no argument: warm restart
+    s.call(s7(S7_JOB, 0x0302, start), s7(S7_ACK_DATA, 0x0302, b"\x28"), at=6.5, rtt=0.3)
+    s.close(at=7.0)
 
 
 def ob1_block() -> bytes:
@@ -338,6 +409,39 @@ def dnp3_operate(cap: Capture) -> None:
     s.close(at=40.5)
 
 
+def dnp3_time(at: float) -> bytes:
+    """A DNP3 time (g50v1, g70v3): milliseconds since 1970, 6 bytes little-endian."""
+    return ((T0 + us(at)) // 1000).to_bytes(6, "little")
+
+
+def g70(var: int, obj: bytes) -> bytes:
+    """One DNP3 file object (group 70), size-prefixed (qualifier 0x5b)."""
+    return struct.pack("<BBBBH", 70, var, 0x5B, 1, len(obj)) + obj
+
+
+def dnp3_maintenance(cap: Capture) -> None:
+    """The integrator's laptop (master 3) sets the RTU's clock, then writes and activates a configuration file."""
+    s = Tcp(cap, (LAPTOP, 50112), (RTU, 20000), start=58.0)
+    name, config, handle = b"rtu.cfg", det("rtu configuration", 96), 0x0101
+    # file command: name offset and size, created, permissions rw-r--r--, auth key, size, mode 2 (write), block, request
+    open_file = struct.pack("<HH6sHIIHHH", 26, len(name), dnp3_time(57.0), 0o644, 0, len(config), 2, 1024, 1) + name
+    opened = g70(4, struct.pack("<IIHHB", handle, len(config), 1024, 1, 0))  # file command status: success
+    closed = g70(4, struct.pack("<IIHHB", handle, 0, 0, 2, 0))
+    last_block = struct.pack("<II", handle, 0x8000_0000)  # block 0, the last one
+    requests = [  # (function, objects, response objects)
+        (0x02, b"\x32\x01\x07\x01" + dnp3_time(58.1), b""),  # WRITE g50v1: time and date
+        (0x19, g70(3, open_file), opened),  # OPEN_FILE for writing
+        (0x02, g70(5, last_block + config), g70(6, last_block + b"\x00")),  # WRITE g70v5: file transport
+        (0x1A, closed, closed),  # CLOSE_FILE
+        (0x1F, g70(8, name), b""),  # ACTIVATE_CONFIG with the file specification string
+    ]
+    for seq, (fc, objects, reply) in enumerate(requests):
+        request = dnp3(True, 10, 3, seq, bytes([0xC0 | seq, fc]) + objects)
+        response = dnp3(False, 3, 10, seq, bytes([0xC0 | seq, 0x81, 0x00, 0x00]) + reply)
+        s.call(request, response, at=58.1 + 0.4 * seq, rtt=0.02)
+    s.close(at=60.5)
+
+
 # --- EtherNet/IP (scapy.contrib.enipTCP) and CIP (by hand) -------------------------------------------------------
 
 
@@ -352,21 +456,60 @@ def rr_data(session: int, context: int, cip: bytes, timeout: int) -> bytes:
     return enip(0x6F, session, context, ENIPSendRRData(interface=0, timeout=timeout, itemCount=2, items=items))
 
 
+def cip(service: int, path: bytes, data: bytes = b"") -> bytes:
+    """A CIP request: service, path size in words, path, request data."""
+    return bytes([service, len(path) // 2]) + path + data
+
+
+def cip_ok(service: int, data: bytes = b"") -> bytes:
+    """A CIP reply with general status 0 (success), no additional status."""
+    return bytes([service | 0x80, 0, 0, 0]) + data
+
+
+def tag(name: bytes) -> bytes:
+    return b"\x91" + bytes([len(name)]) + name + bytes(len(name) % 2)  # ANSI extended symbol segment, padded
+
+
+READ_LEVEL = cip(0x4C, tag(b"Clearwell_Level"), struct.pack("<H", 1))  # Read Tag, 1 element
+
+
+def level(k: int) -> bytes:
+    return cip_ok(0x4C, struct.pack("<Hf", 0x00CA, 4.25 - 0.05 * k))  # a REAL
+
+
+def enip_session(cap: Capture, client: tuple[str, int], start: float, handle: int, calls: list, end: float) -> None:
+    """RegisterSession, each (at, CIP request, CIP reply) in an unconnected SendRRData, then UnRegisterSession."""
+    s = Tcp(cap, client, (ENIP_PLC, 44818), start=start)
+    s.call(enip(0x65, 0, 1, ENIPRegisterSession()), enip(0x65, handle, 1, ENIPRegisterSession()), at=start + 0.001)
+    for context, (at, request, reply) in enumerate(calls, start=2):
+        s.call(rr_data(handle, context, request, 10), rr_data(handle, context, reply, 0), at=at, rtt=0.003)
+    s.call(enip(0x66, handle, len(calls) + 2), None, at=end)  # UnregisterSession has no reply
+    s.close(at=end + 0.01)
+
+
 def enip_hmi(cap: Capture) -> None:
-    s = Tcp(cap, (HMI, 49714), (ENIP_PLC, 44818), start=12.0)
-    handle = 0x1A2B3C4D
-    s.call(enip(0x65, 0, 1, ENIPRegisterSession()), enip(0x65, handle, 1, ENIPRegisterSession()), at=12.001)
-    tag = b"Clearwell_Level"
-    path = b"\x91" + bytes([len(tag)]) + tag + bytes(len(tag) % 2)  # ANSI extended symbol segment, padded
-    read_tag = bytes([0x4C, len(path) // 2]) + path + struct.pack("<H", 1)  # Read Tag, 1 element
-    for k in range(2):
-        reply = bytes([0xCC, 0, 0, 0]) + struct.pack("<Hf", 0x00CA, 4.25 - 0.05 * k)  # success, REAL
-        s.call(rr_data(handle, 2 + k, read_tag, 10), rr_data(handle, 2 + k, reply, 0), at=12.15 + 10 * k, rtt=0.003)
-    s.call(enip(0x66, handle, 4), None, at=23.0)  # UnregisterSession has no reply
-    s.close(at=23.01)
+    """The HMI reads the clearwell level twice and writes the backwash setpoint (Write Tag 0x4D, a REAL)."""
+    write = cip(0x4D, tag(b"Backwash_Setpoint"), struct.pack("<HHf", 0x00CA, 1, 3.6))
+    calls = [(12.15, READ_LEVEL, level(0)), (17.5, write, cip_ok(0x4D)), (22.15, READ_LEVEL, level(1))]
+    enip_session(cap, (HMI, 49714), 12.0, 0x1A2B3C4D, calls, end=23.0)
 
 
-def enip_list_identity(cap: Capture) -> None:
+def enip_config_download(cap: Capture) -> None:
+    """The engineering station loads a configuration file into the Logix through the File object (class 0x37,
+    Initiate Download, Download Transfer), then resets it (Identity object Reset) to apply it."""
+    path, image, name = b"\x20\x37\x24\x01", det("logix configuration", 200), b"plant.cfg"
+    stringi = b"\x01eng\xda" + struct.pack("<H", 4) + bytes([len(name)]) + name  # one SHORT_STRING, ISO 8859-1
+    checksum = struct.pack("<H", -sum(image) & 0xFFFF)  # two's complement of the byte sum
+    initiate = struct.pack("<IBB", len(image), 1, 0) + stringi  # file size, revision 1.0, file name
+    calls = [
+        (55.2, cip(0x4C, path, initiate), cip_ok(0x4C, struct.pack("<IHB", 0, 0, 240))),  # transfers of 240 bytes
+        (55.5, cip(0x50, path, b"\x00\x04" + image + checksum), cip_ok(0x50, b"\x00")),  # transfer 0, first and last
+        (56.5, cip(0x05, b"\x20\x01\x24\x01", b"\x00"), cip_ok(0x05)),  # Reset type 0: as a power cycle
+    ]
+    enip_session(cap, (ENG, 51026), 55.0, 0x2B3C4D5E, calls, end=56.6)
+
+
+def list_identity(cap: Capture, client: tuple[str, int], at: float) -> None:
     item = ENIPListIdentityItem(
         itemTypeCode=0x0C, protocolVersion=1, sinFamily=2, sinPort=44818, sinAddress=ENIP_PLC, vendorId=1,
         deviceType=0x0E, productCode=105, revisionMajor=32, revisionMinor=11, status=0x0060, serialNumber=0x60A1B2C3,
@@ -375,7 +518,17 @@ def enip_list_identity(cap: Capture) -> None:
     item.itemLength = len(bytes(item)) - 4
     # ENIPListIdentity packs its item count big-endian, but ENIP is little-endian: count by hand
     reply = enip(0x63, 0, 500, Raw(struct.pack("<H", 1) + bytes(item)))  # context 500: max response delay, ms
-    udp(cap, (ENG, 51022), (ENIP_PLC, 44818), 24.0, enip(0x63, 0, 500), reply, rtt=0.004)
+    udp(cap, client, (ENIP_PLC, 44818), at, enip(0x63, 0, 500), reply, rtt=0.004)
+
+
+def enip_list_identity(cap: Capture) -> None:
+    list_identity(cap, (ENG, 51022), 24.0)  # asset discovery by the engineering station
+
+
+def enip_skid(cap: Capture) -> None:
+    """A host on a network nobody declared: the packaging-skid gateway finds the Logix and reads a tag."""
+    list_identity(cap, (SKID, 50001), 35.0)
+    enip_session(cap, (SKID, 50002), 35.1, 0x3C4D5E6F, [(35.3, READ_LEVEL, level(2))], end=35.5)
 
 
 # --- contact traffic: DNS, TLS, NTP ------------------------------------------------------------------------------
@@ -453,6 +606,7 @@ def ntp_hmi(cap: Capture) -> None:
 SCENARIOS = (
     ntp_hmi, modbus_hmi, s7_hmi, dnp3_historian, https_it_pc, enip_hmi, enip_list_identity,
     modbus_enterprise, dnp3_operate, s7_download,
+    s7_restart, enip_skid, umas_download, enip_config_download, dnp3_maintenance,
 )  # fmt: skip
 
 
