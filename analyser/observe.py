@@ -161,7 +161,8 @@ QUALIFY row_number() OVER (PARTITION BY key ORDER BY sum(flows) DESC, src_ip, ds
 
 # the functions behind each access-exceeded delta (read from operations, for those classes only)
 ACCESS_FUNCTIONS = """
-SELECT k.key, coalesce(o.function_name || '/' || json_extract_string(o.details, '$.subfunction_name'), o.function_name),
+SELECT k.key, coalesce(o.function_name || '/' || coalesce(json_extract_string(o.details, '$.subfunction_name'),
+                                                          json_extract_string(o.details, '$.pi_service')), o.function_name),
        count(*)
 FROM operations o JOIN flows f ON f.flow_id = o.flow_id
 JOIN _hosts s ON s.ip = f.src_ip JOIN _hosts d ON d.ip = f.dst_ip
