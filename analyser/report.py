@@ -253,6 +253,106 @@ def _access(ops: dict[str, int]) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in ops.items()) or "-"
 
 
+def _sections(a: Analysis, md: bool) -> list[tuple[str, list[str], list[list], str | None]]:
+    """The tables shared by the text and Markdown renderers: (title, headers, rows, what to say if no rows).
+
+    Markdown differs only in its titles, arrows and unformatted numbers, and shows a crossing's host pairs instead
+    of its packet count. A section with no words for "no rows" is rendered as an empty table.
+    """
+    arrow = "→" if md else "->"
+
+    def num(n: int) -> int | str:
+        return n if md else f"{n:,}"
+
+    sections = [
+        (
+            "Declared conduits" if md else "DECLARED CONDUITS",
+            ["conduit", "zones", "allows", "status"],
+            [
+                [
+                    c.name,
+                    f"{c.from_zone} {arrow} {c.to_zone}",
+                    "; ".join(c.allow),
+                    (f"observed ({_flows(c.flows)})" if md else f"observed, {_flows(c.flows)}")
+                    if c.observed
+                    else NOT_OBSERVED,
+                ]
+                for c in a.conduits
+            ],
+            "none declared",
+        ),
+        (
+            "Observed crossings" if md else "OBSERVED CROSSINGS (initiator zone -> responder zone)",
+            ["zones", "protocol", "port", "requests", "flows"]
+            + ([] if md else ["packets"])
+            + ["status", "conduit"]
+            + (["hosts"] if md else []),
+            [
+                [
+                    f"{o.from_zone} {arrow} {o.to_zone}",
+                    o.protocol,
+                    o.port,
+                    _access(o.operations),
+                    num(o.traffic.flows),
+                    *([] if md else [num(o.traffic.packets)]),
+                    o.status,
+                    ", ".join(o.conduits) or None,
+                    *([_pairs(o.traffic)] if md else []),
+                ]
+                for o in a.observed
+            ],
+            f"none: {NOT_OBSERVED}",
+        ),
+        (
+            "Intra-zone traffic" if md else "INTRA-ZONE TRAFFIC",
+            ["zone", "protocol", "flows", "packets", "initiators", "responders", "requests"],
+            [
+                [i.zone, i.protocol, num(i.flows), num(i.packets), i.initiators, i.responders, _access(i.operations)]
+                for i in a.intra_zone
+            ],
+            "none",
+        ),
+    ]
+    if a.non_host:
+        sections.append(
+            (
+                "Broadcast and multicast (not conduits)" if md else "BROADCAST / MULTICAST (not conduits)",
+                ["from zone", "kind", "protocol", "flows", "packets", "destinations"],
+                [
+                    [
+                        n.from_zone or "(no zone)",
+                        n.kind,
+                        n.protocol,
+                        num(n.flows),
+                        num(n.packets),
+                        ", ".join(n.destinations[:5]),
+                    ]
+                    for n in a.non_host
+                ],
+                None,
+            )
+        )
+    sections.append(
+        (
+            "Zones" if md else "ZONES",
+            ["zone", "networks", "SL", "consequence", "contact", "hosts"],
+            [
+                [
+                    z.name,
+                    ", ".join(z.networks),
+                    z.security_level,
+                    z.consequence or "- (moderate assumed)",
+                    "yes" if z.contact else "",
+                    z.hosts,
+                ]
+                for z in a.zones
+            ],
+            None,
+        )
+    )
+    return sections
+
+
 def render_table(a: Analysis) -> str:
     out = [f"sorf analysis{': ' + a.site if a.site else ''}", f"zone file  {a.zone_file}", f"database   {a.database}"]
     out += _window_lines(a)
@@ -273,73 +373,9 @@ def render_table(a: Analysis) -> str:
             out.append(f"      seen      {_short_ts(d.traffic.first_seen)} to {_short_ts(d.traffic.last_seen)} UTC")
         if d.traffic.first:
             out.append(f"      evidence  {_frames(d.traffic)}")
-    out += ["", "DECLARED CONDUITS"]
-    rows = [
-        [
-            c.name,
-            f"{c.from_zone} -> {c.to_zone}",
-            "; ".join(c.allow),
-            f"observed, {_flows(c.flows)}" if c.observed else NOT_OBSERVED,
-        ]
-        for c in a.conduits
-    ]
-    out += _table(["conduit", "zones", "allows", "status"], rows) if rows else ["  none declared"]
-    out += ["", "OBSERVED CROSSINGS (initiator zone -> responder zone)"]
-    rows = [
-        [
-            f"{o.from_zone} -> {o.to_zone}",
-            o.protocol,
-            o.port,
-            _access(o.operations),
-            f"{o.traffic.flows:,}",
-            f"{o.traffic.packets:,}",
-            o.status,
-            ", ".join(o.conduits) or None,
-        ]
-        for o in a.observed
-    ]
-    out += (
-        _table(["zones", "protocol", "port", "requests", "flows", "packets", "status", "conduit"], rows)
-        if rows
-        else [f"  none: {NOT_OBSERVED}"]
-    )
-    out += ["", "INTRA-ZONE TRAFFIC"]
-    rows = [
-        [i.zone, i.protocol, f"{i.flows:,}", f"{i.packets:,}", i.initiators, i.responders, _access(i.operations)]
-        for i in a.intra_zone
-    ]
-    out += (
-        _table(["zone", "protocol", "flows", "packets", "initiators", "responders", "requests"], rows)
-        if rows
-        else ["  none"]
-    )
-    if a.non_host:
-        out += ["", "BROADCAST / MULTICAST (not conduits)"]
-        rows = [
-            [
-                n.from_zone or "(no zone)",
-                n.kind,
-                n.protocol,
-                f"{n.flows:,}",
-                f"{n.packets:,}",
-                ", ".join(n.destinations[:5]),
-            ]
-            for n in a.non_host
-        ]
-        out += _table(["from zone", "kind", "protocol", "flows", "packets", "destinations"], rows)
-    out += ["", "ZONES"]
-    rows = [
-        [
-            z.name,
-            ", ".join(z.networks),
-            z.security_level,
-            z.consequence or "- (moderate assumed)",
-            "yes" if z.contact else "",
-            z.hosts,
-        ]
-        for z in a.zones
-    ]
-    out += _table(["zone", "networks", "SL", "consequence", "contact", "hosts"], rows)
+    for title, headers, rows, empty in _sections(a, md=False):
+        out += ["", title]
+        out += _table(headers, rows) if rows or empty is None else [f"  {empty}"]
     return "\n".join(out) + "\n"
 
 
@@ -391,66 +427,9 @@ def render_markdown(a: Analysis) -> str:
         )
     else:
         out.append("No delta in this window.")
-    out += ["", "## Declared conduits", ""]
-    rows = [
-        [
-            c.name,
-            f"{c.from_zone} → {c.to_zone}",
-            "; ".join(c.allow),
-            f"observed ({_flows(c.flows)})" if c.observed else NOT_OBSERVED,
-        ]
-        for c in a.conduits
-    ]
-    out += _md_table(["conduit", "zones", "allows", "status"], rows) if rows else ["None declared."]
-    out += ["", "## Observed crossings", ""]
-    rows = [
-        [
-            f"{o.from_zone} → {o.to_zone}",
-            o.protocol,
-            o.port,
-            _access(o.operations),
-            o.traffic.flows,
-            o.status,
-            ", ".join(o.conduits),
-            _pairs(o.traffic),
-        ]
-        for o in a.observed
-    ]
-    out += (
-        _md_table(["zones", "protocol", "port", "requests", "flows", "status", "conduit", "hosts"], rows)
-        if rows
-        else [f"None: {NOT_OBSERVED}."]
-    )
-    out += ["", "## Intra-zone traffic", ""]
-    rows = [
-        [i.zone, i.protocol, i.flows, i.packets, i.initiators, i.responders, _access(i.operations)]
-        for i in a.intra_zone
-    ]
-    out += (
-        _md_table(["zone", "protocol", "flows", "packets", "initiators", "responders", "requests"], rows)
-        if rows
-        else ["None."]
-    )
-    if a.non_host:
-        out += ["", "## Broadcast and multicast (not conduits)", ""]
-        rows = [
-            [n.from_zone or "(no zone)", n.kind, n.protocol, n.flows, n.packets, ", ".join(n.destinations[:5])]
-            for n in a.non_host
-        ]
-        out += _md_table(["from zone", "kind", "protocol", "flows", "packets", "destinations"], rows)
-    out += ["", "## Zones", ""]
-    rows = [
-        [
-            z.name,
-            ", ".join(z.networks),
-            z.security_level,
-            z.consequence or "- (moderate assumed)",
-            "yes" if z.contact else "",
-            z.hosts,
-        ]
-        for z in a.zones
-    ]
-    out += _md_table(["zone", "networks", "SL", "consequence", "contact", "hosts"], rows)
+    for title, headers, rows, empty in _sections(a, md=True):
+        out += ["", f"## {title}", ""]
+        out += _md_table(headers, rows) if rows or empty is None else [f"{empty[0].upper()}{empty[1:]}."]
     return "\n".join(out) + "\n"
 
 
