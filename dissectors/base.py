@@ -130,6 +130,10 @@ class FramedStream(Dissector):
 
     def feed(self, data: bytes, from_orig: bool) -> list[Record]:
         buf = self.buffers[from_orig]
+        if not buf and len(data) >= self.header_len and not self.resyncing[from_orig]:
+            # the common case, one whole PDU in one segment: no buffering, no copy
+            if self.pdu_length(data, 0, from_orig, False) == len(data):
+                return self.parse(data, from_orig)
         buf += data
         out: list[Record] = []
         pos = 0
