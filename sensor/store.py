@@ -20,6 +20,7 @@ from .flows import Flow
 
 SCHEMA_VERSION = 2
 BATCH_ROWS = 65_536
+MEMORY_LIMIT = "64MB"  # DuckDB buffer pool: inserted pages are written out, not kept
 
 TS = pa.timestamp("us")
 SCHEMA = f"""
@@ -146,7 +147,8 @@ class Store:
 
     def __init__(self, path: str):
         self.path = path
-        self.con = duckdb.connect(path)
+        # a small fanless box: DuckDB spills to disk rather than grow with the capture
+        self.con = duckdb.connect(path, config={"memory_limit": MEMORY_LIMIT, "threads": 1})
         self.con.execute(SCHEMA)
         row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if row is None:
