@@ -9,11 +9,13 @@ from dataclasses import asdict
 
 import duckdb
 
-from .ingest import DUPLICATE, OK, CaptureResult, exit_code, ingest
+from .ingest import DUPLICATE, OK, CaptureResult, exit_code
+from .parallel import ingest
 
 
-def _progress_bar():
-    """A tqdm bar per file on a terminal (file, bytes, packets, rate); None elsewhere."""
+def _progress_bar(unit: str = "B"):
+    """A tqdm bar per file on a terminal (file, bytes, packets, rate); None elsewhere.
+    With unit="capture", one bar for a parallel run (captures done, packets)."""
     if not sys.stderr.isatty():
         return None, lambda: None
     from tqdm import tqdm
@@ -26,7 +28,9 @@ def _progress_bar():
             for old in bars.values():
                 old.close()
             bars.clear()
-            bar = bars[path] = tqdm(total=total, unit="B", unit_scale=True, desc=path, leave=False, file=sys.stderr)
+            bar = bars[path] = tqdm(
+                total=total, unit=unit, unit_scale=unit == "B", desc=path, leave=False, file=sys.stderr
+            )
         bar.n = done
         bar.set_postfix(packets=packets, refresh=False)
         bar.refresh()
@@ -74,10 +78,12 @@ def print_summary(s: dict) -> None:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     update, close = _progress_bar() if not args.json else (None, lambda: None)
+    overall, close_overall = _progress_bar("capture") if not args.json else (None, lambda: None)
     try:
-        results = ingest(args.paths, args.db, sensor=args.sensor, progress=update)
+        results = ingest(args.paths, args.db, sensor=args.sensor, jobs=args.jobs, progress=update, overall=overall)
     finally:
         close()
+        close_overall()
     s = summary(results, args.db)
     if args.json:
         json.dump(s, sys.stdout, indent=2)
@@ -87,6 +93,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if not results:
         sys.stderr.write("sorf: no capture files found in " + ", ".join(args.paths) + "\n")
     return exit_code(results)
+
+
+def _jobs(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of processes, 1 or more, not {text!r}")
+    return int(text)
 
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")  # analyser/model.py, kept here so that --help needs no import
@@ -126,6 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--db", required=True, metavar="FILE.duckdb", help="database to create or add to")
     p.add_argument("--sensor", metavar="NAME", help="name of the sensor or site visit the captures came from")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument(
+        "--jobs", "-j", type=_jobs, metavar="N",
+        help="captures ingested at once, each in its own process; the result is the same as one after the other "
+        "(default: the number of CPUs, at most one per file; 1: one after the other, in this process)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_ingest)
     p = sub.add_parser(
         "analyse", aliases=["analyze"], help="compare a zone file (zones, conduits) with what a database observed",

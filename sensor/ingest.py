@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Callable, Iterable
 
 from dissectors import REGISTRY, Anomaly, Registry
@@ -72,17 +73,26 @@ def sha256_of(path: str) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+def duplicate_of(store: Store, path: str, digest: str) -> CaptureResult | None:
+    """The 'duplicate' result if a capture with these bytes is in the store (a leftover
+    'ingesting' one does not count: it is replaced)."""
+    found = store.find_capture(digest)
+    if found is None or found[1] == "ingesting":
+        return None
+    capture_id, status, error = found
+    earlier = f"; it was {status} then: {error}" if error else ""
+    return CaptureResult(path, DUPLICATE, f"already ingested as capture {capture_id} (same sha256){earlier}", capture_id)
+
+
 def ingest_file(store: Store, path: str, *, registry: Registry = REGISTRY, sensor: str | None = None, progress: Progress | None = None) -> CaptureResult:
     try:
         digest = sha256_of(path)
         size = os.path.getsize(path)
     except OSError as exc:
         return CaptureResult(path, UNREADABLE, exc.strerror or str(exc))
-    found = store.find_capture(digest)
-    if found is not None and found[1] != "ingesting":
-        capture_id, status, error = found
-        earlier = f"; it was {status} then: {error}" if error else ""
-        return CaptureResult(path, DUPLICATE, f"already ingested as capture {capture_id} (same sha256){earlier}", capture_id)
+    duplicate = duplicate_of(store, path, digest)
+    if duplicate is not None:
+        return duplicate
 
     state = ReadState()
     packets = read_packets(path, state)
@@ -103,37 +113,34 @@ def ingest_file(store: Store, path: str, *, registry: Registry = REGISTRY, senso
     unsupported: dict[int, int] = {}
     first_ts = last_ts = None
 
-    def run(link: int, ts: int, orig_len: int, data: bytes) -> None:
-        nonlocal ip_packets, malformed, skipped
-        if link not in supported:
-            skipped += 1
-            if link not in unsupported:
-                unsupported[link] = n
-                writer.anomaly(n, ts, None, Anomaly("capture", "unsupported_link_type", f"link type {link} ({link_name(link)})"))
-            return
-        try:
-            pkt = decode(link, data, ts)
-            if pkt is None:
-                return
-            ip_packets += 1
-            on_packet(pkt, n, ts, orig_len)
-        except Malformed as exc:
-            malformed += 1
-            writer.anomaly(n, ts, None, Anomaly("decode", "malformed_packet", str(exc)))
-        except Exception as exc:  # a bug on one packet must not lose the capture
-            malformed += 1
-            writer.anomaly(n, ts, None, Anomaly("sensor", "internal_error", f"{type(exc).__name__}: {exc}"))
+    def skip(frame: int, link: int, ts: int) -> None:
+        if link not in unsupported:
+            unsupported[link] = frame
+            writer.anomaly(frame, ts, None, Anomaly("capture", "unsupported_link_type", f"link type {link} ({link_name(link)})"))
 
     if first is not None:
-        n = 1
         first_ts = last_ts = first[1]
-        run(*first)
-        for n, (link, ts, orig_len, data) in enumerate(packets, 2):
+        # the per-packet loop: kept inline (no call per packet) because it runs for every frame
+        for n, (link, ts, orig_len, data) in enumerate(chain((first,), packets), 1):
             if ts < first_ts:
                 first_ts = ts
             elif ts > last_ts:
                 last_ts = ts
-            run(link, ts, orig_len, data)
+            if link not in supported:
+                skipped += 1
+                skip(n, link, ts)
+                continue
+            try:
+                pkt = decode(link, data, ts)
+                if pkt is not None:
+                    ip_packets += 1
+                    on_packet(pkt, n, ts, orig_len)
+            except Malformed as exc:
+                malformed += 1
+                writer.anomaly(n, ts, None, Anomaly("decode", "malformed_packet", str(exc)))
+            except Exception as exc:  # a bug on one packet must not lose the capture
+                malformed += 1
+                writer.anomaly(n, ts, None, Anomaly("sensor", "internal_error", f"{type(exc).__name__}: {exc}"))
             if progress is not None and not n % PROGRESS_EVERY:
                 progress(path, state.bytes_read, total, n)
     table.close()
