@@ -93,7 +93,10 @@ WITH sides AS (
 latest AS (  -- the most recent value of each identity field
     SELECT ip, field, arg_max(value, ts) AS value FROM identities WHERE field IS NOT NULL GROUP BY ip, field
 ),
-identity AS (SELECT ip, json_group_object(field, value) AS identity FROM latest GROUP BY ip)
+identity AS (  -- a JSON object with its keys in order, whatever the thread count
+    SELECT ip, '{' || string_agg(to_json(field) || ':' || to_json(value), ',' ORDER BY field) || '}' AS identity
+    FROM latest GROUP BY ip
+)
 SELECT ip, list_sort(list_distinct(list(mac))), list_sort(list_distinct(list(vlan))),
        min(first_ts), max(last_ts), count(DISTINCT flow_id),
        list_sort(list_distinct(list(role))), any_value(identity.identity)
