@@ -180,7 +180,7 @@ def _read_pcap(stream: BinaryIO, head: bytes, state: ReadState):
     if not c.fill(24):
         state.damage = Damage(c.offset, 1, "pcap file header truncated")
         return
-    _, _, _, _, snaplen, link = struct.unpack_from(endian + "HHiIII", c.buf, 4)
+    link = struct.unpack_from(endian + "I", c.buf, 20)[0]
     link &= 0x0FFFFFFF  # the top bits carry FCS information
     state.link_types.append(link)
     c.pos += 24

@@ -239,7 +239,7 @@ class FlowTable:
         """Finish flows that went idle (in capture time)."""
         self.next_sweep = now + SWEEP_EVERY_US
         done = []
-        for key, (flow, is_orig) in self.flows.items():
+        for flow, is_orig in self.flows.values():
             if is_orig and (now - flow.last_ts > (CLOSED_IDLE_US if flow.closed else IDLE_US)):
                 done.append(flow)
         for flow in done:

@@ -23,7 +23,7 @@ BATCH_ROWS = 65_536
 MEMORY_LIMIT = "64MB"  # DuckDB buffer pool: inserted pages are written out, not kept
 
 TS = pa.timestamp("us")
-SCHEMA = f"""
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 CREATE TABLE IF NOT EXISTS captures (
     capture_id INTEGER PRIMARY KEY, path VARCHAR, sha256 VARCHAR UNIQUE, bytes BIGINT,

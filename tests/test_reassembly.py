@@ -102,7 +102,7 @@ def test_out_of_order_segments_are_reordered(run):
 def test_bytes_acknowledged_but_never_captured_are_a_gap_at_once(run):
     """A SPAN port dropped a segment the server did receive: its ACK says so, and
     the PDUs behind the hole come out then, not when the flow ends."""
-    a, b, c, d = (read_request(i) for i in (1, 2, 3, 4))
+    a, _lost, c, d = (read_request(i) for i in (1, 2, 3, 4))
     sink = run([(0, a), (24, c), (36, d), (48, ACKED), (48, read_request(5))])
     assert [(frame, op.transaction_id) for frame, op in sink.operations()] == [(4, 1), (5, 3), (6, 4), (8, 5)]
     (gap,) = sink.anomalies()
