@@ -76,11 +76,16 @@ def _network(value: Any) -> IPNetwork:
     raise ValueError(f"invalid network {value!r}: host bits are set (did you mean {loose}?)")
 
 
-def _access(value: str) -> str:
-    v = value.strip().lower()
-    if v not in ACCESS_CLASSES:
-        raise ValueError(f"unknown access class {value!r} (expected {', '.join(ACCESS_CLASSES)})")
-    return v
+def _one_of(choices: tuple[str, ...], what: str):
+    """A validator for a closed vocabulary: case-insensitive, the choices named in the error."""
+
+    def check(value: str) -> str:
+        v = value.strip().lower()
+        if v not in choices:
+            raise ValueError(f"unknown {what} {value!r} (expected {', '.join(choices)})")
+        return v
+
+    return check
 
 
 def _protocol(value: str) -> str:
@@ -91,13 +96,6 @@ def _protocol(value: str) -> str:
     close = difflib.get_close_matches(v, sorted(known), n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
     raise ValueError(f"unknown protocol {value!r} ({hint}the names are sorf's app_protocol values, see docs/zones.md)")
-
-
-def _consequence(value: str) -> str:
-    v = value.strip().lower()
-    if v not in CONSEQUENCES:
-        raise ValueError(f"unknown consequence {value!r} (expected {', '.join(CONSEQUENCES)})")
-    return v
 
 
 def _port_range(value: Any) -> tuple[int, int]:
@@ -126,9 +124,9 @@ def _name(value: str) -> str:
 
 Name = Annotated[str, AfterValidator(_name)]
 Network = Annotated[IPNetwork, PlainValidator(_network)]
-Access = Annotated[str, AfterValidator(_access)]
+Access = Annotated[str, AfterValidator(_one_of(ACCESS_CLASSES, "access class"))]
 Protocol = Annotated[str, AfterValidator(_protocol)]
-Consequence = Annotated[str, AfterValidator(_consequence)]
+Consequence = Annotated[str, AfterValidator(_one_of(CONSEQUENCES, "consequence"))]
 Port = Annotated[tuple[int, int], PlainValidator(_port_range)]
 
 
