@@ -84,9 +84,13 @@ def duplicate_of(store: Store, path: str, digest: str) -> CaptureResult | None:
     return CaptureResult(path, DUPLICATE, f"already ingested as capture {capture_id} (same sha256){earlier}", capture_id)
 
 
-def ingest_file(store: Store, path: str, *, registry: Registry = REGISTRY, sensor: str | None = None, progress: Progress | None = None) -> CaptureResult:
+def ingest_file(
+    store: Store, path: str, *, registry: Registry = REGISTRY, sensor: str | None = None,
+    progress: Progress | None = None, digest: str | None = None,
+) -> CaptureResult:
+    """Ingest one capture; ``digest`` is its sha256 when the caller has hashed it already."""
     try:
-        digest = sha256_of(path)
+        digest = digest or sha256_of(path)
         size = os.path.getsize(path)
     except OSError as exc:
         return CaptureResult(path, UNREADABLE, exc.strerror or str(exc))

@@ -100,14 +100,14 @@ def _init_worker(queue) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops the workers
 
 
-def _work(index: int, path: str, db: str, sensor: str | None) -> CaptureResult:
+def _work(index: int, path: str, digest: str, db: str, sensor: str | None) -> CaptureResult:
     """Ingest one capture into a new database of its own; never raises."""
     queue = _progress_queue
     progress = None if queue is None else lambda _path, _done, _total, packets: queue.put((index, packets))
     try:
         store = Store(db)
         try:
-            return ingest_file(store, path, sensor=sensor, progress=progress)
+            return ingest_file(store, path, sensor=sensor, progress=progress, digest=digest)
         finally:
             store.close()
     except BaseException as exc:  # a bug must cost only this file
@@ -141,7 +141,7 @@ class _Run:
         self.attempts += 1
         db = self.dbs[digest] = os.path.join(self.tmp, f"{index}.{self.attempts}.duckdb")
         self.packets[index] = 0
-        future = self.futures[digest] = pool.submit(_work, index, self.files[index], db, self.sensor)
+        future = self.futures[digest] = pool.submit(_work, index, self.files[index], digest, db, self.sensor)
         return future
 
     def results(self, digests: list[str | CaptureResult]) -> list[CaptureResult]:
@@ -170,7 +170,7 @@ class _Run:
         if duplicate is not None:
             return duplicate
         if digest not in self.todo:  # a small one: read here, exactly as the serial run does
-            result = ingest_file(self.store, path, sensor=self.sensor)
+            result = ingest_file(self.store, path, sensor=self.sensor, digest=digest)
             self.read_here.add(digest)
             self.packets[self.new[digest]] = result.packets
             self._show()

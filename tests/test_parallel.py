@@ -190,12 +190,12 @@ def test_exception_in_a_worker_is_an_unreadable_result(tmp_path, monkeypatch):
         raise ValueError("a bug in a dissector")
 
     monkeypatch.setattr(parallel, "ingest_file", broken)
-    result = parallel._work(3, str(CORPUS[0]), str(tmp_path / "w.duckdb"), None)
+    result = parallel._work(3, str(CORPUS[0]), "0" * 64, str(tmp_path / "w.duckdb"), None)
     assert (result.path, result.status, result.capture_id) == (str(CORPUS[0]), "unreadable", None)
     assert result.message == "could not be ingested: ValueError: a bug in a dissector"
 
 
-def flaky_work(index: int, path: str, db: str, sensor: str | None):
+def flaky_work(index: int, path: str, digest: str, db: str, sensor: str | None):
     """Runs in the worker process in place of parallel._work: raises for a file
     named boom*, kills its own process for die*, and is the real worker otherwise."""
     name = os.path.basename(path)
@@ -203,7 +203,7 @@ def flaky_work(index: int, path: str, db: str, sensor: str | None):
         raise RuntimeError("injected failure")
     if name.startswith("die"):
         os._exit(7)  # as the kernel's OOM killer would end it: no exception, no result
-    return parallel._work(index, path, db, sensor)
+    return parallel._work(index, path, digest, db, sensor)
 
 
 def test_a_failing_worker_costs_only_its_file(tmp_path, capfd, monkeypatch):
