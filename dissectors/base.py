@@ -82,6 +82,9 @@ class Dissector:
     # False when the protocol's server port is on the side that opened the
     # connection; protocols whose PDUs do not say request or response use it
     client_is_orig: bool = True
+    # optional columnar decoder for the common PDU shapes (dissectors/bulk.py):
+    # a staticmethod taking a PduBatch and returning BulkRows
+    bulk = None
 
     @classmethod
     def probe(cls, payload: bytes, by_port: bool) -> bool:
@@ -103,6 +106,11 @@ class Dissector:
     def gap(self, from_orig: bool) -> list[Record]:
         """Bytes of this direction were lost: drop partial state and resync."""
         return []
+
+    def idle(self, from_orig: bool) -> bool:
+        """Would a bulk unit starting with a PDU from this side parse the same from
+        here as from a fresh flow, and leave the state as it is? (dissectors/bulk.py)"""
+        return False
 
 
 @dataclass

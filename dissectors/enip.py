@@ -234,9 +234,13 @@ class CipIO(Dissector):
         return 1 <= count <= 4 and address
 
     def feed(self, data: bytes, from_orig: bool) -> list[Record]:
-        return self.datagram(data, from_orig)
+        return self.parse(data, from_orig)
 
     def datagram(self, data: bytes, from_orig: bool) -> list[Record]:
+        return self.parse(data, from_orig)
+
+    def parse(self, data: bytes, from_orig: bool) -> list[Record]:
+        """One datagram: the unit of CIP I/O."""
         items, problem = _items(data, 0, len(data))
         out: list[Record] = []
         if problem:

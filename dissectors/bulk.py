@@ -1,0 +1,134 @@
+"""Columnar dissection of the common case, with exactly the rows ``parse`` would give.
+
+ICS polling repeats the same few PDU shapes millions of times. A protocol may
+offer ``bulk``: numpy over a whole batch of PDUs at once, for the shapes it can
+decode without reading or changing the dissector's state. Everything else still
+goes through ``parse``, one PDU at a time and in order, so the per-flow state
+machines stay the reference.
+
+The unit of bulk work is a *unit*: one PDU, or a run of consecutive PDUs of one
+flow (a request and its response) whose parse, started from an *idle* dissector
+(``Dissector.idle``), leaves it idle again. So bulk rows are only taken for a
+unit whose flow is idle just before it; otherwise its PDUs are parsed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+
+from .base import Anomaly, Dissector, Record
+
+# the Operation fields, in order: what a bulk decoder returns for each row
+ROW_FIELDS = (
+    "protocol", "direction", "function_code", "function_name", "access_class", "status",
+    "transaction_id", "unit_id", "address", "quantity", "target", "details",
+)  # fmt: skip
+
+
+@dataclass(slots=True)
+class PduBatch:
+    """Whole PDUs of one protocol, grouped by flow, in delivery order within a flow."""
+
+    data: np.ndarray  # uint8: the bytes the PDUs sit in
+    start: np.ndarray  # int64: offset of each PDU in data
+    length: np.ndarray  # int64
+    flow: np.ndarray  # int64: index into ``dissectors``; a flow's PDUs are contiguous
+    from_orig: np.ndarray  # bool: sent by the flow's originator
+    dissectors: list[Dissector]  # one per flow index; bulk may read static attributes (client_is_orig)
+
+    def pdu(self, i: int) -> bytes:
+        s = int(self.start[i])
+        return self.data[s : s + int(self.length[i])].tobytes()
+
+
+@dataclass(slots=True)
+class BulkRows:
+    """What a bulk decoder made of a batch.
+
+    ``unit[i]`` is the index of the first PDU of the unit PDU i belongs to, or -1
+    when PDU i must go through ``parse``. Rows are listed PDU by PDU (``pdu``),
+    each PDU's rows in the order ``parse`` returns them; ``columns`` holds one
+    Arrow array per name in ROW_FIELDS (``details`` as the JSON text the store
+    writes, see sensor/store.py)."""
+
+    unit: np.ndarray
+    pdu: np.ndarray
+    columns: dict[str, pa.Array]
+
+    @classmethod
+    def none(cls, n: int) -> BulkRows:
+        return cls(np.full(n, -1, np.int64), np.zeros(0, np.int64), {})
+
+
+BulkDecoder = Callable[[PduBatch], BulkRows]
+
+
+@dataclass(slots=True)
+class Dissected:
+    """Every PDU of a batch accounted for: bulk rows kept, and parse's records."""
+
+    pdu: np.ndarray  # bulk rows kept: the PDU each row belongs to
+    columns: dict[str, pa.Array]
+    parsed: list[tuple[int, list[Record]]] = field(default_factory=list)  # (PDU index, records) in order per flow
+    failed: set[int] = field(default_factory=set)  # flows whose dissector raised: it is dropped, like the stream path
+
+
+def dissect(batch: PduBatch, bulk: BulkDecoder | None) -> Dissected:
+    """Rows for every PDU of ``batch``, equal to calling ``parse`` on each in order."""
+    n = len(batch.start)
+    rows = bulk(batch) if bulk is not None and n else BulkRows.none(n)
+    unit = rows.unit
+    by_parse = np.zeros(n, bool)
+    parsed: list[tuple[int, list[Record]]] = []
+    failed: set[int] = set()
+    if n:
+        # flows made of bulk units only, with an idle dissector, need no walk: each
+        # unit leaves the flow idle. The others are walked PDU by PDU.
+        bounds = np.flatnonzero(np.diff(batch.flow)) + 1
+        starts = np.concatenate(([0], bounds))
+        ends = np.concatenate((bounds, [n]))
+        not_bulk = np.concatenate(([0], np.cumsum(unit < 0)))
+        walk = (not_bulk[ends] - not_bulk[starts]) > 0
+        for k in np.flatnonzero(~walk):
+            d = batch.dissectors[int(batch.flow[starts[k]])]
+            if not d.idle(bool(batch.from_orig[starts[k]])):
+                walk[k] = True
+        for k in np.flatnonzero(walk):
+            _walk(batch, unit, int(starts[k]), int(ends[k]), by_parse, parsed, failed)
+    keep = ~by_parse[rows.pdu] if len(rows.pdu) else np.zeros(0, bool)
+    if failed and len(rows.pdu):
+        keep &= ~np.isin(batch.flow[rows.pdu], np.fromiter(failed, np.int64))
+    if len(rows.pdu) and not keep.all():
+        mask = pa.array(keep)
+        return Dissected(rows.pdu[keep], {k: v.filter(mask) for k, v in rows.columns.items()}, parsed, failed)
+    return Dissected(rows.pdu, rows.columns, parsed, failed)
+
+
+def _walk(batch: PduBatch, unit: np.ndarray, i: int, end: int, by_parse: np.ndarray,
+          parsed: list[tuple[int, list[Record]]], failed: set[int]) -> None:  # fmt: skip
+    """One flow's PDUs in order: a bulk unit met while the dissector is idle keeps
+    its bulk rows; any other PDU is parsed."""
+    flow = int(batch.flow[i])
+    d = batch.dissectors[flow]
+    from_orig = batch.from_orig
+    while i < end:
+        if unit[i] == i and d.idle(bool(from_orig[i])):
+            first = i
+            i += 1
+            while i < end and unit[i] == first:
+                i += 1
+            continue
+        by_parse[i] = True
+        try:
+            records = d.parse(batch.pdu(i), bool(from_orig[i]))
+        except Exception as exc:  # a dissector bug must not stop the capture: the flow loses it
+            failed.add(flow)
+            parsed.append((i, [Anomaly(d.name, "dissector_error", f"{type(exc).__name__}: {exc}")]))
+            by_parse[i:end] = True
+            return
+        parsed.append((i, records))
+        i += 1

@@ -1,0 +1,102 @@
+"""Check a protocol's bulk decoder against its parse(), PDU by PDU, on real captures.
+
+The PDUs are the ones today's stream path hands to ``parse`` while ingesting a
+capture (recorded by wrapping the class's parse). The reference is a fresh
+dissector per flow parsing them in order; the candidate is ``dissectors.bulk.dissect``
+(bulk units where the flow is idle, parse for the rest) on fresh dissectors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dissectors.bulk import ROW_FIELDS, PduBatch, dissect
+from dissectors.base import Operation
+from sensor.ingest import ingest_file
+from sensor.store import Store, _json
+
+
+def recorded_batch(path, cls, monkeypatch, tmp_path) -> PduBatch:
+    """Every PDU the stream path parses with ``cls`` in ``path``, grouped by flow."""
+    calls: list[tuple[object, bytes, bool]] = []
+    original = cls.parse
+
+    def recording(self, pdu, from_orig):
+        calls.append((self, bytes(pdu), from_orig))
+        return original(self, pdu, from_orig)
+
+    monkeypatch.setattr(cls, "parse", recording)
+    store = Store(str(tmp_path / f"record-{len(list(tmp_path.iterdir()))}.duckdb"))
+    try:
+        ingest_file(store, str(path))
+    finally:
+        store.close()
+    monkeypatch.setattr(cls, "parse", original)
+
+    flows: dict[int, int] = {}
+    order: list[list[tuple[bytes, bool]]] = []
+    statics: list[object] = []
+    for d, pdu, from_orig in calls:
+        k = flows.setdefault(id(d), len(flows))
+        if k == len(order):
+            order.append([])
+            statics.append(d)
+        order[k].append((pdu, from_orig))
+    pdus = [(k, pdu, fo) for k, seq in enumerate(order) for pdu, fo in seq]
+    data = b"".join(p for _, p, _ in pdus)
+    lengths = np.array([len(p) for _, p, _ in pdus], np.int64)
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64) if len(pdus) else np.zeros(0, np.int64)
+    dissectors = []
+    for d in statics:
+        fresh = cls()
+        fresh.client_is_orig = d.client_is_orig
+        dissectors.append(fresh)
+    return PduBatch(
+        data=np.frombuffer(data, np.uint8),
+        start=starts,
+        length=lengths,
+        flow=np.array([k for k, _, _ in pdus], np.int64),
+        from_orig=np.array([fo for _, _, fo in pdus], bool),
+        dissectors=dissectors,
+    )
+
+
+def _row(rec) -> tuple:
+    if isinstance(rec, Operation):
+        values = [getattr(rec, f) for f in ROW_FIELDS]
+        values[-1] = _json(rec.details) if rec.details else None
+        return ("op", *values)
+    return (type(rec).__name__, repr(rec))
+
+
+def reference(batch: PduBatch, cls) -> list[list[tuple]]:
+    """Rows per PDU from parse() in order on fresh dissectors."""
+    fresh = []
+    for d in batch.dissectors:
+        f = cls()
+        f.client_is_orig = d.client_is_orig
+        fresh.append(f)
+    return [[_row(r) for r in fresh[int(batch.flow[i])].parse(batch.pdu(i), bool(batch.from_orig[i]))]
+            for i in range(len(batch.start))]  # fmt: skip
+
+
+def candidate(batch: PduBatch, cls) -> tuple[list[list[tuple]], int]:
+    """Rows per PDU from dissect(); and how many PDUs got bulk rows."""
+    out = dissect(batch, cls.bulk)
+    rows: list[list[tuple]] = [[] for _ in range(len(batch.start))]
+    cols = {k: v.to_pylist() for k, v in out.columns.items()}
+    for j, i in enumerate(out.pdu.tolist()):
+        rows[i].append(("op", *(cols[f][j] for f in ROW_FIELDS)))
+    bulk_pdus = len(set(out.pdu.tolist()))
+    for i, records in out.parsed:
+        rows[i].extend(_row(r) for r in records)
+    return rows, bulk_pdus
+
+
+def assert_bulk_matches(batch: PduBatch, cls) -> int:
+    """Assert candidate == reference for every PDU; return how many PDUs bulk decoded."""
+    want = reference(batch, cls)
+    got, bulk_pdus = candidate(batch, cls)
+    for i, (w, g) in enumerate(zip(want, got)):
+        assert g == w, f"PDU {i} (flow {int(batch.flow[i])}, {batch.pdu(i).hex()}): bulk {g} != parse {w}"
+    return bulk_pdus
