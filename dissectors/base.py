@@ -142,8 +142,21 @@ class FramedStream(Dissector):
             # the common case, one whole PDU in one segment: no buffering, no copy
             if self.pdu_length(data, 0, from_orig, False) == len(data):
                 return self.parse(data, from_orig)
-        buf += data
         out: list[Record] = []
+        for unit in self.split(data, from_orig):
+            if isinstance(unit, bytes):
+                out.extend(self.parse(unit, from_orig))
+            else:
+                out.append(unit)
+        return out
+
+    def split(self, data: bytes, from_orig: bool) -> list[bytes | Anomaly]:
+        """Frame the next in-order bytes into whole PDUs, keeping a partial one for
+        later; framing anomalies come in stream order. Framing reads no parse state,
+        so framing first and parsing after is the same as interleaving them."""
+        buf = self.buffers[from_orig]
+        buf += data
+        out: list[bytes | Anomaly] = []
         pos = 0
         hlen = self.header_len
         while len(buf) - pos >= hlen:
@@ -157,7 +170,7 @@ class FramedStream(Dissector):
             if len(buf) - pos < n:
                 break
             self.resyncing[from_orig] = False
-            out.extend(self.parse(bytes(buf[pos : pos + n]), from_orig))
+            out.append(bytes(buf[pos : pos + n]))
             pos += n
         del buf[:pos]
         if len(buf) > self.max_buffer:

@@ -111,22 +111,32 @@ class FlowTable:
         self.registry = registry
         self.sink = sink
         self.flows: dict[tuple, tuple[Flow, bool]] = {}
-        self.next_id = capture_id << 32
+        self.id_base = capture_id << 32
         self.next_sweep = 0
         self.flow_count = 0
 
     def packet(self, pkt: Packet, frame: int, ts: int, length: int) -> None:
-        proto = pkt.proto
-        key = (pkt.vlan, proto, pkt.src, pkt.sport, pkt.dst, pkt.dport)
+        key = (pkt.vlan, pkt.proto, pkt.src, pkt.sport, pkt.dst, pkt.dport)
         entry = self.flows.get(key)
-        flags = pkt.tcp_flags
         if entry is None:
-            flow, from_orig = self._new_flow(pkt, key, frame, ts)
+            flow, from_orig = self.new_flow(pkt, key, frame, ts)
         else:
             flow, from_orig = entry
-            if flags & SYN and not flags & ACK and flow.closed and flow.isn[not from_orig] != pkt.seq:
-                self._finish(flow)  # the ports are reused by a new connection
-                flow, from_orig = self._new_flow(pkt, key, frame, ts)
+            if self.reused(flow, from_orig, pkt):
+                self.finish(flow)  # the ports are reused by a new connection
+                flow, from_orig = self.new_flow(pkt, key, frame, ts)
+        self.update(flow, from_orig, pkt, frame, ts, length)
+        if ts >= self.next_sweep:
+            self.sweep(ts)
+
+    @staticmethod
+    def reused(flow: Flow, from_orig: bool, pkt: Packet) -> bool:
+        """A new SYN on a closed flow's ports, with another sequence number: a new connection."""
+        flags = pkt.tcp_flags
+        return bool(flags & SYN and not flags & ACK and flow.closed and flow.isn[not from_orig] != pkt.seq)
+
+    def update(self, flow: Flow, from_orig: bool, pkt: Packet, frame: int, ts: int, length: int) -> None:
+        """Everything one packet does to its flow: counters, TCP state, reassembly, dissection."""
         if from_orig:
             flow.packets_orig += 1
             flow.bytes_orig += length
@@ -136,24 +146,25 @@ class FlowTable:
         flow.last_ts = ts
         flow.last_frame = frame
         payload = pkt.payload
+        proto = pkt.proto
+        flags = pkt.tcp_flags
         if proto == TCP:
             self._tcp_state(flow, from_orig, flags, pkt.seq, payload)
             if flow.streams is not None and flags & ACK:
                 self._deliver(flow, not from_orig, flow.streams[from_orig].acked(pkt.ack))
         if payload and proto in (TCP, UDP) and (flow.dissector is not None or flow.claim_tries < CLAIM_TRIES):
             self._dissect(flow, from_orig, pkt, frame, ts)
-        if ts >= self.next_sweep:
-            self.sweep(ts)
 
-    def _new_flow(self, pkt: Packet, key: tuple, frame: int, ts: int) -> tuple[Flow, bool]:
+    def new_flow(self, pkt: Packet, key: tuple, frame: int, ts: int) -> tuple[Flow, bool]:
+        """The flow this packet starts; its id is the capture's and the frame's, so it
+        does not depend on the order in which flows are processed."""
         flags = pkt.tcp_flags
         if pkt.proto == TCP and flags & SYN:
             from_sender = not flags & ACK  # SYN: sender initiates; SYN-ACK: receiver did
         else:
             t = TRANSPORTS.get(pkt.proto, "")
             from_sender = server_rank(t, pkt.dport) >= server_rank(t, pkt.sport)
-        flow = Flow(self.next_id, pkt, from_sender, frame, ts)
-        self.next_id += 1
+        flow = Flow(self.id_base | frame, pkt, from_sender, frame, ts)
         self.flow_count += 1
         rev = (pkt.vlan, pkt.proto, pkt.dst, pkt.dport, pkt.src, pkt.sport)
         flow.keys = (key, rev) if from_sender else (rev, key)
@@ -235,22 +246,24 @@ class FlowTable:
             if flow.dissector is None:
                 return
 
-    def sweep(self, now: int) -> None:
-        """Finish flows that went idle (in capture time)."""
+    def sweep(self, now: int, before_frame: int | None = None) -> None:
+        """Finish flows that went idle (in capture time); with ``before_frame``, only
+        flows last seen before that frame (a sweep replayed after later packets)."""
         self.next_sweep = now + SWEEP_EVERY_US
         done = []
         for flow, is_orig in self.flows.values():
             if is_orig and (now - flow.last_ts > (CLOSED_IDLE_US if flow.closed else IDLE_US)):
-                done.append(flow)
+                if before_frame is None or flow.last_frame < before_frame:
+                    done.append(flow)
         for flow in done:
-            self._finish(flow)
+            self.finish(flow)
 
     def _evict_oldest(self) -> None:
         flows = sorted((f for f, is_orig in self.flows.values() if is_orig), key=lambda f: f.last_ts)
         for flow in flows[: len(flows) // 10]:
-            self._finish(flow)
+            self.finish(flow)
 
-    def _finish(self, flow: Flow) -> None:
+    def finish(self, flow: Flow) -> None:
         for key in flow.keys:
             self.flows.pop(key, None)
         if flow.streams is not None:
@@ -261,5 +274,4 @@ class FlowTable:
     def close(self) -> None:
         """End of capture: every remaining flow is finished."""
         for flow in [f for f, is_orig in list(self.flows.values()) if is_orig]:
-            self._finish(flow)
-
+            self.finish(flow)

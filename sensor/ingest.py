@@ -15,7 +15,8 @@ from typing import Callable, Iterable
 
 from dissectors import REGISTRY, Anomaly, Registry
 
-from .capture import CaptureError, ReadState, read_packets, sniff
+from .capture import CaptureError, ReadState, pcap_kind, read_packets, read_pcap_chunks, sniff
+from .columnar import ChunkStats, Columnar
 from .decode import KNOWN_LINK_NAMES, LINK_NAMES, SUPPORTED_LINKS, Decoder, Malformed
 from .flows import FlowTable
 from .store import Store
@@ -86,9 +87,12 @@ def duplicate_of(store: Store, path: str, digest: str) -> CaptureResult | None:
 
 def ingest_file(
     store: Store, path: str, *, registry: Registry = REGISTRY, sensor: str | None = None,
-    progress: Progress | None = None, digest: str | None = None,
+    progress: Progress | None = None, digest: str | None = None, columnar: bool = True,
 ) -> CaptureResult:
-    """Ingest one capture; ``digest`` is its sha256 when the caller has hashed it already."""
+    """Ingest one capture; ``digest`` is its sha256 when the caller has hashed it already.
+
+    pcap files go through the columnar path (sensor/columnar.py); pcapng and
+    ``columnar=False`` read packet by packet. Both give the same tables."""
     try:
         digest = digest or sha256_of(path)
         size = os.path.getsize(path)
@@ -99,29 +103,81 @@ def ingest_file(
         return duplicate
 
     state = ReadState()
-    packets = read_packets(path, state)
+    columnar = columnar and pcap_kind(path) is not None
+    source = read_pcap_chunks(path, state) if columnar else read_packets(path, state)
     try:
-        first = next(packets, None)
+        first = next(source, None)
     except CaptureError as exc:
         return CaptureResult(path, UNREADABLE, str(exc))
 
     capture_id = store.begin_capture(os.path.abspath(path), digest, size, sensor)
     writer = store.writer(capture_id)
     table = FlowTable(capture_id, registry, writer)
-    decoder = Decoder()
-    decode = decoder.decode
-    on_packet = table.packet
-    supported = SUPPORTED_LINKS
     total = None if state.compressed else size
-    n = ip_packets = malformed = skipped = 0
     unsupported: dict[int, int] = {}
-    first_ts = last_ts = None
 
     def skip(frame: int, link: int, ts: int) -> None:
         if link not in unsupported:
             unsupported[link] = frame
             writer.anomaly(frame, ts, None, Anomaly("capture", "unsupported_link_type", f"link type {link} ({link_name(link)})"))
 
+    if columnar:
+        stats = _replay_chunks(first, source, table, writer, registry, skip, progress, path, state, total)
+    else:
+        stats = _replay_packets(first, source, table, writer, skip, progress, path, state, total)
+    table.close()
+    writer.end()
+    n, skipped = stats.packets, stats.skipped
+    if progress is not None:
+        progress(path, total or state.bytes_read, total, n)
+
+    status, message = OK, None
+    if state.damage is not None:
+        status = DAMAGED
+        kept = f"the {n} frames before it were kept" if n else "no frame could be read before it"
+        message = f"{state.damage.describe()}; {kept}"
+        writer.anomaly(state.damage.frame, None, None, Anomaly("capture", "damaged_file", message))
+    if unsupported:
+        kinds = ", ".join(f"{link} ({link_name(link)}) from frame {frame}" for link, frame in unsupported.items())
+        text = f"unsupported link type {kinds}: {skipped} of {n} frames skipped"
+        message = f"{message}; {text}" if message else text
+        if status == OK:
+            status = UNSUPPORTED
+    writer.flush()
+    store.end_capture(
+        capture_id,
+        format=state.fmt,
+        link_types=[link_name(x) for x in state.link_types],
+        packets=n,
+        ip_packets=stats.ip_packets,
+        malformed=stats.malformed,
+        skipped=skipped,
+        first_ts=stats.first_ts,
+        last_ts=stats.last_ts,
+        status=status,
+        error=message,
+    )
+    return CaptureResult(path, status, message, capture_id, n, skipped, table.flow_count, writer.operations_by_protocol, writer.anomalies_by_kind)
+
+
+def _replay_chunks(first, chunks, table, writer, registry, skip, progress, path, state, total) -> ChunkStats:
+    engine = Columnar(table, writer, registry, skip)
+    if first is not None:
+        for chunk in chain((first,), chunks):
+            engine.chunk(chunk)
+            if progress is not None:
+                progress(path, state.bytes_read, total, engine.stats.packets)
+    return engine.stats
+
+
+def _replay_packets(first, packets, table, writer, skip, progress, path, state, total) -> ChunkStats:
+    """The packet-at-a-time path, for what the columnar one does not read."""
+    decoder = Decoder()
+    decode = decoder.decode
+    on_packet = table.packet
+    supported = SUPPORTED_LINKS
+    n = ip_packets = malformed = skipped = 0
+    first_ts = last_ts = None
     if first is not None:
         first_ts = last_ts = first[1]
         # the per-packet loop: kept inline (no call per packet) because it runs for every frame
@@ -147,38 +203,7 @@ def ingest_file(
                 writer.anomaly(n, ts, None, Anomaly("sensor", "internal_error", f"{type(exc).__name__}: {exc}"))
             if progress is not None and not n % PROGRESS_EVERY:
                 progress(path, state.bytes_read, total, n)
-    table.close()
-    writer.flush()
-    if progress is not None:
-        progress(path, total or state.bytes_read, total, n)
-
-    status, message = OK, None
-    if state.damage is not None:
-        status = DAMAGED
-        kept = f"the {n} frames before it were kept" if n else "no frame could be read before it"
-        message = f"{state.damage.describe()}; {kept}"
-        writer.anomaly(state.damage.frame, None, None, Anomaly("capture", "damaged_file", message))
-    if unsupported:
-        kinds = ", ".join(f"{link} ({link_name(link)}) from frame {frame}" for link, frame in unsupported.items())
-        text = f"unsupported link type {kinds}: {skipped} of {n} frames skipped"
-        message = f"{message}; {text}" if message else text
-        if status == OK:
-            status = UNSUPPORTED
-    writer.flush()
-    store.end_capture(
-        capture_id,
-        format=state.fmt,
-        link_types=[link_name(x) for x in state.link_types],
-        packets=n,
-        ip_packets=ip_packets,
-        malformed=malformed,
-        skipped=skipped,
-        first_ts=first_ts,
-        last_ts=last_ts,
-        status=status,
-        error=message,
-    )
-    return CaptureResult(path, status, message, capture_id, n, skipped, table.flow_count, writer.operations_by_protocol, writer.anomalies_by_kind)
+    return ChunkStats(n, ip_packets, malformed, skipped, first_ts, last_ts)
 
 
 def ingest(paths: Iterable[str], db: str, *, sensor: str | None = None, progress: Progress | None = None) -> list[CaptureResult]:

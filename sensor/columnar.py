@@ -1,0 +1,754 @@
+"""Columnar ingest of pcap files: a chunk of records at a time, in numpy.
+
+The packet-at-a-time path (FlowTable.packet for every frame) costs about 8 µs of
+Python per packet. Here a chunk's headers are decoded in bulk, packets are grouped
+by flow, and each flow's packets in the chunk are applied to its state at once
+when they are the common case: Ethernet (one 802.1Q tag at most), unfragmented
+IPv4, TCP or UDP; no idle split or port reuse in the chunk; TCP streams in order
+(whole retransmissions allowed). Their PDUs are framed in bulk and dissected by
+dissectors.bulk. Any other flow of the chunk is replayed packet by packet through
+FlowTable.update, the same state machine, so both paths give the same tables
+(tests/test_columnar.py compares them on every capture of the corpus).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dissectors import Anomaly, Registry
+from dissectors.base import FramedStream
+from dissectors.bulk import PduBatch, dissect
+
+from .capture import RecordChunk
+from .decode import LINK_ETHERNET, SUPPORTED_LINKS, TCP, UDP, Decoder, Malformed, Packet
+from .flows import ACK, CLAIM_TRIES, CLOSED_IDLE_US, FIN, IDLE_US, RST, SWEEP_EVERY_US, SYN, TRANSPORTS, Flow, FlowTable
+from .flows import _H_ACK, _H_DATA, _H_FIN, _H_RETX, _H_RST, _H_SYN, _H_SYNACK
+from .ports import server_rank
+from .reassembly import HALF, SEQ_MOD, StreamDirection
+
+_HDR = np.arange(16)
+# history letters in the order one packet marks them (FlowTable._tcp_state, then push)
+_MARKS = (_H_SYN, _H_SYNACK, _H_ACK, _H_DATA, _H_FIN, _H_RST, _H_RETX)
+_NONE = np.iinfo(np.int64).max
+
+
+@dataclass
+class ChunkStats:
+    packets: int = 0
+    ip_packets: int = 0
+    malformed: int = 0
+    skipped: int = 0
+    first_ts: int | None = None
+    last_ts: int | None = None
+
+
+class Columnar:
+    """Feeds record chunks of one capture into a FlowTable and its writer."""
+
+    def __init__(self, table: FlowTable, writer, registry: Registry, on_skip):
+        self.table = table
+        self.writer = writer
+        self.registry = registry
+        self.decoder = Decoder()
+        self.on_skip = on_skip  # (frame, link, ts): a frame on a link type sorf does not decode
+        self.stats = ChunkStats()
+        self.next_sweep = 0
+
+    # ------------------------------------------------------------------ chunk
+    def chunk(self, c: RecordChunk) -> None:
+        a = np.frombuffer(c.buf, np.uint8)
+        off = np.asarray(c.offsets, np.int64)
+        n = len(off)
+        hdr = a[off[:, None] + _HDR].view(np.dtype(c.endian + "u4")).reshape(n, 4).astype(np.int64)
+        ts = hdr[:, 0] * 1_000_000 + hdr[:, 1] // c.ts_div
+        incl, orig = hdr[:, 2], hdr[:, 3]
+        frames = c.first_frame + np.arange(n, dtype=np.int64)
+        st = self.stats
+        st.packets += n
+        lo, hi = int(ts.min()), int(ts.max())
+        st.first_ts = lo if st.first_ts is None else min(st.first_ts, lo)
+        st.last_ts = hi if st.last_ts is None else max(st.last_ts, hi)
+        if c.link not in SUPPORTED_LINKS:
+            st.skipped += n
+            self.on_skip(c.first_frame, c.link, int(ts[0]))
+            return
+        data = off + 16
+        if c.link == LINK_ETHERNET:
+            cols = _decode_ethernet(a, data, incl)
+        else:
+            cols = {"ok": np.zeros(n, bool)}
+        ok = cols["ok"]
+        others = self._others(c, a, data, incl, ts, frames, ok)
+        st.ip_packets += int(ok.sum()) + len(others)
+        sweeps = self._sweeps(ts, ok, frames, others)
+        Chunk(self, c.buf, a, ts, orig, frames, cols, others, sweeps).run()
+        if len(sweeps[0]):
+            self.table.sweep(int(sweeps[1][-1]), before_frame=int(sweeps[0][-1]))
+            self.table.next_sweep = self.next_sweep
+
+    def _others(self, c, a, data, incl, ts, frames, ok) -> list[tuple[int, Packet]]:
+        """Packets the bulk decode does not take, decoded one by one: (index, packet)."""
+        out = []
+        decode = self.decoder.decode
+        writer = self.writer
+        for i in np.flatnonzero(~ok).tolist():
+            s = int(data[i])
+            frame, t = int(frames[i]), int(ts[i])
+            try:
+                pkt = decode(c.link, c.buf[s : s + int(incl[i])], t)
+            except Malformed as exc:
+                self.stats.malformed += 1
+                writer.anomaly(frame, t, None, Anomaly("decode", "malformed_packet", str(exc)))
+                continue
+            except Exception as exc:  # a bug on one packet must not lose the capture
+                self.stats.malformed += 1
+                writer.anomaly(frame, t, None, Anomaly("sensor", "internal_error", f"{type(exc).__name__}: {exc}"))
+                continue
+            if pkt is not None:
+                out.append((i, pkt))
+        return out
+
+    def _sweeps(self, ts, ok, frames, others) -> tuple[np.ndarray, np.ndarray]:
+        """Frames and times at which FlowTable.packet would sweep idle flows in this chunk."""
+        ip = ok.copy()
+        for i, _ in others:
+            ip[i] = True
+        idx = np.flatnonzero(ip)
+        sweep_frames, sweep_ts = [], []
+        if len(idx):
+            t = ts[idx]
+            running = np.maximum.accumulate(t)  # the first t >= x is where the running max reaches x
+            pos = 0
+            while True:
+                pos = int(np.searchsorted(running[pos:], self.next_sweep, "left")) + pos
+                if pos >= len(idx):
+                    break
+                sweep_frames.append(int(frames[idx[pos]]))
+                sweep_ts.append(int(t[pos]))
+                self.next_sweep = int(t[pos]) + SWEEP_EVERY_US
+                pos += 1
+        return np.array(sweep_frames, np.int64), np.array(sweep_ts, np.int64)
+
+
+def _decode_ethernet(a: np.ndarray, data: np.ndarray, incl: np.ndarray) -> dict[str, np.ndarray]:
+    """L2-L4 fields of every frame; ``ok`` marks the ones fully decoded here
+    (Ethernet, at most one 802.1Q tag, unfragmented IPv4, TCP or UDP, sane lengths)."""
+    last = len(a) - 1
+
+    def u8(i):
+        return a[np.minimum(i, last)].astype(np.int64)
+
+    def be16(i):
+        return (u8(i) << 8) | u8(i + 1)
+
+    def be32(i):
+        return (be16(i) << 16) | be16(i + 2)
+
+    end_frame = data + incl
+    ok = incl >= 14
+    et = be16(data + 12)
+    tagged = et == 0x8100
+    vlan = np.where(tagged, be16(data + 14) & 0x0FFF, 0)
+    et = np.where(tagged, be16(data + 16), et)
+    l3 = data + 14 + 4 * tagged
+    ok &= (et == 0x0800) & (end_frame >= l3 + 20)
+    vihl = u8(l3)
+    ihl = (vihl & 0x0F) * 4
+    total = be16(l3 + 2)
+    ok &= (vihl >> 4 == 4) & (ihl >= 20) & (total >= ihl) & ((be16(l3 + 6) & 0x3FFF) == 0)
+    proto = u8(l3 + 9)
+    tcp = proto == TCP
+    ok &= tcp | (proto == UDP)
+    end = np.minimum(l3 + total, end_frame)
+    t4 = l3 + ihl
+    ok &= np.where(tcp, end - t4 >= 20, end - t4 >= 8)
+    doff = (u8(t4 + 12) >> 4) * 4
+    ok &= ~tcp | (doff >= 20)
+    pay = np.where(tcp, np.minimum(t4 + doff, end), t4 + 8)
+    return {
+        "ok": ok,
+        "vlan": vlan,
+        "mac": data,  # dst MAC at data, src MAC at data + 6
+        "src": be32(l3 + 12),
+        "dst": be32(l3 + 16),
+        "proto": proto,
+        "sport": be16(t4),
+        "dport": be16(t4 + 2),
+        "flags": np.where(tcp, u8(t4 + 13), 0),
+        "seq": np.where(tcp, be32(t4 + 4), 0),
+        "ack": np.where(tcp, be32(t4 + 8), 0),
+        "pay": pay,
+        "plen": np.maximum(end - pay, 0),
+    }
+
+
+class Chunk:
+    """One chunk's packets, grouped by flow and applied to the flow table."""
+
+    def __init__(self, owner: Columnar, buf: bytes, a, ts, orig, frames, cols, others, sweeps):
+        self.o = owner
+        self.table = owner.table
+        self.buf = buf
+        self.a = a
+        self.ts = ts
+        self.orig = orig
+        self.frames = frames
+        self.c = cols
+        self.others = others
+        self.sweep_frames, self.sweep_ts = sweeps
+
+    def packet(self, i: int) -> Packet:
+        """The Packet tuple of a bulk-decoded packet (for the packet-at-a-time path)."""
+        c, buf = self.c, self.buf
+        m = int(c["mac"][i])
+        p, n = int(c["pay"][i]), int(c["plen"][i])
+        return Packet(
+            int(c["vlan"][i]), buf[m + 6 : m + 12], buf[m : m + 6],
+            int(c["src"][i]).to_bytes(4, "big"), int(c["dst"][i]).to_bytes(4, "big"), int(c["proto"][i]),
+            int(c["sport"][i]), int(c["dport"][i]), int(c["flags"][i]), int(c["seq"][i]), int(c["ack"][i]),
+            buf[p : p + n],
+        )  # fmt: skip
+
+    def run(self) -> None:
+        c = self.c
+        ok = np.flatnonzero(c["ok"])
+        packets = dict(self.others)
+        merged: dict[tuple, list[int]] = {}  # canonical key -> packets of a flow replayed one by one
+        if len(ok):
+            e1 = (c["src"][ok] << 16) | c["sport"][ok]
+            e2 = (c["dst"][ok] << 16) | c["dport"][ok]
+            k1 = np.minimum(e1, e2) | ((c["proto"][ok] == TCP).astype(np.int64) << 48) | (c["vlan"][ok] << 49)
+            k2 = np.maximum(e1, e2)
+            order = np.lexsort((ok, k2, k1))
+            k1, k2 = k1[order], k2[order]
+            cut = np.flatnonzero((k1[1:] != k1[:-1]) | (k2[1:] != k2[:-1])) + 1
+            bounds = np.concatenate(([0], cut, [len(ok)]))
+            plan = Plan(self, ok[order], bounds)
+            if self.others:
+                index = {_canon(k): g for g, k in enumerate(plan.keys)}
+                for i, pkt in self.others:
+                    ck = _canon((pkt.vlan, pkt.proto, pkt.src, pkt.sport, pkt.dst, pkt.dport))
+                    g = index.get(ck)
+                    if g is not None and not plan.replay[g]:
+                        plan.replay[g] = True
+                        merged[ck] = plan.members(g)
+                    merged.setdefault(ck, []).append(i)
+            plan.decide()
+            for g in np.flatnonzero(plan.replay).tolist():
+                if _canon(plan.keys[g]) not in merged:
+                    self.replay(plan.members(g), packets)
+            plan.apply()
+        else:
+            for i, pkt in self.others:
+                merged.setdefault(_canon((pkt.vlan, pkt.proto, pkt.src, pkt.sport, pkt.dst, pkt.dport)), []).append(i)
+        for members in merged.values():
+            self.replay(sorted(members), packets)
+
+    # ---------------------------------------------------------- packet by packet
+    def swept(self, flow: Flow, frame: int) -> bool:
+        """Would a sweep between the flow's last packet and this frame have finished it?"""
+        k = int(np.searchsorted(self.sweep_frames, frame, "left")) - 1
+        if k < 0 or self.sweep_frames[k] <= flow.last_frame:
+            return False
+        return int(self.sweep_ts[k]) - flow.last_ts > (CLOSED_IDLE_US if flow.closed else IDLE_US)
+
+    def replay(self, members: list[int], packets: dict[int, Packet]) -> None:
+        """One flow's packets of this chunk, one at a time, as FlowTable.packet does."""
+        table = self.table
+        flows = table.flows
+        for i in members:
+            pkt = packets.get(i) or self.packet(i)
+            frame, t, length = int(self.frames[i]), int(self.ts[i]), int(self.orig[i])
+            k = (pkt.vlan, pkt.proto, pkt.src, pkt.sport, pkt.dst, pkt.dport)
+            entry = flows.get(k)
+            if entry is None:
+                flow, from_orig = table.new_flow(pkt, k, frame, t)
+            else:
+                flow, from_orig = entry
+                if self.swept(flow, frame) or table.reused(flow, from_orig, pkt):
+                    table.finish(flow)
+                    flow, from_orig = table.new_flow(pkt, k, frame, t)
+            table.update(flow, from_orig, pkt, frame, t, length)
+
+
+def _canon(key: tuple) -> tuple:
+    vlan, proto, src, sport, dst, dport = key
+    a, b = (src, sport), (dst, dport)
+    return (vlan, proto, *(a + b if a <= b else b + a))
+
+
+def _fast_dissector(d, proto: int) -> bool:
+    if proto == TCP:
+        return isinstance(d, FramedStream)
+    return getattr(d, "datagram_is_pdu", False)
+
+
+def _segmented_first(mask: np.ndarray, first: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Per group, the first row where ``mask`` holds, else _NONE."""
+    return np.minimum.reduceat(np.where(mask, rows, _NONE), first)
+
+
+class Plan:
+    """A chunk's flows, decided and applied column-wise.
+
+    Rows are the chunk's bulk-decoded packets sorted by flow (group) and frame.
+    ``decide`` marks the groups to replay packet by packet; ``apply`` puts every
+    other group's packets into its flow at once."""
+
+    def __init__(self, ch: Chunk, ix: np.ndarray, bounds: np.ndarray):
+        self.ch = ch
+        self.ix = ix
+        self.first = bounds[:-1]
+        self.last = bounds[1:] - 1
+        self.G = G = len(self.first)
+        self.N = N = len(ix)
+        self.gid = np.repeat(np.arange(G), np.diff(bounds))
+        self.rows = np.arange(N)
+        c = ch.c
+        for name in ("src", "sport", "dst", "dport", "proto", "flags", "seq", "ack", "plen", "pay", "vlan"):
+            setattr(self, name, c[name][ix])
+        self.ts = ch.ts[ix]
+        self.fr = ch.frames[ix]
+        self.length = ch.orig[ix]
+        f = self.first
+        heads = [x[f].tolist() for x in (self.vlan, self.proto, self.src, self.sport, self.dst, self.dport)]
+        self.keys = [(v, p, s.to_bytes(4, "big"), sp, d.to_bytes(4, "big"), dp) for v, p, s, sp, d, dp in zip(*heads)]
+        flows = ch.table.flows
+        self.entries = [flows.get(k) for k in self.keys]
+        self.replay = np.zeros(G, bool)
+
+    def members(self, g: int) -> list[int]:
+        return self.ix[self.first[g] : self.last[g] + 1].tolist()
+
+    # ------------------------------------------------------------------ decide
+    def decide(self) -> None:
+        G, gid, first = self.G, self.gid, self.first
+        replay = self.replay
+        flags = self.flags
+        new = np.array([e is None for e in self.entries], bool)
+        self.new = new
+        last_ts = np.zeros(G, np.int64)
+        last_frame = np.zeros(G, np.int64)
+        oip = np.zeros(G, np.int64)
+        oport = np.zeros(G, np.int64)
+        self.flow: list[Flow | None] = [None] * G
+        for g, entry in enumerate(self.entries):
+            if entry is None:
+                continue
+            flow = entry[0]
+            self.flow[g] = flow
+            d = flow.dissector
+            if (d is not None and not _fast_dissector(d, flow.proto)) or (
+                flow.streams is not None and (flow.streams[0].pending or flow.streams[1].pending)
+            ):
+                replay[g] = True
+            last_ts[g], last_frame[g] = flow.last_ts, flow.last_frame
+            oip[g], oport[g] = int.from_bytes(flow.orig_ip, "big"), flow.orig_port
+        heads = zip(np.flatnonzero(new).tolist(), *(x[first[new]].tolist() for x in (self.proto, flags, self.src, self.sport, self.dst, self.dport)))
+        for g, proto, fl, src, sport, dst, dport in heads:
+            if proto == TCP and fl & SYN:
+                from_sender = not fl & ACK
+            else:
+                t = TRANSPORTS[proto]
+                from_sender = server_rank(t, dport) >= server_rank(t, sport)
+            oip[g], oport[g] = (src, sport) if from_sender else (dst, dport)
+        self.from_orig = (self.src == oip[gid]) & (self.sport == oport[gid])
+        syn = (flags & SYN) != 0
+        ackf = (flags & ACK) != 0
+        self.syn, self.ackf = syn, ackf
+        pos = self.rows - first[gid]
+        # a SYN starting a new flow is the only one the bulk path models (no port reuse)
+        bad = syn & ~ackf & ~((pos == 0) & new[gid])
+        replay |= np.logical_or.reduceat(bad, first)
+        replay |= (self.src[first] == self.dst[first]) & (self.sport[first] == self.dport[first])
+        sf_all = self.ch.sweep_frames
+        if len(sf_all):  # an idle sweep between two packets of a flow may split it
+            prev_ts = np.concatenate(([0], self.ts[:-1]))
+            prev_f = np.concatenate(([0], self.fr[:-1]))
+            prev_ts[first] = np.where(new, self.ts[first], last_ts)
+            prev_f[first] = np.where(new, self.fr[first], last_frame)
+            s = np.searchsorted(sf_all, self.fr, "left") - 1
+            valid = s >= 0
+            s = np.maximum(s, 0)
+            hit = valid & (sf_all[s] > prev_f) & (self.ch.sweep_ts[s] - prev_ts > CLOSED_IDLE_US)
+            replay |= np.logical_or.reduceat(hit, first)
+        self._claims()
+        self._streams()
+
+    def _claims(self) -> None:
+        """Which payload packet a dissector claims each unclaimed flow at, as
+        FlowTable._dissect would, without touching any flow yet."""
+        G, gid, first = self.G, self.gid, self.first
+        self.claim_row = np.full(G, -1, np.int64)
+        self.claimed: list = [None] * G
+        self.tries = [0] * G
+        self.unfed: list[list[bool] | None] = [None] * G
+        has = np.zeros(G, bool)  # a dissector before the chunk
+        need = np.zeros(G, bool)
+        for g, flow in enumerate(self.flow):
+            if flow is None:
+                need[g] = True
+            elif flow.dissector is not None:
+                has[g] = True
+            elif flow.claim_tries < CLAIM_TRIES:
+                need[g] = True
+        need &= ~self.replay
+        payload = self.plen > 0
+        cs = np.cumsum(payload)
+        rank = cs - 1 - (cs[first] - payload[first])[gid]
+        cand = np.flatnonzero(payload & (rank < CLAIM_TRIES) & need[gid])
+        registry = self.ch.table.registry
+        buf = self.ch.buf
+        fo = self.from_orig
+        cand_g = gid[cand].tolist()
+        cand_rows = cand.tolist()
+        pay, plen = self.pay[cand].tolist(), self.plen[cand].tolist()
+        fo_c = fo[cand].tolist()
+        j = 0
+        while j < len(cand_rows):
+            g = cand_g[j]
+            flow = self.flow[g]
+            tries = flow.claim_tries if flow else 0
+            unfed = list(flow.unfed) if flow else [False, False]
+            transport = "tcp" if self.proto[first[g]] == TCP else "udp"
+            if flow is not None:
+                resp_port, orig_port = flow.resp_port, flow.orig_port
+            elif fo[first[g]]:
+                resp_port, orig_port = int(self.dport[first[g]]), int(self.sport[first[g]])
+            else:
+                resp_port, orig_port = int(self.sport[first[g]]), int(self.dport[first[g]])
+            used = 0
+            while j < len(cand_rows) and cand_g[j] == g:
+                if tries + used < CLAIM_TRIES and self.claimed[g] is None and not self.replay[g]:
+                    used += 1
+                    p = pay[j]
+                    found = registry.claim(transport, resp_port, orig_port, buf[p : p + plen[j]])
+                    if found is None:
+                        unfed[not fo_c[j]] = True
+                    elif not _fast_dissector(found, int(self.proto[first[g]])):
+                        self.replay[g] = True
+                    else:
+                        self.claimed[g] = found
+                        self.claim_row[g] = cand_rows[j]
+                j += 1
+            self.tries[g] = used
+            self.unfed[g] = unfed
+        # rows from which payload goes to the dissector (N: none)
+        self.fed_from = np.where(has, first, np.where(self.claim_row >= 0, self.claim_row, self.N))
+        self.has_dissector = has | (self.claim_row >= 0)
+
+    def _streams(self) -> None:
+        """TCP payload of dissected flows: each segment must be the next in its
+        direction or a whole retransmission; the rest is replayed."""
+        gid, first = self.gid, self.first
+        tcp_g = (self.proto[first] == TCP) & self.has_dissector & ~self.replay
+        rows = self.rows
+        self.dup_rows = np.zeros(0, np.int64)
+        self.seg = {}
+        # a SYN after payload started to flow
+        after = np.where(self.claim_row >= 0, self.claim_row + 1, first)
+        self.replay |= np.logical_or.reduceat(self.syn & (rows >= after[gid]) & tcp_g[gid], first)
+        tcp_g &= ~self.replay
+        fed = np.flatnonzero(tcp_g[gid] & (self.plen > 0) & (rows >= self.fed_from[gid]))
+        if not len(fed):
+            return
+        side = (~self.from_orig[fed]).astype(np.int64)  # 0: originator's stream
+        gs = gid[fed] * 2 + side
+        order = np.lexsort((fed, gs))
+        fed, gs = fed[order], gs[order]
+        seq = self.seq[fed]
+        uniq, starts = np.unique(gs, return_index=True)
+        first_seq = seq[starts].tolist()
+        # the last SYN of each side before the payload (SYNs after it were replayed)
+        syn_rows = np.flatnonzero(self.syn & tcp_g[gid])
+        isn = {}
+        for r, g, o in zip(syn_rows.tolist(), gid[syn_rows].tolist(), self.from_orig[syn_rows].tolist()):
+            isn[(g, 0 if o else 1)] = int(self.seq[r])
+        base = []
+        for key, s0 in zip(uniq.tolist(), first_seq):
+            g, sd = divmod(key, 2)
+            flow = self.flow[g]
+            if flow is not None and flow.streams is not None:
+                b = flow.streams[sd].next_seq
+            else:
+                i = isn.get((g, sd), flow.isn[sd] if flow is not None else None)
+                b = (i + 1) % SEQ_MOD if i is not None and not self.unfed[g][sd] else None
+            base.append(s0 if b is None else b)
+        seg_of = np.searchsorted(uniq, gs)
+        base_arr = np.asarray(base, np.int64)
+        rel = (seq - base_arr[seg_of]) % SEQ_MOD
+        rel = np.where(rel >= HALF, rel - SEQ_MOD, rel)
+        end = rel + self.plen[fed]
+        lift = seg_of.astype(np.int64) << 36  # makes one running max restart at every stream
+        run = np.maximum.accumulate(end + lift)
+        before = np.concatenate(([0], run[:-1])) - lift
+        before[starts] = 0
+        before = np.maximum(before, 0)
+        dup = end <= before
+        bad = ~(dup | (rel == before))
+        if bad.any():
+            self.replay[np.unique(gid[fed[bad]])] = True
+        final = np.maximum(before, end)
+        last_of = np.concatenate((starts[1:], [len(fed)])) - 1
+        self.seg = {
+            "rows": fed, "gs": gs, "dup": dup, "keys": uniq.tolist(), "base": base,
+            "front": final[last_of].tolist(), "dups": np.add.reduceat(dup, starts).tolist(),
+        }  # fmt: skip
+
+    # ------------------------------------------------------------------- apply
+    def apply(self) -> None:
+        ch = self.ch
+        fast = ~self.replay
+        if not fast.any():
+            return
+        gid, first, last = self.gid, self.first, self.last
+        fo = self.from_orig
+        table = ch.table
+        for g in np.flatnonzero(fast & self.new).tolist():
+            i = int(self.ix[first[g]])
+            self.flow[g], _ = table.new_flow(ch.packet(i), self.keys[g], int(ch.frames[i]), int(ch.ts[i]))
+        n_orig = np.add.reduceat(fo.astype(np.int64), first).tolist()
+        sizes = (last - first + 1).tolist()
+        b_orig = np.add.reduceat(np.where(fo, self.length, 0), first).tolist()
+        b_all = np.add.reduceat(self.length, first).tolist()
+        last_ts, last_fr = self.ts[last].tolist(), self.fr[last].tolist()
+        tcp = self.proto[first] == TCP
+        marks = self._marks(tcp & fast)
+        closed = np.logical_or.reduceat((self.flags & (FIN | RST)) != 0, first).tolist()
+        isn = {}
+        syn_rows = np.flatnonzero(self.syn & fast[gid])
+        for r, g, o in zip(syn_rows.tolist(), gid[syn_rows].tolist(), fo[syn_rows].tolist()):
+            isn[(g, 0 if o else 1)] = int(self.seq[r])
+        handshake = self._handshakes(tcp & fast)
+        for g in np.flatnonzero(fast).tolist():
+            flow = self.flow[g]
+            flow.packets_orig += n_orig[g]
+            flow.packets_resp += sizes[g] - n_orig[g]
+            flow.bytes_orig += b_orig[g]
+            flow.bytes_resp += b_all[g] - b_orig[g]
+            flow.last_ts, flow.last_frame = last_ts[g], last_fr[g]
+            if g in marks:
+                for _, _, side_orig, bit in sorted(marks[g]):
+                    flow.mark(side_orig, bit)
+            for sd in (0, 1):
+                if (g, sd) in isn:
+                    flow.isn[sd] = isn[(g, sd)]
+            if closed[g] and flow.proto == TCP:
+                flow.closed = True
+            if g in handshake:
+                flow.handshake = True
+            flow.claim_tries += self.tries[g]
+            if self.unfed[g] is not None:
+                flow.unfed = self.unfed[g]
+            d = self.claimed[g]
+            if d is not None:
+                flow.dissector = d
+                flow.app_protocol = d.name
+                if flow.proto == TCP:
+                    flow.streams = (StreamDirection(), StreamDirection())
+                    for sd in (0, 1):
+                        if flow.isn[sd] is not None and not flow.unfed[sd]:
+                            flow.streams[sd].syn(flow.isn[sd])
+        self._apply_streams(fast)
+        self._pdus(fast)
+
+    def _marks(self, tcp_fast: np.ndarray) -> dict[int, list]:
+        """History letters each flow gains in this chunk, with where they happen."""
+        first = self.first
+        fo = self.from_orig
+        syn, ackf = self.syn, self.ackf
+        flags = self.flags
+        data = self.plen > 0
+        retx = np.zeros(self.N, bool)
+        if self.seg:
+            rows = self.seg["rows"]
+            retx[rows[self.seg["dup"]]] = True
+        self.ack_only = ~syn & ackf & ~data & ((flags & (FIN | RST)) == 0)
+        masks = (syn & ~ackf, syn & ackf, self.ack_only, data, (flags & FIN) != 0, (flags & RST) != 0, retx)
+        on = tcp_fast[self.gid]
+        found: dict[int, list] = {}
+        self.firsts = {}
+        for rank, (bit, m) in enumerate(zip(_MARKS, masks)):
+            for side_orig in (True, False):
+                firsts = _segmented_first(m & on & (fo if side_orig else ~fo), first, self.rows)
+                self.firsts[(bit, side_orig)] = firsts
+                for g in np.flatnonzero(firsts != _NONE).tolist():
+                    flow = self.flow[g]
+                    if not (flow.seen_orig if side_orig else flow.seen_resp) & bit:
+                        found.setdefault(g, []).append((int(firsts[g]), rank, side_orig, bit))
+        return found
+
+    def _handshakes(self, tcp_fast: np.ndarray) -> set[int]:
+        """Flows whose originator ACKs or sends data after its SYN and the SYN-ACK."""
+        todo = tcp_fast & np.array([f is not None and not f.handshake for f in self.flow], bool)
+        if not todo.any():
+            return set()
+        seen_s = np.array([bool(f.seen_orig & _H_SYN) if f is not None else False for f in self.flow], bool)
+        seen_h = np.array([bool(f.seen_resp & _H_SYNACK) if f is not None else False for f in self.flow], bool)
+        first_s = np.where(seen_s, -1, self.firsts[(_H_SYN, True)])
+        first_h = np.where(seen_h, -1, self.firsts[(_H_SYNACK, False)])
+        ok = todo & (first_s != _NONE) & (first_h != _NONE)
+        from_ = np.maximum(first_s, first_h + 1)
+        cand = self.from_orig & (self.ack_only | (self.plen > 0)) & (self.rows >= from_[self.gid]) & ok[self.gid]
+        return set(np.flatnonzero(np.logical_or.reduceat(cand, self.first)).tolist())
+
+    def _apply_streams(self, fast: np.ndarray) -> None:
+        """Stream positions, retransmission counts and the peers' ACKs."""
+        seg = self.seg
+        if seg:
+            for key, base, front, dups in zip(seg["keys"], seg["base"], seg["front"], seg["dups"]):
+                g, sd = divmod(key, 2)
+                if not fast[g]:
+                    continue
+                stream = self.flow[g].streams[sd]
+                stream.next_seq = (base + front) % SEQ_MOD
+                stream.retransmitted += dups
+        # ACKs reach a stream once the flow has streams: after the claiming packet
+        gid, first = self.gid, self.first
+        tcp = (self.proto[first] == TCP) & fast & self.has_dissector
+        after = np.where(self.claim_row >= 0, self.claim_row + 1, first)
+        rows = np.flatnonzero(tcp[gid] & self.ackf & (self.rows >= after[gid]))
+        if not len(rows):
+            return
+        stream_side = self.from_orig[rows].astype(np.int64)  # an originator's ACK is about the responder's stream
+        gs = gid[rows] * 2 + stream_side
+        order = np.lexsort((rows, gs))
+        rows, gs = rows[order], gs[order]
+        acks = self.ack[rows]
+        uniq, starts = np.unique(gs, return_index=True)
+        refs = []
+        for key, a0 in zip(uniq.tolist(), acks[starts].tolist()):
+            g, sd = divmod(key, 2)
+            pa = self.flow[g].streams[sd].peer_ack
+            refs.append(a0 if pa is None else pa)
+        ref = np.asarray(refs, np.int64)[np.searchsorted(uniq, gs)]
+        d = (acks - ref) % SEQ_MOD
+        d = np.where(d >= HALF, d - SEQ_MOD, d)
+        ahead = np.maximum.reduceat(d, starts).tolist()
+        for key, r, a in zip(uniq.tolist(), refs, ahead):
+            g, sd = divmod(key, 2)
+            self.flow[g].streams[sd].peer_ack = (r + max(a, 0)) % SEQ_MOD
+
+    def _pdus(self, fast: np.ndarray) -> None:
+        """Hand the payload each dissector gets, grouped by dissector class."""
+        gid, first = self.gid, self.first
+        tcp = self.proto[first] == TCP
+        parts = []
+        if self.seg:
+            rows = self.seg["rows"][~self.seg["dup"]]
+            parts.append(rows[fast[gid[rows]]])
+        udp = fast & ~tcp & self.has_dissector
+        if udp.any():
+            parts.append(np.flatnonzero(udp[gid] & (self.plen > 0) & (self.rows >= self.fed_from[gid])))
+        if not parts:
+            return
+        rows = np.sort(np.concatenate(parts))
+        if not len(rows):
+            return
+        by_class: dict[type, list[int]] = {}
+        gs = np.unique(gid[rows]).tolist()
+        for g in gs:
+            d = self.flow[g].dissector
+            by_class.setdefault(type(d), []).append(g)
+        for cls, groups in by_class.items():
+            sel = rows[np.isin(gid[rows], groups)]
+            _dissect(self, cls, groups, sel)
+
+
+def _dissect(plan: Plan, cls: type, groups: list[int], rows: np.ndarray) -> None:
+    """Frame the rows' payload into PDUs (bulk where a segment is one whole PDU)
+    and dissect them as one batch."""
+    ch = plan.ch
+    a, buf = ch.a, ch.buf
+    writer = ch.o.writer
+    gid = plan.gid
+    pay, plen = plan.pay[rows], plan.plen[rows]
+    side = plan.from_orig[rows]
+    framed = issubclass(cls, FramedStream)
+    lengths_of = getattr(cls, "pdu_lengths", None)
+    direct = np.ones(len(rows), bool)
+    extra_rows: list[int] = []
+    extra_sub: list[int] = []
+    extra_start: list[int] = []
+    extra_len: list[int] = []
+    aux: list[bytes] = []
+    aux_size = len(a)
+    if framed:
+        if lengths_of is not None:
+            whole = lengths_of(a, pay, plen) == plen
+        else:
+            whole = np.zeros(len(rows), bool)
+        key = gid[rows] * 2 + (~side).astype(np.int64)  # one stream direction
+        by_key = np.argsort(key, kind="stable")
+        keys, starts, counts = np.unique(key[by_key], return_index=True, return_counts=True)
+        starts = by_key[starts]
+        flagged = ~whole
+        for k, j in zip(keys.tolist(), starts.tolist()):
+            d = plan.flow[k >> 1].dissector
+            if d.buffers[not k & 1] or d.resyncing[not k & 1]:
+                flagged[j] = True
+        if flagged.any():
+            # walk each stream direction that has a segment to split, in order: from a
+            # flagged segment on, until the dissector holds no partial PDU again
+            span = dict(zip(keys.tolist(), zip(np.searchsorted(key[by_key], keys).tolist(), counts.tolist())))
+            for k in np.unique(key[flagged]).tolist():
+                lo, cnt = span[k]
+                js = by_key[lo : lo + cnt].tolist()
+                g, from_orig = k >> 1, not k & 1
+                flow = plan.flow[g]
+                d = flow.dissector
+                todo = np.flatnonzero(flagged[js]).tolist()
+                n_ = todo[0] if todo else len(js)
+                t = 0
+                while n_ < len(js):
+                    j = js[n_]
+                    direct[j] = False
+                    r = int(rows[j])
+                    p = int(pay[j])
+                    sub = 0
+                    for unit in d.split(buf[p : p + int(plen[j])], from_orig):
+                        if isinstance(unit, bytes):
+                            extra_rows.append(r)
+                            extra_sub.append(sub)
+                            extra_start.append(aux_size)
+                            extra_len.append(len(unit))
+                            aux.append(unit)
+                            aux_size += len(unit)
+                            sub += 1
+                        else:
+                            writer.record(flow, from_orig, int(plan.fr[r]), int(plan.ts[r]), unit)
+                    if d.buffers[from_orig] or d.resyncing[from_orig]:
+                        n_ += 1
+                        continue
+                    while t < len(todo) and todo[t] <= n_:
+                        t += 1
+                    n_ = todo[t] if t < len(todo) else len(js)
+    rr = np.concatenate((rows[direct], np.asarray(extra_rows, np.int64)))
+    if not len(rr):
+        return
+    sub = np.concatenate((np.zeros(int(direct.sum()), np.int64), np.asarray(extra_sub, np.int64)))
+    start = np.concatenate((pay[direct], np.asarray(extra_start, np.int64)))
+    length = np.concatenate((plen[direct], np.asarray(extra_len, np.int64)))
+    order = np.lexsort((sub, rr))
+    rr, start, length = rr[order], start[order], length[order]
+    data = np.concatenate((a, np.frombuffer(b"".join(aux), np.uint8))) if aux else a
+    flow_k = np.searchsorted(np.asarray(groups, np.int64), gid[rr])
+    batch = PduBatch(data, start, length, flow_k, plan.from_orig[rr], [plan.flow[g].dissector for g in groups])
+    out = dissect(batch, cls.bulk)
+    if len(out.pdu):
+        r = rr[out.pdu]
+        flow_ids = np.array([plan.flow[g].flow_id for g in groups], np.int64)[flow_k[out.pdu]]
+        writer.bulk_operations(plan.fr[r], plan.ts[r], flow_ids, out.columns)
+    for j, records in out.parsed:
+        flow = plan.flow[groups[int(flow_k[j])]]
+        r = int(rr[j])
+        frame, t = int(plan.fr[r]), int(plan.ts[r])
+        from_orig = bool(batch.from_orig[j])
+        for rec in records:
+            writer.record(flow, from_orig, frame, t, rec)
+    for k in out.failed:
+        flow = plan.flow[groups[k]]
+        flow.dissector = None
+        flow.claim_tries = CLAIM_TRIES
