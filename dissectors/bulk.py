@@ -67,6 +67,14 @@ class BulkRows:
 BulkDecoder = Callable[[PduBatch], BulkRows]
 
 
+def headers(data: np.ndarray, start: np.ndarray, length: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``size`` bytes at each start as an int64 matrix, and which rows
+    have that many bytes (``pdu_lengths`` of a framed protocol reads them)."""
+    whole = length >= size
+    idx = np.minimum(start[:, None] + np.arange(size), len(data) - 1)
+    return data[idx].astype(np.int64), whole
+
+
 @dataclass(slots=True)
 class Dissected:
     """Every PDU of a batch accounted for: bulk rows kept, and parse's records."""
@@ -97,8 +105,14 @@ def dissect(batch: PduBatch, bulk: BulkDecoder | None) -> Dissected:
             d = batch.dissectors[int(batch.flow[starts[k]])]
             if not d.idle(bool(batch.from_orig[starts[k]])):
                 walk[k] = True
-        for k in np.flatnonzero(walk):
-            _walk(batch, unit, int(starts[k]), int(ends[k]), by_parse, parsed, failed)
+        if walk.any():
+            # where a walk must look again after an idle check: a PDU to parse, or a
+            # unit starting on the other side (idle may depend on the side)
+            head = unit == np.arange(n)
+            stops = (np.flatnonzero((unit < 0) | (head & batch.from_orig)),  # after a responder-side unit
+                     np.flatnonzero((unit < 0) | (head & ~batch.from_orig)))  # fmt: skip
+            for k in np.flatnonzero(walk):
+                _walk(batch, unit, stops, int(starts[k]), int(ends[k]), by_parse, parsed, failed)
     keep = ~by_parse[rows.pdu] if len(rows.pdu) else np.zeros(0, bool)
     if failed and len(rows.pdu):
         keep &= ~np.isin(batch.flow[rows.pdu], np.fromiter(failed, np.int64))
@@ -108,19 +122,20 @@ def dissect(batch: PduBatch, bulk: BulkDecoder | None) -> Dissected:
     return Dissected(rows.pdu, rows.columns, parsed, failed)
 
 
-def _walk(batch: PduBatch, unit: np.ndarray, i: int, end: int, by_parse: np.ndarray,
-          parsed: list[tuple[int, list[Record]]], failed: set[int]) -> None:  # fmt: skip
+def _walk(batch: PduBatch, unit: np.ndarray, stops: tuple[np.ndarray, np.ndarray], i: int, end: int,
+          by_parse: np.ndarray, parsed: list[tuple[int, list[Record]]], failed: set[int]) -> None:  # fmt: skip
     """One flow's PDUs in order: a bulk unit met while the dissector is idle keeps
-    its bulk rows; any other PDU is parsed."""
+    its bulk rows, and so do the units after it up to the next stop (each leaves
+    the dissector idle); any other PDU is parsed."""
     flow = int(batch.flow[i])
     d = batch.dissectors[flow]
     from_orig = batch.from_orig
     while i < end:
-        if unit[i] == i and d.idle(bool(from_orig[i])):
-            first = i
-            i += 1
-            while i < end and unit[i] == first:
-                i += 1
+        side = bool(from_orig[i])
+        if unit[i] == i and d.idle(side):
+            at = stops[side]
+            k = int(np.searchsorted(at, i, "right"))
+            i = min(int(at[k]), end) if k < len(at) else end
             continue
         by_parse[i] = True
         try:

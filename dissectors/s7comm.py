@@ -14,7 +14,13 @@ from __future__ import annotations
 import struct
 from typing import ClassVar
 
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from .base import REQUEST, RESPONSE, Anomaly, FramedStream, Identity, Operation, Record
+from .bulk import ROW_FIELDS, BulkRows, PduBatch, headers
 
 # ---------------------------------------------------------------- COTP (ISO 8073)
 # TPDU code (high nibble of the type byte) -> (name, direction, access class); ICSNPP cotp.log pdu_name
@@ -59,7 +65,7 @@ FUNCTIONS: dict[int, tuple[str, str]] = {
     0x29: ("PLC_STOP", "control"),
     0xF0: ("SETUP_COMMUNICATION", "session"),
 }
-PI_SERVICE, PLC_STOP = 0x28, 0x29
+READ_VAR, WRITE_VAR, PI_SERVICE, PLC_STOP = 0x04, 0x05, 0x28, 0x29
 # jobs that the PLC sends to the programming device during a download: their Ack_Data comes from the PG
 PLC_SENT_JOBS = frozenset((0x1B, 0x1C))
 
@@ -238,6 +244,7 @@ AREAS: dict[int, str] = {
 }  # fmt: skip
 AREA_DB, AREA_DI = 0x84, 0x85
 COUNTER_TIMER_AREAS = frozenset((0x1C, 0x1D, 0x1E, 0x1F))
+BIT_LENGTHS = (3, 4, 5)  # transport sizes of a data item whose length counts bits, not bytes
 TRANSPORT_SIZES: dict[int, str] = {
     1: "BIT", 2: "BYTE", 3: "CHAR", 4: "WORD", 5: "INT", 6: "DWORD", 7: "DINT", 8: "REAL", 9: "DATE", 10: "TOD",
     11: "TIME", 12: "S5TIME", 15: "DATE_AND_TIME", 28: "COUNTER", 29: "TIMER", 30: "IEC_TIMER", 31: "IEC_COUNTER",
@@ -558,6 +565,12 @@ _S7P_DATA = struct.Struct("!BHHHH")  # opcode, reserved, function, reserved, seq
 MAX_REASSEMBLY = 1 << 16  # bytes of COTP DT / S7 userdata / S7comm-plus fragments held per direction
 MAX_PENDING = 512  # unanswered requests remembered per flow to pair responses with them
 MAX_ITEMS = 64  # items listed in details; the item count is always given
+DT_LEN = 7  # TPKT (4) and COTP DT (3) before the S7 PDU
+MAX_BULK_KEY = 256  # bytes of a job or Write Var answer the bulk decoder keys pairs on: bounds the key's width
+_BYTES = np.array([(1 << 8 * k) - 1 for k in range(9)], np.uint64)  # the first k bytes of a little-endian word
+_NOT_REF = np.uint64(0xFFFF_FF00_00FF_FFFF)  # all but the PDU reference (bytes 11-12) of the word at byte 8
+_MIX = np.uint64(0x9E3779B97F4A7C15)  # odd: multiplying by it mixes a key word into the hash of a pair
+_ROW_TYPES = {f: pa.int32() for f in ("function_code", "transaction_id", "unit_id", "address", "quantity")}
 
 
 class Malformed(Exception):
@@ -592,6 +605,16 @@ def _vlq(b: bytes, off: int, max_octets: int = 5) -> tuple[int, int]:
         if not octet & 0x80:
             return value, off + i + 1
     raise Malformed  # not reached
+
+
+def _byte(w: np.ndarray, i: int) -> np.ndarray:
+    """Byte i of little-endian words."""
+    return (w >> np.uint64(8 * i) & 0xFF).astype(np.int64)
+
+
+def _json(details: dict) -> str:
+    """details as the store writes them (sensor/store.py)."""
+    return orjson.dumps(details, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def error_text(code: int) -> str:
@@ -675,6 +698,17 @@ class S7comm(FramedStream):
         version, reserved, length = _TPKT.unpack_from(payload)
         li, code = payload[4], payload[5] >> 4
         return version == 3 and reserved == 0 and length >= 7 and 2 <= li < length - 4 and code in COTP_TPDUS
+
+    @staticmethod
+    def pdu_lengths(data: np.ndarray, start: np.ndarray, length: np.ndarray) -> np.ndarray:
+        """pdu_length (not strict) at many starts at once: -1 where it would be, or
+        where fewer than header_len bytes are there."""
+        h, whole = headers(data, start, length, 6)
+        tpkt = (h[:, 2] << 8) | h[:, 3]
+        li, code = h[:, 4], h[:, 5] >> 4
+        ok = whole & (h[:, 0] == 3) & (h[:, 1] == 0) & (tpkt >= 7) & (li >= 2) & (li <= tpkt - 5)
+        ok &= np.isin(code, list(COTP_TPDUS))
+        return np.where(ok, tpkt, -1)
 
     def pdu_length(self, buf: bytearray, pos: int, from_orig: bool, strict: bool) -> int:
         version, reserved, length = _TPKT.unpack_from(buf, pos)
@@ -793,6 +827,155 @@ class S7comm(FramedStream):
             del pending[next(iter(pending))]
         pending[key] = value
 
+    # ------------------------------------------------------------ bulk (dissectors/bulk.py)
+    def idle(self, from_orig: bool) -> bool:
+        """No open job, no COTP DT unit held, and the answering side already reported as the PLC: a unit of
+        ``bulk`` then parses as on a fresh flow, less the PLC role, and leaves the state as it found it."""
+        held = self.dt[True] or self.dt[False]
+        return not self.pending and not held and ("s7comm", not from_orig) in self.plc_sides
+
+    @staticmethod
+    def bulk(batch: PduBatch) -> BulkRows:
+        """Read / Write Var jobs answered by their Ack_Data, each in one COTP DT unit: the steady state of polling.
+
+        A unit is a run of jobs from one side followed by their answers in the same order (more than one when
+        pipelined), with distinct PDU references. A job's rows and its answer's depend on the PDU reference only
+        through transaction_id and details["pdu_reference"], and on the values of a Read Var answer not at all.
+        So the pairs are keyed by every other byte parse reads, one pair per distinct key is parsed on a scratch
+        dissector, and its rows are repeated with each pair's reference spliced in."""
+        n = len(batch.start)
+        start, length, flow, side = batch.start, batch.length, batch.flow, batch.from_orig
+        buf = np.concatenate((batch.data, np.zeros(32, np.uint8)))  # a short PDU's header words stay inside
+        words = np.ndarray((len(buf) - 7,), "<u8", buf, 0, (1,))  # the 8 bytes at each offset, the first lowest
+        top = len(buf) - 8
+
+        def word(pos: np.ndarray, size: np.ndarray) -> np.ndarray:
+            """The first ``size`` bytes (0-8) at pos, the others zeroed."""
+            return words[np.minimum(pos, top)] & _BYTES[np.clip(size, 0, 8)]
+
+        # one COTP DT with EOT holding an S7 PDU whose header lengths add up to the TPKT
+        w0, w8, w16 = words[start], words[start + 8], words[start + 16]
+        whole = (w0 >> 32 & 0xFF80FFFF) == 0x3280F002  # bytes 4-7: length indicator 2, DT, EOT (any TPDU nr), 0x32
+        rosctr, ref = _byte(w8, 0), _byte(w8, 3) << 8 | _byte(w8, 4)
+        parlg, datlg = _byte(w8, 5) << 8 | _byte(w8, 6), _byte(w8, 7) << 8 | _byte(w16, 0)
+        whole &= parlg >= 2  # the function and the item count
+        func = _byte(w16, 1)
+        job = whole & (rosctr == 1) & (length == DT_LEN + 10 + parlg + datlg) & (length <= MAX_BULK_KEY)
+        job &= (func == READ_VAR) | (func == WRITE_VAR)
+        func, count = _byte(w16, 3), _byte(w16, 4)
+        ack = whole & (rosctr == 3) & (length == DT_LEN + 12 + parlg + datlg)
+        read_ack = ack & (func == READ_VAR) & (parlg == 2) & (count <= MAX_ITEMS)  # MAX_ITEMS bounds the item walk
+        ack &= read_ack | (func == WRITE_VAR) & (length <= MAX_BULK_KEY)
+
+        # runs of jobs from one side followed by as many answers from the other
+        kind = job + 2 * ack
+        new = np.ones(n, bool)
+        new[1:] = (flow[1:] != flow[:-1]) | (kind[1:] != kind[:-1]) | (side[1:] != side[:-1])
+        rs = np.flatnonzero(new)
+        rl = np.diff(np.append(rs, n))
+        rk = kind[rs]
+        cand = np.flatnonzero((rk[:-1] == 1) & (rk[1:] == 2) & (rl[:-1] == rl[1:]) & (rl[:-1] <= MAX_PENDING)
+                              & (flow[rs[:-1]] == flow[rs[1:]]) & (side[rs[:-1]] != side[rs[1:]]))  # fmt: skip
+        if not len(cand):
+            return BulkRows.none(n)
+        first, k = rs[cand], rl[cand]
+        run = np.repeat(np.arange(len(cand)), k)
+        q = first[run] + np.arange(len(run)) - np.repeat(np.cumsum(k) - k, k)  # the jobs
+        a = q + k[run]  # their answers
+        ok = ref[q] == ref[a]
+        multi = np.flatnonzero(k[run] > 1)
+        if len(multi):  # a reference used twice in a run: the second job would take the first one's place
+            o = multi[np.lexsort((ref[q[multi]], run[multi]))]
+            ok[o[1:][(run[o[1:]] == run[o[:-1]]) & (ref[q[o[1:]]] == ref[q[o[:-1]]])]] = False
+
+        # the items of a Read Var answer: their headers are keyed, their values skipped; they tile the data part
+        items = np.where(read_ack[a], count[a], 0)
+        heads = np.zeros((len(q), int(items.max())), np.uint64)
+        pos, data, size = np.zeros(len(q), np.int64), start[a] + DT_LEN + 14, datlg[a]
+        for i in range(heads.shape[1]):
+            live = i < items
+            ok &= ~live | (pos + 4 <= size)
+            head = heads[:, i] = word(data + pos, np.where(live, 4, 0))  # return code, transport size, length
+            vlen = _byte(head, 2) << 8 | _byte(head, 3)
+            vlen = np.where(np.isin(_byte(head, 1), BIT_LENGTHS), (vlen + 7) >> 3, vlen)
+            pos = np.where(live, pos + 4 + vlen + (vlen & 1) * (i < items - 1), pos)
+        ok &= ~read_ack[a] | (pos == size)
+
+        def keep_runs(ok: np.ndarray) -> np.ndarray:
+            bad = np.zeros(len(cand), bool)
+            bad[run[~ok]] = True
+            return ~bad[run]
+
+        keep = keep_runs(ok)
+        q, a, run, heads = q[keep], a[keep], run[keep], heads[keep]
+        if not len(q):
+            return BulkRows.none(n)
+
+        # the key: the lengths, the job less its reference, the answer's header and parameter (all of a Write
+        # Var answer) less its reference, the item headers. Pairs are grouped by a hash of it, then each pair's
+        # key is compared with its group's first: a pair whose key differs (a collision) is left to parse.
+        lq, la = length[q], length[a]
+        lh = np.where(read_ack[a], DT_LEN + 14, la)
+        nq, nh = -(-int(lq.max()) // 8), -(-int(lh.max()) // 8)
+        key = [lq.astype(np.uint64), la.astype(np.uint64)]
+        key += [word(start[q] + 8 * m, lq - 8 * m) for m in range(nq)]
+        key += [word(start[a] + 8 * m, lh - 8 * m) for m in range(nh)]
+        key[3] &= _NOT_REF
+        key[3 + nq] &= _NOT_REF
+        key += list(heads.T)
+        h = np.zeros(len(q), np.uint64)
+        for col in key:
+            h = (h ^ col) * _MIX
+            h ^= h >> 29
+        _, rep, tmpl = np.unique(h, return_index=True, return_inverse=True)
+        same = np.ones(len(q), bool)
+        for col in key:
+            same &= col == col[rep][tmpl]
+        rows = [S7comm._pair_rows(batch.pdu(q[r]), batch.pdu(a[r]), bool(side[q[r]])) for r in rep]
+        same &= np.array([r is not None for r in rows])[tmpl]
+        if not same.all():
+            keep = keep_runs(same)
+            q, a, run, tmpl = q[keep], a[keep], run[keep], tmpl[keep]
+
+        unit = np.full(n, -1, np.int64)
+        unit[q] = unit[a] = first[run]
+        pdu = np.flatnonzero(unit >= 0)
+        which = np.zeros(n, np.int64)
+        which[q], which[a] = 2 * tmpl, 2 * tmpl + 1
+        take = pa.array(which[pdu])
+        blank = (None,) * (len(ROW_FIELDS) + 1)
+        flat = [row for pair in rows for row in (pair or (blank, blank))]
+        columns = {}
+        for i, name in enumerate(ROW_FIELDS):
+            if name == "transaction_id":
+                columns[name] = tid = pa.array(ref[pdu], pa.int32())
+            elif name == "details":
+                text = [pa.array([r[i + j] for r in flat], pa.string()).take(take) for j in (0, 1)]
+                columns[name] = pc.binary_join_element_wise(text[0], pc.cast(tid, pa.string()), text[1], "")
+            else:
+                columns[name] = pa.array([r[i] for r in flat], _ROW_TYPES.get(name, pa.string())).take(take)
+        return BulkRows(unit, pdu, columns)
+
+    @staticmethod
+    def _pair_rows(job: bytes, ack: bytes, from_orig: bool) -> tuple[tuple, tuple] | None:
+        """The rows of a job and its answer, parsed on a scratch dissector, with details as the JSON text before
+        and after the PDU reference; None unless parse gives exactly their two operations (and the PLC role, which
+        an idle flow has reported already) and pairs them."""
+        d = S7comm()
+        records = d.parse(job, from_orig), d.parse(ack, not from_orig)
+        if [len(r) for r in records] != [1, 2] or records[1][0] != Identity("s7comm", {}, role="s7_plc") or d.pending:
+            return None
+        rows = []
+        mark = '"pdu_reference":'
+        for op in (records[0][0], records[1][1]):
+            if not isinstance(op, Operation) or not op.details or op.details.get("pdu_reference") != op.transaction_id:
+                return None
+            head, found, tail = _json(op.details).partition(f"{mark}{op.transaction_id}")
+            if not found:
+                return None
+            rows.append(tuple(getattr(op, f) for f in ROW_FIELDS[:-1]) + (head + mark, tail))
+        return rows[0], rows[1]
+
     # ------------------------------------------------------------ S7comm
     def _s7(self, pdu: bytes, from_orig: bool) -> list[Record]:
         n = len(pdu)
@@ -866,7 +1049,7 @@ class S7comm(FramedStream):
         return op
 
     def _job_request(self, func: int, param: bytes, data: bytes, op: Operation, details: dict) -> None:
-        if func in (0x04, 0x05):
+        if func in (READ_VAR, WRITE_VAR):
             count = details["item_count"] = _u8(param, 1)
             items, pos = [], 2
             for i in range(count):
@@ -880,7 +1063,7 @@ class S7comm(FramedStream):
             details["items"] = items
             if count > 1 and op.target:
                 op.target += f" (+{count - 1} items)"
-            if func == 0x05 and data:
+            if func == WRITE_VAR and data:
                 self._write_values(data, count, items)
         elif func == 0xF0:
             details["max_amq_calling"], details["max_amq_called"] = _u16(param, 2), _u16(param, 4)
@@ -909,20 +1092,20 @@ class S7comm(FramedStream):
             op.target = service or None
 
     def _job_response(self, func: int, param: bytes, data: bytes, op: Operation, details: dict) -> None:
-        if func == 0x04 and len(param) >= 2:  # read var: per item return code, transport size, length, data
+        if func == READ_VAR and len(param) >= 2:  # read var: per item return code, transport size, length, data
             count = details["item_count"] = param[1]
             errors, pos = [], 0
             for i in range(count):
                 if pos + 4 > len(data):
                     break
                 rc, tsize, length = data[pos], data[pos + 1], _u16(data, pos + 2)
-                if tsize in (3, 4, 5):  # bit-counted lengths
+                if tsize in BIT_LENGTHS:
                     length = (length + 7) >> 3
                 if rc != RETURN_SUCCESS:
                     errors.append({"item": i + 1, "return_code": RETURN_CODES.get(rc, f"0x{rc:02x}")})
                 pos += 4 + length + (1 if length % 2 and i < count - 1 else 0)
             self._item_errors(errors, op, details)
-        elif func == 0x05 and len(param) >= 2:  # write var: one return code per item
+        elif func == WRITE_VAR and len(param) >= 2:  # write var: one return code per item
             count = details["item_count"] = param[1]
             errors = [{"item": i + 1, "return_code": RETURN_CODES.get(rc, f"0x{rc:02x}")}
                       for i, rc in enumerate(data[:count]) if rc != RETURN_SUCCESS]  # fmt: skip
@@ -998,7 +1181,7 @@ class S7comm(FramedStream):
             if pos + 4 > len(data):
                 break
             tsize, length = data[pos + 1], _u16(data, pos + 2)
-            if tsize in (3, 4, 5):
+            if tsize in BIT_LENGTHS:
                 length = (length + 7) >> 3
             items[i]["value"] = data[pos + 4 : pos + 4 + min(length, 32)].hex()
             pos += 4 + length + (1 if length % 2 and i < count - 1 else 0)
