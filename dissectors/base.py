@@ -82,6 +82,8 @@ class Dissector:
     # False when the protocol's server port is on the side that opened the
     # connection; protocols whose PDUs do not say request or response use it
     client_is_orig: bool = True
+    # datagram() is parse() of the whole datagram (no framing): the columnar path may hand it datagrams as PDUs
+    datagram_is_pdu: ClassVar[bool] = False
     # optional columnar decoder for the common PDU shapes (dissectors/bulk.py):
     # a staticmethod taking a PduBatch and returning BulkRows
     bulk = None

@@ -12,7 +12,13 @@ import struct
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+import numpy as np
+import orjson
+import pyarrow as pa
+from numpy.lib.stride_tricks import sliding_window_view
+
 from .base import REQUEST, RESPONSE, FramedStream, Identity, Operation, Record
+from .bulk import BulkRows, PduBatch, headers
 
 # function code -> (name, access class); Modbus Application Protocol v1.1b3 section 6
 FUNCTIONS: dict[int, tuple[str, str]] = {
@@ -150,6 +156,27 @@ def _length_fits(fc: int, length: int, request: bool, buf: bytes | bytearray, po
     return True
 
 
+def _exception(code: int | None) -> str:
+    """Status of an exception reply, from its exception code (None: the reply ends before it)."""
+    return "EXCEPTION" if code is None else EXCEPTIONS.get(code, f"EXCEPTION_{code}")
+
+
+# bulk decoding: status by exception code (256: none given), 257 for a reply that is no exception
+_STATUS = pa.array([*map(_exception, range(256)), _exception(None), None], pa.string())
+_DIRECTION = pa.array([REQUEST, RESPONSE], pa.string())
+
+
+def _written(code: int, pdu: bytes, quantity: int) -> list[int]:
+    """The values a write request (fc 5, 6, 15, 16) carries, at most MAX_VALUES; shared by parse and bulk."""
+    if code == 15:
+        bits = int.from_bytes(pdu[13:], "little")
+        return [(bits >> i) & 1 for i in range(min(quantity, MAX_VALUES, 8 * len(pdu[13:])))]
+    if code == 16:
+        return [v for (v,) in struct.iter_unpack("!H", pdu[13 : 13 + 2 * min(quantity, MAX_VALUES)])]
+    value = _AQ.unpack_from(pdu, 8)[1]
+    return [int(value == 0xFF00)] if code == 5 else [value]
+
+
 def _target(code: int, address: int | None, quantity: int | None) -> str | None:
     table = TABLES.get(code)
     if table is None or address is None:
@@ -175,7 +202,9 @@ class ModbusTCP(FramedStream):
         split one); elsewhere the segment must be exactly one well-formed ADU."""
         if len(payload) < 8:
             head = payload + bytes(8 - len(payload))
-            return by_port and head[2:4] == b"\0\0" and (len(payload) < 6 or 2 <= _MBAP.unpack_from(head)[2] <= MAX_FRAMED)
+            return (
+                by_port and head[2:4] == b"\0\0" and (len(payload) < 6 or 2 <= _MBAP.unpack_from(head)[2] <= MAX_FRAMED)
+            )
         _tid, pid, length, _uid, fc = _MBAP.unpack_from(payload)
         if by_port:
             return pid == 0 and 2 <= length <= MAX_FRAMED
@@ -185,6 +214,15 @@ class ModbusTCP(FramedStream):
             and len(payload) == 6 + length
             and (_length_fits(fc, length, True, payload, 0) or _length_fits(fc, length, False, payload, 0))
         )
+
+    @staticmethod
+    def pdu_lengths(data: np.ndarray, start: np.ndarray, length: np.ndarray) -> np.ndarray:
+        """pdu_length (not strict) at many starts at once: -1 where it would be, or
+        where fewer than header_len bytes are there."""
+        h, whole = headers(data, start, length, 6)
+        mbap = (h[:, 4] << 8) | h[:, 5]
+        ok = whole & (h[:, 2] == 0) & (h[:, 3] == 0) & (mbap >= 2) & (mbap <= MAX_FRAMED)
+        return np.where(ok & (length >= 8), 6 + mbap, -1)
 
     def pdu_length(self, buf: bytearray, pos: int, from_orig: bool, strict: bool) -> int:
         _tid, pid, length, _uid, fc = _MBAP.unpack_from(buf, pos)
@@ -213,27 +251,117 @@ class ModbusTCP(FramedStream):
                 if details:
                     op.details = {k: v for k, v in details.items() if k != "values"}
             if fc & 0x80:
-                exc = pdu[8] if len(pdu) > 8 else None
-                op.status = EXCEPTIONS.get(exc, f"EXCEPTION_{exc}") if exc is not None else "EXCEPTION"
+                op.status = _exception(pdu[8] if len(pdu) > 8 else None)
             else:
                 out.extend(self._response(op, pdu))
         op.target = _target(code, op.address, op.quantity)
         return out
+
+    def idle(self, from_orig: bool) -> bool:
+        """A bulk unit fills ``pending`` and drains it again: neutral only from empty (no same-tid
+        entry to replace, nothing to evict)."""
+        return not self.pending
+
+    @staticmethod
+    def bulk(batch: PduBatch) -> BulkRows:
+        """Polling: reads (fc 1-4) and writes (fc 5, 6, 15, 16) with their replies or exception replies.
+        A unit is a run of requests with distinct tids, followed by as many responses answering them in
+        order (same tid, same function): from an empty ``pending`` parse files each request (at most
+        MAX_PENDING: nothing evicted) and pops it for its response, which inherits what was asked."""
+        n = len(batch.start)
+        data, start, length, flow = batch.data, batch.start, batch.length, batch.flow
+        if not len(data):
+            return BulkRows.none(n)
+        # the MBAP header, address and quantity (bytes past a PDU's end are masked by the length checks);
+        # a PDU too close to the end of ``data`` for a whole window gets its bytes one by one
+        fits = start + 12 <= len(data)
+        windows = sliding_window_view(data, 12) if len(data) >= 12 else np.zeros((1, 12), np.uint8)
+        header = windows[np.where(fits, start, 0)]
+        header[~fits] = data[np.minimum(start[~fits, None] + np.arange(12), len(data) - 1)]
+        words = header.view(">u2").astype(np.int64)  # tid, protocol, length, unit + function, address, quantity
+        tid, address, quantity = words[:, 0], words[:, 4], words[:, 5]
+        fc = header[:, 7].astype(np.int64)
+        client = np.fromiter((d.client_is_orig for d in batch.dissectors), bool, len(batch.dissectors))
+        request = batch.from_orig == client[flow]
+        # fc 16 needs every value it keeps (an odd tail would make parse raise)
+        fc16 = (fc == 16) & (length >= 13 + 2 * np.minimum(quantity, MAX_VALUES))
+        good_request = request & (length >= 12) & ((fc >= 1) & (fc <= 6) | (fc == 15) | fc16)
+        good_response = ~request & (length >= 8)
+
+        # runs of requests of one flow; the PDUs right after a run of k are its candidate k responses
+        change = np.ones(n, bool)
+        change[1:] = (flow[1:] != flow[:-1]) | (request[1:] != request[:-1])
+        runs = np.flatnonzero(change)
+        size = np.diff(runs, append=n)
+        keep = request[runs] & (size <= MAX_PENDING)
+        runs, size = runs[keep], size[keep]
+        first = np.cumsum(size) - size
+        asker = np.arange(int(size.sum())) + np.repeat(runs - first, size)
+        answer = asker + np.repeat(size, size)
+        answer[answer >= n] = asker[answer >= n]  # past the batch: a request, so no good response
+        ok = (
+            good_request[asker]
+            & good_response[answer]
+            & (flow[answer] == flow[asker])
+            & (tid[answer] == tid[asker])
+            & ((fc[answer] & 0x7F) == fc[asker])
+        )
+        run_ok = np.logical_and.reduceat(ok, first) if len(runs) else np.zeros(0, bool)
+        # distinct tids in a run: a repeated one would replace the pending entry
+        several = np.repeat(size > 1, size)
+        keys = np.sort(np.repeat(np.arange(len(runs)), size)[several] << 16 | tid[asker[several]])
+        run_ok[keys[1:][keys[1:] == keys[:-1]] >> 16] = False
+        ok = np.repeat(run_ok, size)
+        asker, answer, head = asker[ok], answer[ok], np.repeat(runs, size)[ok]
+        unit = np.full(n, -1, np.int64)
+        unit[asker] = head
+        unit[answer] = head
+
+        pdus = np.flatnonzero(unit >= 0)
+        asked = np.arange(n)
+        asked[answer] = asker
+        asked = asked[pdus]
+        is_request = request[pdus]
+        code = fc[asked]
+        address = address[asked]
+        quantity = np.where((code == 5) | (code == 6), 1, quantity[asked])
+        # name, access class and target only depend on what was asked: format each distinct one once
+        keys, which = np.unique(code << 32 | address << 16 | quantity, return_inverse=True)
+        asks = [(int(k) >> 32, int(k) >> 16 & 0xFFFF, int(k) & 0xFFFF) for k in keys]
+        which = pa.array(which.astype(np.int32))
+        exception = ~is_request & (fc[pdus] >= 0x80)
+        status = np.where(exception, np.where(length[pdus] > 8, header[pdus, 8].astype(np.int64), 256), 257)
+        written = np.flatnonzero(is_request & (code >= 5))
+        details = np.full(len(pdus), -1, np.int32)
+        details[written] = np.arange(len(written))
+        writes = zip(pdus[written].tolist(), code[written].tolist(), quantity[written].tolist())
+        values = [orjson.dumps({"values": _written(c, batch.pdu(i), q)}).decode() for i, c, q in writes]
+        columns = {
+            "protocol": pa.repeat(pa.scalar("modbus", pa.string()), len(pdus)),
+            "direction": _DIRECTION.take(pa.array((~is_request).astype(np.int8))),
+            "function_code": pa.array(code.astype(np.int32)),
+            "function_name": pa.array([FUNCTIONS[c][0] for c, _, _ in asks], pa.string()).take(which),
+            "access_class": pa.array([FUNCTIONS[c][1] for c, _, _ in asks], pa.string()).take(which),
+            "status": _STATUS.take(pa.array(status.astype(np.int16))),
+            "transaction_id": pa.array(tid[pdus].astype(np.int32)),
+            "unit_id": pa.array(header[pdus, 6].astype(np.int32)),
+            "address": pa.array(address.astype(np.int32)),
+            "quantity": pa.array(quantity.astype(np.int32)),
+            "target": pa.array([_target(*a) for a in asks], pa.string()).take(which),
+            "details": pa.array(values, pa.string()).take(pa.array(details, mask=details < 0)),
+        }
+        return BulkRows(unit, pdus, columns)
 
     def _request(self, op: Operation, pdu: bytes) -> None:
         code, n = op.function_code, len(pdu)
         details: dict = {}
         if code in (1, 2, 3, 4, 15, 16) and n >= 12:
             op.address, op.quantity = _AQ.unpack_from(pdu, 8)
-            if code == 15:
-                bits = int.from_bytes(pdu[13:], "little")
-                details["values"] = [(bits >> i) & 1 for i in range(min(op.quantity, MAX_VALUES, 8 * len(pdu[13:])))]
-            elif code == 16:
-                details["values"] = [v for (v,) in struct.iter_unpack("!H", pdu[13 : 13 + 2 * min(op.quantity, MAX_VALUES)])]
+            if code in (15, 16):
+                details["values"] = _written(code, pdu, op.quantity)
         elif code in (5, 6) and n >= 12:
-            op.address, value = _AQ.unpack_from(pdu, 8)
-            op.quantity = 1
-            details["values"] = [int(value == 0xFF00)] if code == 5 else [value]
+            op.address, op.quantity = _AQ.unpack_from(pdu, 8)[0], 1
+            details["values"] = _written(code, pdu, 1)
         elif code == 22 and n >= 14:
             op.address, and_mask, or_mask = struct.unpack_from("!HHH", pdu, 8)
             op.quantity = 1

@@ -282,7 +282,7 @@ def _canon(key: tuple) -> tuple:
 def _fast_dissector(d, proto: int) -> bool:
     if proto == TCP:
         return isinstance(d, FramedStream)
-    return getattr(d, "datagram_is_pdu", False)
+    return d.datagram_is_pdu
 
 
 def _segmented_first(mask: np.ndarray, first: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ def recorded_batch(path, cls, monkeypatch, tmp_path) -> PduBatch:
     monkeypatch.setattr(cls, "parse", recording)
     store = Store(str(tmp_path / f"record-{len(list(tmp_path.iterdir()))}.duckdb"))
     try:
-        ingest_file(store, str(path))
+        ingest_file(store, str(path), columnar=False)  # every PDU through parse(), none through bulk
     finally:
         store.close()
     monkeypatch.setattr(cls, "parse", original)
