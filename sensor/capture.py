@@ -11,6 +11,7 @@ Timestamps are integer microseconds since the epoch (UTC).
 from __future__ import annotations
 
 import gzip
+from array import array
 import os
 import struct
 import zlib
@@ -220,7 +221,7 @@ class RecordChunk:
     """Consecutive pcap records in one buffer: what the columnar path reads at once."""
 
     buf: bytes
-    offsets: list[int]  # where each record header starts in buf
+    offsets: array  # int64: where each record header starts in buf
     first_frame: int  # frame number of the first record (1-based)
     endian: str
     ts_div: int  # divide the fraction by this for microseconds
@@ -266,7 +267,7 @@ def read_pcap_chunks(path: str, state: ReadState, chunk: int | None = None) -> I
                 return
             buf, pos = c.buf, c.pos
             size = len(buf)
-            offsets: list[int] = []
+            offsets = array("q")
             add = offsets.append
             damaged = None
             while pos + 16 <= size:

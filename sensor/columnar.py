@@ -28,7 +28,18 @@ from .flows import _H_ACK, _H_DATA, _H_FIN, _H_RETX, _H_RST, _H_SYN, _H_SYNACK
 from .ports import server_rank
 from .reassembly import HALF, SEQ_MOD, StreamDirection
 
-_HDR = np.arange(16)
+
+def _u32_le(a: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Little-endian 32-bit words at many offsets (pcap record headers)."""
+    b = [a[at + k].astype(np.int64) for k in range(4)]
+    return b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)
+
+
+def _u32_be(a: np.ndarray, at: np.ndarray) -> np.ndarray:
+    b = [a[at + k].astype(np.int64) for k in range(4)]
+    return (b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]
+
+
 # history letters in the order one packet marks them (FlowTable._tcp_state, then push)
 _MARKS = (_H_SYN, _H_SYNACK, _H_ACK, _H_DATA, _H_FIN, _H_RST, _H_RETX)
 _NONE = np.iinfo(np.int64).max
@@ -59,11 +70,11 @@ class Columnar:
     # ------------------------------------------------------------------ chunk
     def chunk(self, c: RecordChunk) -> None:
         a = np.frombuffer(c.buf, np.uint8)
-        off = np.asarray(c.offsets, np.int64)
+        off = np.frombuffer(c.offsets, np.int64)
         n = len(off)
-        hdr = a[off[:, None] + _HDR].view(np.dtype(c.endian + "u4")).reshape(n, 4).astype(np.int64)
-        ts = hdr[:, 0] * 1_000_000 + hdr[:, 1] // c.ts_div
-        incl, orig = hdr[:, 2], hdr[:, 3]
+        u32 = _u32_le if c.endian == "<" else _u32_be
+        ts = u32(a, off) * 1_000_000 + u32(a, off + 4) // c.ts_div
+        incl, orig = u32(a, off + 8), u32(a, off + 12)
         frames = c.first_frame + np.arange(n, dtype=np.int64)
         st = self.stats
         st.packets += n
