@@ -23,7 +23,12 @@ from __future__ import annotations
 import struct
 from typing import ClassVar
 
+import numpy as np
+import orjson
+import pyarrow as pa
+
 from .base import REQUEST, RESPONSE, Anomaly, FramedStream, Identity, Operation, Record
+from .bulk import BulkRows, PduBatch, headers
 
 # --- function codes ------------------------------------------------------------------------------------------------
 # application function code -> (ICSNPP name, access class); IEEE 1815-2012 table 4-1
@@ -299,7 +304,8 @@ _PREFIX = {1: struct.Struct("<B"), 2: struct.Struct("<H"), 3: struct.Struct("<I"
            4: struct.Struct("<B"), 5: struct.Struct("<H"), 6: struct.Struct("<I")}  # fmt: skip
 _CROB = struct.Struct("<BBIIB")
 _ANALOG_OUT = {1: (_I32, 4), 2: (_I16, 2), 3: (_F32, 4), 4: (_F64, 8)}
-_FILE_CMD = struct.Struct("<HH6sHIIHHH")  # name offset, name size, time, permissions, auth key, size, mode, block, req id
+# name offset, name size, time, permissions, auth key, size, mode, block, req id
+_FILE_CMD = struct.Struct("<HH6sHIIHHH")
 _FILE_STATUS = struct.Struct("<IIHHB")  # handle, size, max block, request id, status
 _FILE_AUTH = struct.Struct("<HHHHI")  # user name offset, size, password offset, size, auth key
 
@@ -314,8 +320,8 @@ def _name_at(obj: bytes, offset: int, size: int, header: int) -> str | None:
 class _Parsed:
     """What the object walk found, gathered for the Operation."""
 
-    __slots__ = ("objects", "codes", "controls", "address", "quantity", "error", "incomplete", "file_name",
-                 "user_name", "status")  # fmt: skip
+    __slots__ = ("address", "codes", "controls", "error", "file_name", "incomplete", "objects", "quantity", "status",
+                 "user_name")  # fmt: skip
 
     def __init__(self) -> None:
         self.objects: list[dict] = []
@@ -519,6 +525,234 @@ def _target(parsed: _Parsed) -> str | None:
     return text + ",..." if len(seen) > 6 else text
 
 
+# --- bulk decoding (dissectors/bulk.py) ----------------------------------------------------------------------------
+# The polling exchange, decoded for a whole batch at once: a READ answered by the flow's next frame, a RESPONSE from
+# the other side with the same application sequence and the link addresses swapped. Both are single-frame fragments
+# (transport and application FIR FIN, no CON, no UNS, not broadcast) with good CRCs, whose object headers parse_objects
+# walks without reading the objects: qualifier prefix codes 0-3 (no size prefix), READ headers carry no data, RESPONSE
+# objects are fixed-size or packed bits. Groups whose objects parse reads, or that set the access class, are left out.
+_BULK_SKIP = np.zeros(256, bool)
+_BULK_SKIP[[0, 12, 41, 50, 70, 120]] = True  # device attributes, controls, time (data in a READ), files, authentication
+_BULK_HEADERS = 16  # object headers walked per fragment; a longer list is parsed
+_SIZE_OF = np.full(65536, -1, np.int64)  # OBJECT_SIZES and PACKED_BITS as arrays, by group << 8 | variation
+_SIZE_OF[list(OBJECT_SIZES)] = list(OBJECT_SIZES.values())
+_BITS_OF = np.zeros(65536, np.int64)
+_BITS_OF[list(PACKED_BITS)] = list(PACKED_BITS.values())
+# by qualifier: bytes of the range or count field (-1: not walked in bulk), range or count, bytes of each object's
+# index prefix; and the bits of one value of the field, to read its first and second value from the 8 bytes after
+# the header (little-endian)
+_FIELD, _RANGED, _PREFIXED = np.full(256, -1, np.int64), np.zeros(256, bool), np.zeros(256, np.int64)
+_VALUE_BITS, _VALUE_MASK = np.zeros(256, np.uint64), np.zeros(256, np.uint64)
+for _q in range(256):
+    _opc, _rsc = (_q >> 4) & 7, _q & 0x0F
+    if _opc > 3 or not (_rsc in _RANGE or _rsc in _COUNT or _rsc == 6):
+        continue
+    _PREFIXED[_q] = _PREFIX[_opc].size if _opc else 0
+    _FIELD[_q] = _RANGE[_rsc].size if _rsc in _RANGE else _COUNT[_rsc].size if _rsc in _COUNT else 0
+    _RANGED[_q] = _rsc in _RANGE
+    _VALUE_BITS[_q] = 8 * (_FIELD[_q] // 2 if _RANGED[_q] else _FIELD[_q])
+    _VALUE_MASK[_q] = (1 << int(_VALUE_BITS[_q])) - 1
+_FRAME = np.array([frame_length(n) if n >= 5 else -1 for n in range(256)])  # bytes on the wire by LEN
+# CRC-16/DNP of a 16-byte block a word at a time: _CRC_AT[j, w] is the CRC (before the final XOR) of word w at word j
+# of the block, zeros elsewhere. The CRC is linear and leading zeros keep it 0, so a block is the XOR of its words,
+# and a shorter block right-aligned in zeros has the CRC of its own bytes.
+_CRC_AT = np.empty((8, 65536), np.uint16)
+_CRC_AT[7] = _T16
+for _j in range(6, -1, -1):
+    _CRC_AT[_j] = _CRC_AT[7][_CRC_AT[_j + 1]]
+# 16-byte masks, as single items for gathering rows at once: by length, its last bytes (a block right-aligned); by
+# offset in a block, the bytes before the block's end (the rest follows its CRC)
+_LAST = np.where(np.arange(16) >= 16 - np.arange(17)[:, None], 0xFF, 0).astype(np.uint8).view("V16")[:, 0]
+_BEFORE = np.where(np.arange(16) < 16 - np.arange(16)[:, None], 0xFF, 0).astype(np.uint8).view("V16")[:, 0]
+_PAD, _TAIL = 16, 32  # zeros around the batch's bytes: room for windows before a frame and reads past its end
+_DIRECTIONS = pa.array([REQUEST, RESPONSE], pa.string())
+_READ, _RESPONSE = FUNCTIONS[0x01], FUNCTIONS[RESPONSE_FC]
+
+
+def _windows(buf: np.ndarray, width: int) -> np.ndarray:
+    """Every ``width`` bytes of buf as one item: indexing it gathers whole rows of bytes at once."""
+    return np.ndarray((len(buf) - width + 1,), f"V{width}", buf, strides=(1,))
+
+
+def _crc_ok(buf: np.ndarray, start: np.ndarray, user: np.ndarray, head: np.ndarray) -> np.ndarray:
+    """Do all CRCs of each link frame check out? (at ``start`` in buf, its first 16 bytes ``head``, ``user`` bytes of
+    user data)"""
+    words = np.ascontiguousarray(head[:, :8].view("<u2").T)  # the header: the last 8 bytes of a 16-byte block
+    crc = _CRC_AT[4].take(words[0])
+    for j in range(1, 4):
+        crc ^= _CRC_AT[4 + j].take(words[j])
+    ok = crc ^ 0xFFFF == head[:, 8:10].view("<u2")[:, 0]
+    windows = _windows(buf, 24)
+    for block in range((int(user.max(initial=0)) + 15) >> 4):
+        rows = np.flatnonzero(user > 16 * block)
+        size = np.minimum(16, user[rows] - 16 * block)
+        w = windows[start[rows] + (10 + 18 * block - 16) + size].view("<u8").reshape(-1, 3)  # right-aligned, CRC
+        words = np.ascontiguousarray((w[:, :2] & _LAST[size].view("<u8").reshape(-1, 2)).view("<u2").T)
+        crc = _CRC_AT[0].take(words[0])
+        for j in range(1, 8):
+            crc ^= _CRC_AT[j].take(words[j])
+        ok[rows[crc ^ 0xFFFF != w[:, 2] & 0xFFFF]] = False
+    return ok
+
+
+def _walk_objects(buf: np.ndarray, ustart: np.ndarray, user: np.ndarray, response: np.ndarray):
+    """Walk the object headers of single-frame fragments (user data at ``ustart`` in buf) in step, as parse_objects.
+
+    Returns whether each walk ended exactly at the fragment's end with nothing on the way that bulk leaves to parse,
+    and the signature of its headers: per header ((group << 8 | variation) << 8 | qualifier) << 32 | first << 16 |
+    second, the values of its range (or first: its count), -1 past the last. parse_objects' result depends on the
+    signature only. Values over 16 bits are left to parse, to keep a header's signature in 64 bits."""
+    k = len(ustart)
+    pos = np.where(response, 5, 3)  # past transport header, application control, function code (and IIN)
+    walked = np.ones(k, bool)
+    heads: list[tuple[np.ndarray, ...]] = []
+    windows = _windows(buf, 16)
+    rows = np.flatnonzero(pos < user)
+    for _ in range(_BULK_HEADERS):
+        if not len(rows):
+            break
+        p, end = pos[rows], user[rows]
+        # the header and the 8 bytes after it, which hold its range or count: up to a block's end, then past its CRC
+        at = ustart[rows] + p + 2 * (p >> 4)
+        keep = _BEFORE[p & 15].view(np.uint64)
+        b = (windows[at].view(np.uint64) & keep | windows[at + 2].view(np.uint64) & ~keep).view(np.uint8)
+        b = b.reshape(-1, 16)
+        group, qual = b[:, 0], b[:, 2]
+        code = group.astype(np.int64) << 8 | b[:, 1]
+        field, ranged, prefix = _FIELD[qual], _RANGED[qual], _PREFIXED[qual]
+        value, shift, mask = b[:, 3:11].view("<u8")[:, 0], _VALUE_BITS[qual], _VALUE_MASK[qual]
+        first, second = (value & mask).astype(np.int64), np.where(ranged, value >> shift & mask, 0).astype(np.int64)
+        count = np.where(ranged, second - first + 1, first)
+        size, bits = _SIZE_OF[code], _BITS_OF[code]
+        carries = response[rows] & (count > 0)  # READ headers name objects only
+        nxt = (
+            p + 3 + field + np.where(carries, np.where(size >= 0, count * (size + prefix), (count * bits + 7) >> 3), 0)
+        )
+        ok = (field >= 0) & ~_BULK_SKIP[group] & (p + 3 + field <= end) & (~ranged | (second >= first)) & (nxt <= end)
+        ok &= (~carries | (size >= 0) | ((bits > 0) & (prefix == 0))) & (first <= 0xFFFF) & (second <= 0xFFFF)
+        heads.append((rows, (code << 8 | qual) << 32 | first << 16 | second))
+        walked[rows[~ok]] = False
+        rows = rows[ok]
+        pos[rows] = nxt[ok]
+        rows = rows[pos[rows] < user[rows]]
+    walked[rows] = False  # more headers than walked
+    sig = np.full((k, len(heads)), -1, np.int64)
+    for j, (r, head) in enumerate(heads):
+        sig[r, j] = head
+    return walked, sig
+
+
+def _bulk(batch: PduBatch) -> BulkRows:
+    """READ / RESPONSE pairs (see above), with rows equal to parse's from an idle dissector (``DNP3.idle``).
+
+    The roles: parse reports each (side, role, address) once, and bulk cannot know which a flow has reported. So
+    the first pair of each (flow, sides, addresses) in the batch is left to parse, which records both roles for
+    good (``roles`` only grows); later pairs of the same flow and addresses have them already."""
+    n = len(batch.start)
+    unit = np.full(n, -1, np.int64)
+    none = BulkRows(unit, np.zeros(0, np.int64), {})
+    i = np.flatnonzero(batch.length >= 15)  # header, transport header, application control and function code
+    if len(i) < 2:
+        return none
+    flow, from_orig = batch.flow[i], batch.from_orig[i]
+    buf = np.concatenate((np.zeros(_PAD, np.uint8), batch.data, np.zeros(_TAIL, np.uint8)))
+    start = batch.start[i] + _PAD
+    head = _windows(buf, 16)[start].view(np.uint8).reshape(-1, 16)
+    ctrl, ac, fc = head[:, 3] & 0x4F, head[:, 11], head[:, 12]
+    dst, src = head[:, 4:8].view("<u2").astype(np.int64).T
+    user = head[:, 2].astype(np.int64) - 5
+    good = (
+        (head[:, 0] == 0x05) & (head[:, 1] == 0x64) & (batch.length[i] == _FRAME[head[:, 2]])
+        & ((ctrl == 0x43) | (ctrl == 0x44))  # PRM, CONFIRMED or UNCONFIRMED_USER_DATA
+        & ((head[:, 10] & 0xC0) == 0xC0) & ((ac & 0xF0) == 0xC0) & (dst < 0xFFFD)
+    )  # fmt: skip
+    request = good & (fc == 0x01)
+    response = good & (fc == RESPONSE_FC) & (user >= 5)
+    # a request and the next frame of its flow answering it
+    a = np.flatnonzero(
+        request[:-1] & response[1:] & (i[1:] == i[:-1] + 1) & (flow[1:] == flow[:-1])
+        & (from_orig[1:] != from_orig[:-1]) & (src[1:] == dst[:-1]) & (dst[1:] == src[:-1])
+        & ((ac[1:] & 0x0F) == (ac[:-1] & 0x0F))
+    )  # fmt: skip
+    m = len(a)
+    both = np.concatenate((a, a + 1))
+    crc = _crc_ok(buf, start[both], user[both], head[both])
+    a = a[crc[:m] & crc[m:]]
+    # the first pair of each (flow, request side, addresses) is parsed: it records the roles
+    key = flow[a] << 34 | from_orig[a].astype(np.int64) << 32 | src[a] << 16 | dst[a]
+    seed = np.zeros(len(a), bool)
+    seed[np.unique(key, return_index=True)[1]] = True
+    rows = np.column_stack((a[~seed], a[~seed] + 1)).ravel()  # into i: each request, then its response
+    walked, sig = _walk_objects(buf, start[rows] + 10, user[rows], response[rows])
+    walked = np.repeat(walked[0::2] & walked[1::2], 2)
+    rows, sig = rows[walked], sig[walked]
+    # rows alike in IIN, addresses and object headers differ in their sequence only: their strings are made once,
+    # from one of them (grouped by a hash, then checked)
+    iin = np.where(response[rows], head[rows, 13].astype(np.int64) << 8 | head[rows, 14], -1)  # -1: the READ
+    alike = (iin + 1) << 32 | src[rows] << 16 | dst[rows]
+    h = alike
+    for col in sig.T:
+        h = h * 0x1E3779B97F4A7C15 + col  # wraps around
+    _, combo = np.unique(h, return_inverse=True)
+    one = np.empty(combo.max(initial=-1) + 1, np.int64)  # a row of each group
+    one[combo] = np.arange(len(rows))
+    same = (alike == alike[one[combo]]) & (sig == sig[one[combo]]).all(axis=1)
+    same = np.repeat(same[0::2] & same[1::2], 2)
+    if not same.any():
+        return none
+    shapes: dict[tuple, tuple] = {}
+    table = []
+    for r in one.tolist():
+        shape = (int(iin[r]), *sig[r].tolist())
+        if shape not in shapes:
+            shapes[shape] = _facts(batch.pdu(int(i[rows[r]])), shape[0])
+        status, address, quantity, target, rest = shapes[shape]
+        table.append((status, address, quantity, target, f'{{"src":{src[rows[r]]},"dst":{dst[rows[r]]}{rest}'))
+    status, address, quantity, target, details = zip(*table)
+    rows, combo = rows[same], pa.array(combo[same].astype(np.int32))
+    pdus = i[rows]
+    unit[pdus] = pdus[np.arange(len(pdus)) & ~1]
+    is_resp = response[rows]
+    is_resp8 = pa.array(is_resp.astype(np.int8))
+    columns = {
+        "protocol": pa.repeat(pa.scalar("dnp3", pa.string()), len(pdus)),
+        "direction": _DIRECTIONS.take(is_resp8),
+        "function_code": pa.array(fc[rows].astype(np.int32)),
+        "function_name": pa.array([_READ[0], _RESPONSE[0]], pa.string()).take(is_resp8),
+        "access_class": pa.repeat(pa.scalar(_READ[1], pa.string()), len(pdus)),  # the response inherits the READ's
+        "status": pa.array(status, pa.string()).take(combo),
+        "transaction_id": pa.array((ac[rows] & 0x0F).astype(np.int32)),
+        "unit_id": pa.array(np.where(is_resp, src[rows], dst[rows]).astype(np.int32)),
+        "address": pa.array(address, pa.int64()).take(combo),
+        "quantity": pa.array(quantity, pa.int64()).take(combo),
+        "target": pa.array(target, pa.string()).take(combo),
+        "details": pa.array(details, pa.string()).take(combo),
+    }
+    return BulkRows(unit, pdus, columns)
+
+
+def _facts(pdu: bytes, iin: int) -> tuple[str | None, int | None, int | None, str | None, str]:
+    """What application() makes of one frame of a bulk pair (iin -1: the READ), besides src, dst and sequence:
+    status, address, quantity, target, and the details JSON after "dst"."""
+    frag = b"".join(pdu[p : min(p + 16, len(pdu) - 2)] for p in range(10, len(pdu), 18))[1:]
+    details: dict = {}
+    status = None
+    if iin >= 0:
+        names, status = iin_names(iin)
+        details["iin"] = iin
+        if names:
+            details["iin_flags"] = names
+        details["fc_request"] = _READ[0]
+    pos = 4 if iin >= 0 else 2
+    address = quantity = target = None
+    parsed = parse_objects(frag, pos, frag[1], iin >= 0) if len(frag) > pos else None
+    if parsed and parsed.objects:
+        details["objects"] = parsed.objects
+        target, address, quantity = _target(parsed), parsed.address, parsed.quantity
+    text = orjson.dumps(details, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    return status, address, quantity, target, "," + text[1:] if details else "}"
+
+
 class DNP3(FramedStream):
     """One flow of DNP3 over TCP (a stream of link frames) or UDP (datagrams of link frames)."""
 
@@ -532,8 +766,16 @@ class DNP3(FramedStream):
         super().__init__()
         # (from_orig, src, dst) -> [next expected transport seq, bytearray, segments]; None: discarding to next FIR
         self.segments: dict[tuple, list | None] = {}
-        self.pending: dict[tuple[int, int, int], tuple[int, str]] = {}  # (outstation, master, app seq) -> (request fc, access)
+        # (outstation, master, app seq) -> (request fc, access)
+        self.pending: dict[tuple[int, int, int], tuple[int, str]] = {}
         self.roles: set[tuple[bool, str, int]] = set()
+
+    bulk = staticmethod(_bulk)
+
+    def idle(self, from_orig: bool) -> bool:
+        """A bulk pair files its READ in ``pending`` and pops it for the RESPONSE, and pops its (side, addresses) from
+        ``segments``: neutral when both are empty. Its roles are known by then (see _bulk)."""
+        return not self.pending and not self.segments
 
     @classmethod
     def probe(cls, payload: bytes, by_port: bool) -> bool:
@@ -551,6 +793,15 @@ class DNP3(FramedStream):
             i = payload.find(b"\x05\x64", i + 1)
         return False
 
+    @staticmethod
+    def pdu_lengths(data: np.ndarray, start: np.ndarray, length: np.ndarray) -> np.ndarray:
+        """pdu_length (not strict) at many starts at once: -1 where it would be, or
+        where fewer than header_len bytes are there."""
+        h, whole = headers(data, start, length, 3)
+        n = h[:, 2] - 5
+        ok = whole & (length >= 10) & (h[:, 0] == 0x05) & (h[:, 1] == 0x64) & (n >= 0)
+        return np.where(ok, 10 + n + 2 * ((n + 15) >> 4), -1)
+
     def pdu_length(self, buf: bytearray, pos: int, from_orig: bool, strict: bool) -> int:
         if buf[pos] != 0x05 or buf[pos + 1] != 0x64 or buf[pos + 2] < 5:
             return -1
@@ -564,11 +815,21 @@ class DNP3(FramedStream):
         pos, end = 0, len(data)
         while pos < end:
             if end - pos < 10 or data[pos] != 0x05 or data[pos + 1] != 0x64 or data[pos + 2] < 5:
-                out.append(Anomaly("dnp3", "bad_header", f"{end - pos} bytes in a datagram that are not a DNP3 link frame: {data[pos:pos + 10].hex()}"))
+                out.append(
+                    Anomaly(
+                        "dnp3",
+                        "bad_header",
+                        f"{end - pos} bytes in a datagram that are not a DNP3 link frame: {data[pos : pos + 10].hex()}",
+                    )
+                )
                 break
             n = frame_length(data[pos + 2])
             if end - pos < n:
-                out.append(Anomaly("dnp3", "truncated", f"link frame of {n} bytes cut at {end - pos} by the end of the datagram"))
+                out.append(
+                    Anomaly(
+                        "dnp3", "truncated", f"link frame of {n} bytes cut at {end - pos} by the end of the datagram"
+                    )
+                )
                 break
             out.extend(self.parse(data[pos : pos + n], from_orig))
             pos += n
@@ -610,14 +871,26 @@ class DNP3(FramedStream):
         key = (from_orig, src, dst)
         if fir:
             if self.segments.get(key):
-                out.append(Anomaly("dnp3", "transport_incomplete", f"{src}->{dst}: a new first segment (seq {seq}) abandons an unfinished fragment"))
+                out.append(
+                    Anomaly(
+                        "dnp3",
+                        "transport_incomplete",
+                        f"{src}->{dst}: a new first segment (seq {seq}) abandons an unfinished fragment",
+                    )
+                )
             if fin:
                 self.segments.pop(key, None)
                 out.extend(self.application(user[1:], src, dst, ctrl, from_orig, 1))
                 return out
             if len(self.segments) >= MAX_PARTIALS and key not in self.segments:
                 self.segments.clear()
-                out.append(Anomaly("dnp3", "buffer_overflow", f"fragments in reassembly for over {MAX_PARTIALS} link address pairs; dropped"))
+                out.append(
+                    Anomaly(
+                        "dnp3",
+                        "buffer_overflow",
+                        f"fragments in reassembly for over {MAX_PARTIALS} link address pairs; dropped",
+                    )
+                )
             self.segments[key] = [(seq + 1) & 0x3F, bytearray(user[1:]), 1]
             return out
         partial = self.segments.get(key, False)
@@ -625,20 +898,38 @@ class DNP3(FramedStream):
             if partial is False:  # not already discarding
                 if len(self.segments) < MAX_PARTIALS:
                     self.segments[key] = None
-                out.append(Anomaly("dnp3", "transport_sequence", f"{src}->{dst}: segment seq {seq} without a first segment; discarded up to the next one"))
+                out.append(
+                    Anomaly(
+                        "dnp3",
+                        "transport_sequence",
+                        f"{src}->{dst}: segment seq {seq} without a first segment; discarded up to the next one",
+                    )
+                )
             return out
         if seq != partial[0]:
             if seq == (partial[0] - 1) & 0x3F:
                 return out  # a repeat of the previous segment (link-layer retry): ignored
             self.segments[key] = None
-            out.append(Anomaly("dnp3", "transport_sequence", f"{src}->{dst}: segment seq {seq}, expected {partial[0]}; fragment discarded"))
+            out.append(
+                Anomaly(
+                    "dnp3",
+                    "transport_sequence",
+                    f"{src}->{dst}: segment seq {seq}, expected {partial[0]}; fragment discarded",
+                )
+            )
             return out
         buf = partial[1]
         buf += user[1:]
         partial[2] += 1
         if len(buf) > MAX_FRAGMENT:
             self.segments[key] = None
-            out.append(Anomaly("dnp3", "too_long", f"{src}->{dst}: fragment reassembly over {MAX_FRAGMENT} bytes after {partial[2]} segments; discarded"))
+            out.append(
+                Anomaly(
+                    "dnp3",
+                    "too_long",
+                    f"{src}->{dst}: fragment reassembly over {MAX_FRAGMENT} bytes after {partial[2]} segments; discarded",
+                )
+            )
             return out
         partial[0] = (seq + 1) & 0x3F
         if fin:
@@ -649,7 +940,11 @@ class DNP3(FramedStream):
     @staticmethod
     def _bad_crc(where: str, length: int, ctrl: int, dst: int, src: int) -> Anomaly:
         func = LINK_FUNCTIONS.get((ctrl >> 6 & 1, ctrl & 0x0F), f"function {ctrl & 0x0F}")
-        return Anomaly("dnp3", "bad_crc", f"bad {where} CRC in link frame len={length} ctrl=0x{ctrl:02x} ({func}) src={src} dst={dst}; frame not used")
+        return Anomaly(
+            "dnp3",
+            "bad_crc",
+            f"bad {where} CRC in link frame len={length} ctrl=0x{ctrl:02x} ({func}) src={src} dst={dst}; frame not used",
+        )
 
     # --- application layer ---
     def application(self, frag: bytes, src: int, dst: int, ctrl: int, from_orig: bool, segments: int) -> list[Record]:
