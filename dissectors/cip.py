@@ -199,6 +199,12 @@ _ICSNPP_GENERAL_STATUS = {
 # CIP general status (Vol. 1 Appendix B) -> status text; 0x00 (success) is None
 GENERAL_STATUS: dict[int, str] = {code: _snake(text) for code, text in _ICSNPP_GENERAL_STATUS.items()}
 
+
+def general_status(code: int) -> str | None:
+    """The ``status`` of a reply with this general status code."""
+    return GENERAL_STATUS.get(code, f"UNKNOWN_STATUS_0x{code:02X}") if code else None
+
+
 # Connection Manager extended status (Vol. 1 Table 3-5.33), as ICSNPP and Wireshark word them
 EXTENDED_STATUS: dict[int, str] = {
     0x100: "Connection in use or duplicate Forward Open",
@@ -530,7 +536,7 @@ class Context:
 
 
 class CipSession:
-    """Per-flow CIP state: pending requests (to pair replies) and the running record index."""
+    """Per-flow CIP state: pending requests (to pair replies) and the running container index."""
 
     def __init__(self) -> None:
         self.problems: list[Record] = []  # malformed parts found while decoding the current message
@@ -589,9 +595,14 @@ class CipSession:
             self.problems = []
         return out
 
-    def _base_details(self, ctx: Context, container: int | None, position: int) -> dict:
-        self.index += 1
-        details: dict = {"cip_index": self.index}
+    def _base_details(self, ctx: Context, container: int | None, position: int, is_container: bool) -> dict:
+        """The first fields of a row. Only containers get a running number (``cip_index``, which their embedded
+        rows' ``container_index`` refers to): a plain message leaves no trace in the session once its reply is
+        paired, so that request/reply pairs can be decoded in bulk (EtherNetIP.bulk) without the session."""
+        details: dict = {}
+        if is_container:
+            self.index += 1
+            details["cip_index"] = self.index
         if container is not None:
             details["container_index"] = container
             details["service_index"] = position
@@ -607,14 +618,17 @@ class CipSession:
             return None
         service, words = _REQ.unpack_from(b, start)
         path_end = start + 2 + 2 * words
-        details = self._base_details(ctx, container, position)
-        if path_end > end:
-            self._bad(details, "request path longer than the message")
+        truncated = path_end > end
+        if truncated:
             path_end = end
         path = request_path(b, start + 2, path_end)
         class_id = path.class_id
         if class_id is None and path.tag:
             class_id = SYMBOL_CLASS  # a tag path addresses the Logix Symbol object
+        is_container = service == 0x0A or class_id == CONNECTION_MANAGER and service == 0x52
+        details = self._base_details(ctx, container, position, is_container)
+        if truncated:
+            self._bad(details, "request path longer than the message")
         name, access = service_info(class_id, service)
         details.update(path.fields)
         cname = CLASS_NAMES.get(path.class_id) if path.class_id is not None else None
@@ -788,7 +802,7 @@ class CipSession:
                 req = req.inner  # the target's reply to the request an Unconnected Send carried
             else:
                 req = None  # not the reply to that request: leave the path empty
-        details = self._base_details(ctx, container, position)
+        details = self._base_details(ctx, container, position, service == 0x0A)
         class_id = req.class_id if req is not None else None
         if req is None and not ctx.connected and service in (0x4E, 0x52, 0x54, 0x5B) and container is None:
             class_id = CONNECTION_MANAGER  # unpaired unconnected reply: these codes are the Connection Manager's
@@ -814,9 +828,7 @@ class CipSession:
                     details["cip_extended_status"] = text
                 if len(extra) > 1:
                     details["additional_status"] = extra
-        status = None
-        if general:
-            status = GENERAL_STATUS.get(general, f"UNKNOWN_STATUS_0x{general:02X}")
+        status = general_status(general)
         if ctx.sequence is not None:
             details["cip_sequence_count"] = ctx.sequence
         op = Operation("cip", RESPONSE, service, name, access, status, transaction_id=ctx.sequence, target=target,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
 
 CHUNK = 4 << 20
-RECORD_CHUNK = 16 << 20  # bytes of records the columnar path decodes at once
+RECORD_CHUNK = 4 << 20  # bytes of records the columnar path decodes at once: its numpy working set is ~10x this
 MAX_RECORD = 1 << 24  # no real frame is this large; a bigger length is corruption
 
 PCAP_MAGICS = {

@@ -17,12 +17,16 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
+# Arrow's default allocator (mimalloc) keeps freed pages for reuse: about 40 MB of
+# peak RSS on the 1M benchmark, for no measurable speed. The system one gives them back.
+pa.set_memory_pool(pa.system_memory_pool())
+
 from dissectors import Anomaly, Identity, Operation, Record
 
 from .flows import Flow
 
 SCHEMA_VERSION = 2
-BATCH_ROWS = 65_536
+BATCH_ROWS = 32_768  # rows per insert: larger batches cost memory (a batch waits while one is written), not time
 MEMORY_LIMIT = "64MB"  # DuckDB buffer pool: inserted pages are written out, not kept
 
 TS = pa.timestamp("us")
