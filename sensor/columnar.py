@@ -43,6 +43,7 @@ def _u32_be(a: np.ndarray, at: np.ndarray) -> np.ndarray:
 # history letters in the order one packet marks them (FlowTable._tcp_state, then push)
 _MARKS = (_H_SYN, _H_SYNACK, _H_ACK, _H_DATA, _H_FIN, _H_RST, _H_RETX)
 _NONE = np.iinfo(np.int64).max
+MAX_PIPELINED = 8  # PDUs in one segment framed in bulk; a segment with more goes through FramedStream.split
 
 
 @dataclass
@@ -517,9 +518,18 @@ class Plan:
         gid, first, last = self.gid, self.first, self.last
         fo = self.from_orig
         table = ch.table
-        for g in np.flatnonzero(fast & self.new).tolist():
-            i = int(self.ix[first[g]])
-            self.flow[g], _ = table.new_flow(ch.packet(i), self.keys[g], int(ch.frames[i]), int(ch.ts[i]))
+        born = np.flatnonzero(fast & self.new)
+        if len(born):
+            at = first[born]
+            mac = ch.c["mac"][self.ix[at]].tolist()
+            buf = ch.buf
+            cols = (self.vlan, self.src, self.dst, self.proto, self.sport, self.dport, self.flags, self.fr, self.ts)
+            for g, m, vlan, src, dst, proto, sport, dport, flags, frame, t in zip(
+                born.tolist(), mac, *(x[at].tolist() for x in cols)
+            ):
+                pkt = Packet(vlan, buf[m + 6 : m + 12], buf[m : m + 6], src.to_bytes(4, "big"), dst.to_bytes(4, "big"),
+                             proto, sport, dport, flags, 0, 0, b"")  # fmt: skip
+                self.flow[g], _ = table.new_flow(pkt, self.keys[g], frame, t)
         n_orig = np.add.reduceat(fo.astype(np.int64), first).tolist()
         sizes = (last - first + 1).tolist()
         b_orig = np.add.reduceat(np.where(fo, self.length, 0), first).tolist()
@@ -686,9 +696,41 @@ def _dissect(plan: Plan, cls: type, groups: list[int], rows: np.ndarray) -> None
     extra_len: list[int] = []
     aux: list[bytes] = []
     aux_size = len(a)
+    piped_rows: list[np.ndarray] = []
+    piped_sub: list[np.ndarray] = []
+    piped_start: list[np.ndarray] = []
+    piped_len: list[np.ndarray] = []
     if framed:
         if lengths_of is not None:
-            whole = lengths_of(a, pay, plen) == plen
+            first_len = lengths_of(a, pay, plen)
+            whole = first_len == plen
+            # several whole PDUs back to back in one segment (pipelined polling): follow the
+            # length fields a few PDUs deep, all segments at once
+            todo = np.flatnonzero((first_len > 0) & (first_len < plen))
+            at, left, n_pdu = pay[todo] + first_len[todo], plen[todo] - first_len[todo], first_len[todo]
+            parts = [(todo, np.zeros(len(todo), np.int64), pay[todo], n_pdu)]
+            for depth in range(1, MAX_PIPELINED):
+                if not len(todo):
+                    break
+                n_pdu = lengths_of(a, at, left)
+                ok = n_pdu > 0
+                todo, at, left, n_pdu = todo[ok], at[ok], left[ok], n_pdu[ok]
+                ok = n_pdu <= left
+                todo, at, left, n_pdu = todo[ok], at[ok], left[ok], n_pdu[ok]
+                parts.append((todo, np.full(len(todo), depth, np.int64), at, n_pdu))
+                done = n_pdu == left
+                if done.any():
+                    whole[todo[done]] = True
+                    piped = np.zeros(len(rows), bool)
+                    piped[todo[done]] = True
+                    for r_, sub_, at_, n_ in parts:
+                        keep = piped[r_]
+                        piped_rows.append(r_[keep])
+                        piped_sub.append(sub_[keep])
+                        piped_start.append(at_[keep])
+                        piped_len.append(n_[keep])
+                    parts = [(r_[~piped[r_]], sub_[~piped[r_]], at_[~piped[r_]], n_[~piped[r_]]) for r_, sub_, at_, n_ in parts]
+                todo, at, left, n_pdu = todo[~done], at[~done] + n_pdu[~done], left[~done] - n_pdu[~done], n_pdu[~done]
         else:
             whole = np.zeros(len(rows), bool)
         key = gid[rows] * 2 + (~side).astype(np.int64)  # one stream direction
@@ -736,12 +778,26 @@ def _dissect(plan: Plan, cls: type, groups: list[int], rows: np.ndarray) -> None
                     while t < len(todo) and todo[t] <= n_:
                         t += 1
                     n_ = todo[t] if t < len(todo) else len(js)
-    rr = np.concatenate((rows[direct], np.asarray(extra_rows, np.int64)))
+    if piped_rows:  # a pipelined segment is its PDUs, not one
+        multi = np.zeros(len(rows), bool)
+        multi[np.concatenate(piped_rows)] = True
+        keep = direct & multi
+        sel = [keep[r_] for r_ in piped_rows]
+        piped = (
+            rows[np.concatenate([r_[k] for r_, k in zip(piped_rows, sel)])],
+            np.concatenate([x[k] for x, k in zip(piped_sub, sel)]),
+            np.concatenate([x[k] for x, k in zip(piped_start, sel)]),
+            np.concatenate([x[k] for x, k in zip(piped_len, sel)]),
+        )
+        direct &= ~multi
+    else:
+        piped = (np.zeros(0, np.int64),) * 4
+    rr = np.concatenate((rows[direct], piped[0], np.asarray(extra_rows, np.int64)))
     if not len(rr):
         return
-    sub = np.concatenate((np.zeros(int(direct.sum()), np.int64), np.asarray(extra_sub, np.int64)))
-    start = np.concatenate((pay[direct], np.asarray(extra_start, np.int64)))
-    length = np.concatenate((plen[direct], np.asarray(extra_len, np.int64)))
+    sub = np.concatenate((np.zeros(int(direct.sum()), np.int64), piped[1], np.asarray(extra_sub, np.int64)))
+    start = np.concatenate((pay[direct], piped[2], np.asarray(extra_start, np.int64)))
+    length = np.concatenate((plen[direct], piped[3], np.asarray(extra_len, np.int64)))
     order = np.lexsort((sub, rr))
     rr, start, length = rr[order], start[order], length[order]
     data = np.concatenate((a, np.frombuffer(b"".join(aux), np.uint8))) if aux else a

@@ -250,11 +250,12 @@ class FlowTable:
         """Finish flows that went idle (in capture time); with ``before_frame``, only
         flows last seen before that frame (a sweep replayed after later packets)."""
         self.next_sweep = now + SWEEP_EVERY_US
-        done = []
-        for flow, is_orig in self.flows.values():
-            if is_orig and (now - flow.last_ts > (CLOSED_IDLE_US if flow.closed else IDLE_US)):
-                if before_frame is None or flow.last_frame < before_frame:
-                    done.append(flow)
+        closed_before, open_before = now - CLOSED_IDLE_US, now - IDLE_US
+        last = before_frame if before_frame is not None else 1 << 62
+        done = [
+            flow for flow, is_orig in self.flows.values()
+            if is_orig and flow.last_ts < (closed_before if flow.closed else open_before) and flow.last_frame < last
+        ]  # fmt: skip
         for flow in done:
             self.finish(flow)
 
