@@ -27,7 +27,7 @@ from .flows import Flow
 
 SCHEMA_VERSION = 2
 BATCH_ROWS = 32_768  # rows per insert: larger batches cost memory (a batch waits while one is written), not time
-MEMORY_LIMIT = "64MB"  # DuckDB buffer pool: inserted pages are written out, not kept
+MEMORY_LIMIT = "48MB"  # DuckDB buffer pool: inserted pages are written out, not kept (32 MB ran out on the 4M bench)
 
 TS = pa.timestamp("us")
 SCHEMA = """
