@@ -23,22 +23,28 @@ from dissectors.bulk import PduBatch, dissect
 
 from .capture import RecordChunk
 from .decode import LINK_ETHERNET, SUPPORTED_LINKS, TCP, UDP, Decoder, Malformed, Packet
-from .flows import ACK, CLAIM_TRIES, CLOSED_IDLE_US, FIN, IDLE_US, RST, SWEEP_EVERY_US, SYN, TRANSPORTS, Flow, FlowTable
-from .flows import _H_ACK, _H_DATA, _H_FIN, _H_RETX, _H_RST, _H_SYN, _H_SYNACK
+from .flows import (
+    _H_ACK,
+    _H_DATA,
+    _H_FIN,
+    _H_RETX,
+    _H_RST,
+    _H_SYN,
+    _H_SYNACK,
+    ACK,
+    CLAIM_TRIES,
+    CLOSED_IDLE_US,
+    FIN,
+    IDLE_US,
+    RST,
+    SWEEP_EVERY_US,
+    SYN,
+    TRANSPORTS,
+    Flow,
+    FlowTable,
+)
 from .ports import server_rank
 from .reassembly import HALF, SEQ_MOD, StreamDirection
-
-
-def _u32_le(a: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """Little-endian 32-bit words at many offsets (pcap record headers)."""
-    b = [a[at + k].astype(np.int64) for k in range(4)]
-    return b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)
-
-
-def _u32_be(a: np.ndarray, at: np.ndarray) -> np.ndarray:
-    b = [a[at + k].astype(np.int64) for k in range(4)]
-    return (b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]
-
 
 # history letters in the order one packet marks them (FlowTable._tcp_state, then push)
 _MARKS = (_H_SYN, _H_SYNACK, _H_ACK, _H_DATA, _H_FIN, _H_RST, _H_RETX)
@@ -71,28 +77,29 @@ class Columnar:
     # ------------------------------------------------------------------ chunk
     def chunk(self, c: RecordChunk) -> None:
         a = np.frombuffer(c.buf, np.uint8)
-        off = np.frombuffer(c.offsets, np.int64)
-        n = len(off)
-        u32 = _u32_le if c.endian == "<" else _u32_be
-        ts = u32(a, off) * 1_000_000 + u32(a, off + 4) // c.ts_div
-        incl, orig = u32(a, off + 8), u32(a, off + 12)
+        ts, incl, orig, data, link = c.ts, c.incl, c.orig, c.data, c.link
+        n = len(ts)
         frames = c.first_frame + np.arange(n, dtype=np.int64)
         st = self.stats
         st.packets += n
         lo, hi = int(ts.min()), int(ts.max())
         st.first_ts = lo if st.first_ts is None else min(st.first_ts, lo)
         st.last_ts = hi if st.last_ts is None else max(st.last_ts, hi)
-        if c.link not in SUPPORTED_LINKS:
-            st.skipped += n
-            self.on_skip(c.first_frame, c.link, int(ts[0]))
-            return
-        data = off + 16
-        if c.link == LINK_ETHERNET:
+        supported = np.isin(link, list(SUPPORTED_LINKS))
+        if not supported.all():
+            st.skipped += int((~supported).sum())
+            kinds, first = np.unique(link[~supported], return_index=True)
+            where = np.flatnonzero(~supported)[first]
+            for k, i in sorted(zip(kinds.tolist(), where.tolist()), key=lambda x: x[1]):
+                self.on_skip(int(frames[i]), k, int(ts[i]))
+        ether = link == LINK_ETHERNET
+        if ether.any():
             cols = _decode_ethernet(a, data, incl)
+            cols["ok"] &= ether
         else:
             cols = {"ok": np.zeros(n, bool)}
         ok = cols["ok"]
-        others = self._others(c, a, data, incl, ts, frames, ok)
+        others = self._others(c, data, incl, ts, frames, ok, supported)
         st.ip_packets += int(ok.sum()) + len(others)
         sweeps = self._sweeps(ts, ok, frames, others)
         Chunk(self, c.buf, a, ts, orig, frames, cols, others, sweeps).run()
@@ -100,16 +107,17 @@ class Columnar:
             self.table.sweep(int(sweeps[1][-1]), before_frame=int(sweeps[0][-1]))
             self.table.next_sweep = self.next_sweep
 
-    def _others(self, c, a, data, incl, ts, frames, ok) -> list[tuple[int, Packet]]:
+    def _others(self, c: RecordChunk, data, incl, ts, frames, ok, supported) -> list[tuple[int, Packet]]:
         """Packets the bulk decode does not take, decoded one by one: (index, packet)."""
         out = []
         decode = self.decoder.decode
         writer = self.writer
-        for i in np.flatnonzero(~ok).tolist():
+        links = c.link
+        for i in np.flatnonzero(~ok & supported).tolist():
             s = int(data[i])
             frame, t = int(frames[i]), int(ts[i])
             try:
-                pkt = decode(c.link, c.buf[s : s + int(incl[i])], t)
+                pkt = decode(int(links[i]), c.buf[s : s + int(incl[i])], t)
             except Malformed as exc:
                 self.stats.malformed += 1
                 writer.anomaly(frame, t, None, Anomaly("decode", "malformed_packet", str(exc)))

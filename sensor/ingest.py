@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 
 from dissectors import REGISTRY, Anomaly, Registry
 
-from .capture import CaptureError, ReadState, pcap_kind, read_packets, read_pcap_chunks, sniff
+from .capture import CaptureError, ReadState, pcap_kind, read_chunks, read_packets, sniff
 from .columnar import ChunkStats, Columnar
 from .decode import KNOWN_LINK_NAMES, LINK_NAMES, SUPPORTED_LINKS, Decoder, Malformed
 from .flows import FlowTable
@@ -91,8 +91,8 @@ def ingest_file(
 ) -> CaptureResult:
     """Ingest one capture; ``digest`` is its sha256 when the caller has hashed it already.
 
-    pcap files go through the columnar path (sensor/columnar.py); pcapng and
-    ``columnar=False`` read packet by packet. Both give the same tables."""
+    pcap and pcapng files go through the columnar path (sensor/columnar.py);
+    ``columnar=False`` reads packet by packet. Both give the same tables."""
     try:
         digest = digest or sha256_of(path)
         size = os.path.getsize(path)
@@ -104,7 +104,7 @@ def ingest_file(
 
     state = ReadState()
     columnar = columnar and pcap_kind(path) is not None
-    source = read_pcap_chunks(path, state) if columnar else read_packets(path, state)
+    source = read_chunks(path, state) if columnar else read_packets(path, state)
     try:
         first = next(source, None)
     except CaptureError as exc:

@@ -50,7 +50,7 @@ def assert_same(path, tmp_path) -> dict[str, list]:
     return columnar
 
 
-CORPUS = sorted(p for p in SHARED.rglob("*") if p.is_file() and pcap_kind(str(p)))
+CORPUS = sorted(p for p in SHARED.rglob("*") if p.is_file() and pcap_kind(str(p)))  # pcap and pcapng
 
 
 @pytest.mark.parametrize("path", CORPUS, ids=[str(p.relative_to(SHARED)) for p in CORPUS])
@@ -74,6 +74,28 @@ def bench(tmp_path_factory):
 def test_bench_capture(bench, tmp_path):
     tables = assert_same(bench, tmp_path)
     assert len(tables["operations"]) > 25000
+
+
+@pytest.fixture(scope="module")
+def bench_ng(bench, tmp_path_factory):
+    """The bench capture as pcapng, written by editcap (Wireshark)."""
+    path = tmp_path_factory.mktemp("bench") / "bench-30k.pcapng"
+    subprocess.run(["editcap", "-F", "pcapng", str(bench), str(path)], check=True, capture_output=True)
+    return path
+
+
+def test_bench_capture_pcapng(bench_ng, tmp_path):
+    tables = assert_same(bench_ng, tmp_path)
+    assert len(tables["operations"]) > 25000
+
+
+@pytest.mark.parametrize("cut", [0.37, 0.81])
+def test_truncated_pcapng(bench_ng, tmp_path, cut):
+    data = bench_ng.read_bytes()
+    path = tmp_path / "cut.pcapng"
+    path.write_bytes(data[: int(len(data) * cut)])
+    tables = assert_same(path, tmp_path)
+    assert any("damaged_file" in row for row in tables["anomalies"])
 
 
 @pytest.mark.parametrize("cut", [0.37, 0.81])
