@@ -68,8 +68,9 @@ def ingest(
         requested = jobs or os.cpu_count() or 1
         jobs = min(requested, len(todo))
         if requested < 2 or jobs < 1 or len(new) < 2:  # nothing to share out: the serial path
-            for path in files:
-                results.append(ingest_file(store, path, sensor=sensor, progress=progress))
+            for path, digest in zip(files, digests):  # each file hashed once
+                known = digest if isinstance(digest, str) else None
+                results.append(ingest_file(store, path, sensor=sensor, progress=progress, digest=known))
         else:
             results += _Run(store, files, new, todo, jobs, sensor, overall).results(digests)
         store.rebuild_assets()
