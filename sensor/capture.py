@@ -16,6 +16,7 @@ import struct
 import zlib
 from array import array
 from dataclasses import dataclass, field
+from functools import partial
 from typing import BinaryIO, Iterator
 
 import numpy as np
@@ -106,6 +107,12 @@ def read_packets(path: str, state: ReadState) -> Iterator[tuple[int, int, int, b
     Raises CaptureError if the file is not a capture. Damage met after the first
     packet does not raise: it is recorded in ``state.damage`` and iteration ends.
     """
+    return _read(path, state, _read_pcap, _read_pcapng)
+
+
+def _read(path: str, state: ReadState, pcap, pcapng) -> Iterator:
+    """Open a capture, tell its format from the magic, and read it with ``pcap``
+    or ``pcapng`` (stream, magic, state) -> iterator."""
     if os.path.getsize(path) == 0:
         raise CaptureError("empty file (0 bytes)")
     stream = open_stream(path)
@@ -119,10 +126,10 @@ def read_packets(path: str, state: ReadState) -> Iterator[tuple[int, int, int, b
             raise CaptureError(f"file too short to be a capture ({len(head)} bytes)")
         if head in PCAP_MAGICS:
             state.fmt = "pcap"
-            yield from _read_pcap(stream, head, state)
+            yield from pcap(stream, head, state)
         elif head == PCAPNG_SHB:
             state.fmt = "pcapng"
-            yield from _read_pcapng(stream, head, state)
+            yield from pcapng(stream, head, state)
         else:
             raise CaptureError(f"not a pcap or pcapng file (no capture magic at byte 0: 0x{head.hex()})")
     finally:
@@ -246,189 +253,160 @@ def pcap_kind(path: str) -> str | None:
 
 
 def read_chunks(path: str, state: ReadState, chunk: int | None = None) -> Iterator[RecordChunk]:
-    """Chunks of records of a pcap or pcapng file (see read_pcap_chunks, read_pcapng_chunks)."""
-    if pcap_kind(path) == "pcapng":
-        return read_pcapng_chunks(path, state, chunk)
-    return read_pcap_chunks(path, state, chunk)
+    """The records of a pcap or pcapng file in chunks of about ``chunk`` bytes: the
+    same reading as read_packets (same checks and damage messages), but the loop
+    only finds where each record starts; the columnar path reads the rest in bulk."""
+    size = chunk or RECORD_CHUNK
+    return _read(path, state, partial(_pcap_chunks, chunk=size), partial(_pcapng_chunks, chunk=size))
 
 
-def read_pcap_chunks(path: str, state: ReadState, chunk: int | None = None) -> Iterator[RecordChunk]:
-    """Yield the records of a pcap file in chunks of about ``chunk`` bytes.
-
-    The same reading as read_packets (same damage rules and messages), but the
-    per-record work is only finding where each record starts."""
-    chunk = chunk or RECORD_CHUNK
-    stream = open_stream(path)
-    state.compressed = isinstance(stream, gzip.GzipFile)
-    try:
-        try:
-            head = stream.read(4)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise CaptureError(f"gzip stream unreadable: {exc}") from None
-        if head not in PCAP_MAGICS:
-            raise CaptureError(f"not a pcap file (magic 0x{head.hex()})")
-        state.fmt = "pcap"
-        endian, ts_div = PCAP_MAGICS[head]
-        c = _Chunks(stream, head)
-        if not c.fill(24):
-            state.damage = Damage(c.offset, 1, "pcap file header truncated")
+def _pcap_chunks(stream: BinaryIO, head: bytes, state: ReadState, chunk: int) -> Iterator[RecordChunk]:
+    """The records of a pcap stream after its magic, chunk by chunk."""
+    endian, ts_div = PCAP_MAGICS[head]
+    c = _Chunks(stream, head)
+    if not c.fill(24):
+        state.damage = Damage(c.offset, 1, "pcap file header truncated")
+        return
+    link = struct.unpack_from(endian + "I", c.buf, 20)[0] & 0x0FFFFFFF
+    state.link_types.append(link)
+    c.pos += 24
+    incl_at = struct.Struct(endian + "I").unpack_from
+    frame = 0
+    while True:
+        if not c.fill(max(chunk, 16)) and c.remaining() < 16:
+            if c.remaining() or c.error:
+                state.damage = Damage(c.offset, frame + 1, c.error or f"truncated record header ({c.remaining()} of 16 bytes)")
             return
-        link = struct.unpack_from(endian + "I", c.buf, 20)[0] & 0x0FFFFFFF
-        state.link_types.append(link)
-        c.pos += 24
-        incl_at = struct.Struct(endian + "I").unpack_from
-        frame = 0
-        while True:
-            if not c.fill(max(chunk, 16)) and c.remaining() < 16:
-                if c.remaining() or c.error:
-                    state.damage = Damage(c.offset, frame + 1, c.error or f"truncated record header ({c.remaining()} of 16 bytes)")
-                return
-            buf, pos = c.buf, c.pos
-            size = len(buf)
-            offsets = array("q")
-            add = offsets.append
-            damaged = None
-            while pos + 16 <= size:
-                incl = incl_at(buf, pos + 8)[0]
-                if incl > MAX_RECORD:
-                    damaged = f"corrupt record header (captured length {incl})"
-                    break
-                end = pos + 16 + incl
-                if end > size:
-                    break
-                add(pos)
-                pos = end
-            if offsets:
-                a = np.frombuffer(buf, np.uint8)
-                off = np.frombuffer(offsets, np.int64)
-                ts = _u32(a, off, endian) * 1_000_000 + _u32(a, off + 4, endian) // ts_div
-                yield RecordChunk(buf, frame + 1, off + 16, _u32(a, off + 8, endian), _u32(a, off + 12, endian), ts,
-                                  np.full(len(off), link, np.int64))  # fmt: skip
-                frame += len(offsets)
-            c.pos = pos
-            state.bytes_read = c.base + pos
-            if damaged is not None:
-                state.damage = Damage(c.offset, frame + 1, damaged)
-                return
-            if not offsets and c.eof:  # a record cut by the end of the data
-                incl = incl_at(buf, pos + 8)[0]
-                state.damage = Damage(c.offset, frame + 1, c.error or f"truncated record ({c.remaining() - 16} of {incl} bytes)")
-                return
-            if not offsets:  # one record larger than a chunk
-                c.fill(16 + incl_at(buf, pos + 8)[0])
-    finally:
-        stream.close()
+        buf, pos = c.buf, c.pos
+        size = len(buf)
+        offsets = array("q")
+        add = offsets.append
+        damaged = None
+        while pos + 16 <= size:
+            incl = incl_at(buf, pos + 8)[0]
+            if incl > MAX_RECORD:
+                damaged = f"corrupt record header (captured length {incl})"
+                break
+            end = pos + 16 + incl
+            if end > size:
+                break
+            add(pos)
+            pos = end
+        c.pos = pos
+        state.bytes_read = c.base + pos  # before the yield: progress reports it
+        if offsets:
+            a = np.frombuffer(buf, np.uint8)
+            off = np.frombuffer(offsets, np.int64)
+            ts = _u32(a, off, endian) * 1_000_000 + _u32(a, off + 4, endian) // ts_div
+            yield RecordChunk(buf, frame + 1, off + 16, _u32(a, off + 8, endian), _u32(a, off + 12, endian), ts,
+                              np.full(len(off), link, np.int64))  # fmt: skip
+            frame += len(offsets)
+        if damaged is not None:
+            state.damage = Damage(c.offset, frame + 1, damaged)
+            return
+        if not offsets and c.eof:  # a record cut by the end of the data
+            incl = incl_at(buf, pos + 8)[0]
+            state.damage = Damage(c.offset, frame + 1, c.error or f"truncated record ({c.remaining() - 16} of {incl} bytes)")
+            return
+        if not offsets:  # one record larger than a chunk
+            c.fill(16 + incl_at(buf, pos + 8)[0])
 
 
-def read_pcapng_chunks(path: str, state: ReadState, chunk: int | None = None) -> Iterator[RecordChunk]:
-    """Yield the packets of a pcapng file in chunks of about ``chunk`` bytes: the
-    same blocks, checks and damage messages as read_packets, but a packet block
-    costs the loop only its type, lengths and interface; its fields are read in bulk."""
-    chunk = chunk or RECORD_CHUNK
-    stream = open_stream(path)
-    state.compressed = isinstance(stream, gzip.GzipFile)
-    try:
-        try:
-            head = stream.read(4)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise CaptureError(f"gzip stream unreadable: {exc}") from None
-        if head != PCAPNG_SHB:
-            raise CaptureError(f"not a pcapng file (magic 0x{head.hex()})")
-        state.fmt = "pcapng"
-        c = _Chunks(stream, head)
-        endian = "<"
-        interfaces: list[tuple[int, int]] = []  # (link_type, units per second)
-        frame = 0
-        while True:
-            if not c.fill(max(chunk, 12)) and c.remaining() < 12:
-                if c.remaining() or c.error:
-                    state.damage = Damage(c.offset, frame + 1, c.error or "truncated block header")
-                return
-            buf, pos = c.buf, c.pos
-            size = len(buf)
-            two = struct.Struct(endian + "II").unpack_from
-            one = struct.Struct(endian + "I").unpack_from
-            blocks = array("q")  # packet blocks: offset in buf
-            ifaces = array("q")
-            odd: dict[int, tuple[int, int, int, int]] = {}  # index -> (data offset, incl, orig, ts) of SPB / old PB
-            damaged = None
-            new_section = False
-            while pos + 12 <= size:
-                if buf[pos : pos + 4] == PCAPNG_SHB:
-                    if blocks:  # a section may change byte order: end the chunk before it
-                        new_section = True
-                        break
-                    bom = buf[pos + 8 : pos + 12]
-                    if bom not in (b"\x4d\x3c\x2b\x1a", b"\x1a\x2b\x3c\x4d"):
-                        damaged = "corrupt section header (bad byte-order magic)"
-                        break
-                    endian = "<" if bom == b"\x4d\x3c\x2b\x1a" else ">"
-                    two = struct.Struct(endian + "II").unpack_from
-                    one = struct.Struct(endian + "I").unpack_from
-                    interfaces = []
-                btype, blen = two(buf, pos)
-                if blen < 12 or blen % 4 or blen > MAX_RECORD:
-                    damaged = f"corrupt block (type 0x{btype:x}, length {blen})"
+def _pcapng_chunks(stream: BinaryIO, head: bytes, state: ReadState, chunk: int) -> Iterator[RecordChunk]:
+    """The packets of a pcapng stream after its first magic, chunk by chunk: a packet
+    block costs the loop only its type, lengths and interface; its fields are read in bulk."""
+    c = _Chunks(stream, head)
+    endian = "<"
+    interfaces: list[tuple[int, int]] = []  # (link_type, units per second)
+    frame = 0
+    while True:
+        if not c.fill(max(chunk, 12)) and c.remaining() < 12:
+            if c.remaining() or c.error:
+                state.damage = Damage(c.offset, frame + 1, c.error or "truncated block header")
+            return
+        buf, pos = c.buf, c.pos
+        size = len(buf)
+        two = struct.Struct(endian + "II").unpack_from
+        one = struct.Struct(endian + "I").unpack_from
+        blocks = array("q")  # packet blocks: offset in buf
+        ifaces = array("q")
+        odd: dict[int, tuple[int, int, int, int]] = {}  # index -> (data offset, incl, orig, ts) of SPB / old PB
+        damaged = None
+        new_section = False
+        while pos + 12 <= size:
+            if buf[pos : pos + 4] == PCAPNG_SHB:
+                if blocks:  # a section may change byte order: end the chunk before it
+                    new_section = True
                     break
-                if pos + blen > size:
+                bom = buf[pos + 8 : pos + 12]
+                if bom not in (b"\x4d\x3c\x2b\x1a", b"\x1a\x2b\x3c\x4d"):
+                    damaged = "corrupt section header (bad byte-order magic)"
                     break
-                (trailer,) = one(buf, pos + blen - 4)
-                if trailer != blen:
-                    damaged = f"corrupt block (type 0x{btype:x}, lengths {blen} and {trailer} differ)"
+                endian = "<" if bom == b"\x4d\x3c\x2b\x1a" else ">"
+                two = struct.Struct(endian + "II").unpack_from
+                one = struct.Struct(endian + "I").unpack_from
+                interfaces = []
+            btype, blen = two(buf, pos)
+            if blen < 12 or blen % 4 or blen > MAX_RECORD:
+                damaged = f"corrupt block (type 0x{btype:x}, length {blen})"
+                break
+            if pos + blen > size:
+                break
+            (trailer,) = one(buf, pos + blen - 4)
+            if trailer != blen:
+                damaged = f"corrupt block (type 0x{btype:x}, lengths {blen} and {trailer} differ)"
+                break
+            body = pos + 8
+            if btype == EPB:
+                if blen < 32:
+                    damaged = "corrupt enhanced packet block (too short)"
                     break
-                body = pos + 8
-                if btype == EPB:
-                    if blen < 32:
-                        damaged = "corrupt enhanced packet block (too short)"
-                        break
-                    iface, incl = one(buf, body)[0], one(buf, body + 12)[0]
-                    if incl > blen - 32:
-                        damaged = f"corrupt enhanced packet block (captured length {incl})"
-                        break
-                elif btype == SPB:
-                    (orig,) = one(buf, body)
-                    iface = 0
-                    odd[len(blocks)] = (body + 4, min(orig, blen - 16), orig, 0)
-                elif btype == PB_OBSOLETE:
-                    iface, _drops, hi, lo, incl, orig = struct.unpack_from(endian + "HHIIII", buf, body)
-                    if incl > blen - 32:
-                        damaged = f"corrupt packet block (captured length {incl})"
-                        break
-                    odd[len(blocks)] = (body + 20, incl, orig, _ts_us((hi << 32) | lo, interfaces[iface][1]) if iface < len(interfaces) else 0)
-                else:
-                    if btype == IDB:
-                        link, _res, _snap = struct.unpack_from(endian + "HHI", buf, body)
-                        interfaces.append((link, _tsresol_units(bytes(buf[body + 8 : pos + blen - 4]), endian)))
-                        state.link_types.append(link)
-                    pos += blen
-                    continue
-                if iface >= len(interfaces):
-                    c.pos = pos + blen
-                    state.bytes_read = c.base + c.pos
-                    if blocks:
-                        yield _ng_chunk(buf, blocks, ifaces, odd, interfaces, endian, frame)
-                        frame += len(blocks)
-                    state.damage = Damage(pos + c.base, frame + 1, f"packet on undeclared interface {iface}")
-                    return
-                blocks.append(pos)
-                ifaces.append(iface)
+                iface, incl = one(buf, body)[0], one(buf, body + 12)[0]
+                if incl > blen - 32:
+                    damaged = f"corrupt enhanced packet block (captured length {incl})"
+                    break
+            elif btype == SPB:
+                (orig,) = one(buf, body)
+                iface = 0
+                odd[len(blocks)] = (body + 4, min(orig, blen - 16), orig, 0)
+            elif btype == PB_OBSOLETE:
+                iface, _drops, hi, lo, incl, orig = struct.unpack_from(endian + "HHIIII", buf, body)
+                if incl > blen - 32:
+                    damaged = f"corrupt packet block (captured length {incl})"
+                    break
+                odd[len(blocks)] = (body + 20, incl, orig, _ts_us((hi << 32) | lo, interfaces[iface][1]) if iface < len(interfaces) else 0)
+            else:
+                if btype == IDB:
+                    link, _res, _snap = struct.unpack_from(endian + "HHI", buf, body)
+                    interfaces.append((link, _tsresol_units(bytes(buf[body + 8 : pos + blen - 4]), endian)))
+                    state.link_types.append(link)
                 pos += blen
-            c.pos = pos
-            state.bytes_read = c.base + pos
-            if blocks:
-                yield _ng_chunk(buf, blocks, ifaces, odd, interfaces, endian, frame)
-                frame += len(blocks)
-            if damaged is not None:
-                state.damage = Damage(c.offset, frame + 1, damaged)
+                continue
+            if iface >= len(interfaces):
+                c.pos = pos + blen
+                state.bytes_read = c.base + c.pos
+                if blocks:
+                    yield _ng_chunk(buf, blocks, ifaces, odd, interfaces, endian, frame)
+                    frame += len(blocks)
+                state.damage = Damage(pos + c.base, frame + 1, f"packet on undeclared interface {iface}")
                 return
-            if not blocks and not new_section and pos + 12 <= size:
-                if c.eof:  # a block cut by the end of the data
-                    btype, blen = two(buf, pos)
-                    state.damage = Damage(c.offset, frame + 1, c.error or f"truncated block (type 0x{btype:x}, {c.remaining()} of {blen} bytes)")
-                    return
-                c.fill(two(buf, pos)[1])  # one block larger than a chunk
-    finally:
-        stream.close()
+            blocks.append(pos)
+            ifaces.append(iface)
+            pos += blen
+        c.pos = pos
+        state.bytes_read = c.base + pos  # before the yield: progress reports it
+        if blocks:
+            yield _ng_chunk(buf, blocks, ifaces, odd, interfaces, endian, frame)
+            frame += len(blocks)
+        if damaged is not None:
+            state.damage = Damage(c.offset, frame + 1, damaged)
+            return
+        if not blocks and not new_section and pos + 12 <= size:
+            if c.eof:  # a block cut by the end of the data
+                btype, blen = two(buf, pos)
+                state.damage = Damage(c.offset, frame + 1, c.error or f"truncated block (type 0x{btype:x}, {c.remaining()} of {blen} bytes)")
+                return
+            c.fill(two(buf, pos)[1])  # one block larger than a chunk
 
 
 def _ts_us(ts: int, units: int) -> int:

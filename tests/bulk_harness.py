@@ -8,12 +8,26 @@ dissector per flow parsing them in order; the candidate is ``dissectors.bulk.dis
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 
-from dissectors.bulk import ROW_FIELDS, PduBatch, dissect
 from dissectors.base import Operation
+from dissectors.bulk import ROW_FIELDS, PduBatch, dissect
 from sensor.ingest import ingest_file
 from sensor.store import Store, _json
+
+MAKE_BENCH = Path(__file__).resolve().parent.parent / "captures" / "make_bench.py"
+
+
+def bench_capture(path: Path, packets: int) -> Path:
+    """Write the first ``packets`` packets of the benchmark capture (captures/make_bench.py) to ``path``."""
+    subprocess.run(
+        [sys.executable, str(MAKE_BENCH), "--packets", str(packets), str(path)], check=True, capture_output=True
+    )
+    return path
 
 
 def recorded_batch(path, cls, monkeypatch, tmp_path) -> PduBatch:
@@ -100,3 +114,26 @@ def assert_bulk_matches(batch: PduBatch, cls) -> int:
     for i, (w, g) in enumerate(zip(want, got)):
         assert g == w, f"PDU {i} (flow {int(batch.flow[i])}, {batch.pdu(i).hex()}): bulk {g} != parse {w}"
     return bulk_pdus
+
+
+def hand_batch(cls, *flows: list[tuple[bool, bytes]], client_is_orig: bool = True) -> PduBatch:
+    """Flows of (from_orig, PDU), each with a fresh ``cls()`` whose client opened the connection (or not)."""
+    pdus = [(k, fo, p) for k, flow in enumerate(flows) for fo, p in flow]
+    dissectors = [cls() for _ in flows]
+    for d in dissectors:
+        d.client_is_orig = client_is_orig
+    lengths = np.array([len(p) for _, _, p in pdus], np.int64)
+    return PduBatch(
+        data=np.frombuffer(b"".join(p for _, _, p in pdus), np.uint8),
+        start=np.cumsum(lengths) - lengths,
+        length=lengths,
+        flow=np.array([k for k, _, _ in pdus], np.int64),
+        from_orig=np.array([fo for _, fo, _ in pdus], bool),
+        dissectors=dissectors,
+    )
+
+
+def bulk_pdus(cls, *flows: list[tuple[bool, bytes]], client_is_orig: bool = True) -> list[int]:
+    """Check dissect() against parse() on these flows (see ``hand_batch``); the PDUs that got bulk rows."""
+    assert_bulk_matches(hand_batch(cls, *flows, client_is_orig=client_is_orig), cls)
+    return sorted(set(dissect(hand_batch(cls, *flows, client_is_orig=client_is_orig), cls.bulk).pdu.tolist()))

@@ -4,38 +4,26 @@ benchmark capture, and on hand-built datagrams at the edges of the shape it deco
 from __future__ import annotations
 
 import struct
-import subprocess
-import sys
 
-import numpy as np
 import pytest
 
-from dissectors.bulk import PduBatch, dissect
 from dissectors.enip import CipIO
-from tests.bulk_harness import assert_bulk_matches, recorded_batch
+from tests import bulk_harness as harness
+from tests.bulk_harness import assert_bulk_matches, bench_capture, recorded_batch
 from tests.conftest import ROOT, SHARED, manifest
 
 CAPTURES = [SHARED / row["path"] for row in manifest() if int(row["cipio"])] + [ROOT / "captures" / "demo-plant.pcap"]
 
 
-def record(path, monkeypatch, tmp_path) -> PduBatch:
-    """The datagrams parse() gets with no bulk decoder (with one, the ingest would not hand them all to parse)."""
-    with monkeypatch.context() as m:
-        m.setattr(CipIO, "bulk", None)
-        return recorded_batch(path, CipIO, m, tmp_path)
-
-
 @pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
 def test_captures(path, monkeypatch, tmp_path):
-    batch = record(path, monkeypatch, tmp_path)
+    batch = recorded_batch(path, CipIO, monkeypatch, tmp_path)
     assert assert_bulk_matches(batch, CipIO) == len(batch.start)  # the demo plant has none
 
 
 def test_bench_capture(monkeypatch, tmp_path):
-    path = tmp_path / "bench-20k.pcap"
-    subprocess.run([sys.executable, str(ROOT / "captures" / "make_bench.py"), "--packets", "20000", str(path)],
-                   check=True, capture_output=True)  # fmt: skip
-    batch = record(path, monkeypatch, tmp_path)
+    path = bench_capture(tmp_path / "bench-20k.pcap", 20000)
+    batch = recorded_batch(path, CipIO, monkeypatch, tmp_path)
     assert len(batch.start) > 1000
     assert assert_bulk_matches(batch, CipIO) >= 0.99 * len(batch.start)  # measured: 1.0
 
@@ -54,22 +42,8 @@ def io(connection: int = 0x004B0603, sequence: int = 4166875, data: bytes = byte
 
 def bulk_pdus(*datagrams: bytes, client_is_orig: bool = True) -> list[int]:
     """Check dissect() against parse() on these datagrams (one flow, alternating sides): those that got bulk rows."""
-
-    def batch() -> PduBatch:
-        lengths = np.array([len(d) for d in datagrams], np.int64)
-        d = CipIO()
-        d.client_is_orig = client_is_orig
-        return PduBatch(
-            data=np.frombuffer(b"".join(datagrams), np.uint8),
-            start=np.cumsum(lengths) - lengths,
-            length=lengths,
-            flow=np.zeros(len(datagrams), np.int64),
-            from_orig=np.arange(len(datagrams)) % 2 == 0,
-            dissectors=[d],
-        )
-
-    assert_bulk_matches(batch(), CipIO)
-    return sorted(set(dissect(batch(), CipIO.bulk).pdu.tolist()))
+    flow = [(i % 2 == 0, d) for i, d in enumerate(datagrams)]
+    return harness.bulk_pdus(CipIO, flow, client_is_orig=client_is_orig)
 
 
 def test_class_1_datagrams():

@@ -5,31 +5,22 @@ from __future__ import annotations
 
 import random
 import struct
-import subprocess
-import sys
+from functools import partial
 
-import numpy as np
 import pytest
 
-from dissectors.bulk import PduBatch, dissect
 from dissectors.dnp3 import DNP3, OBJECT_SIZES, PACKED_BITS, crc_dnp
-from tests.bulk_harness import assert_bulk_matches, recorded_batch
+from tests import bulk_harness as harness
+from tests.bulk_harness import assert_bulk_matches, bench_capture, recorded_batch
 from tests.conftest import ROOT, SHARED, manifest
 
 CAPTURES = [SHARED / row["path"] for row in manifest() if int(row["dnp3"])] + [ROOT / "captures" / "demo-plant.pcap"]
 MASTER, OUTSTATION = 3, 1024
 
 
-def record(path, monkeypatch, tmp_path) -> PduBatch:
-    """The PDUs parse() gets with no bulk decoder (with one, the ingest would not hand them all to parse)."""
-    with monkeypatch.context() as m:
-        m.setattr(DNP3, "bulk", None)
-        return recorded_batch(path, DNP3, m, tmp_path)
-
-
 @pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
 def test_captures(path, monkeypatch, tmp_path):
-    batch = record(path, monkeypatch, tmp_path)
+    batch = recorded_batch(path, DNP3, monkeypatch, tmp_path)
     assert len(batch.start)
     assert_bulk_matches(batch, DNP3)
 
@@ -37,10 +28,8 @@ def test_captures(path, monkeypatch, tmp_path):
 def test_bench_capture(monkeypatch, tmp_path):
     """Integrity and event polls with their responses, split and retransmitted segments: all bulk but the first
     pair of each flow, which reports the roles (50 flows here)."""
-    path = tmp_path / "bench-20k.pcap"
-    subprocess.run([sys.executable, str(ROOT / "captures" / "make_bench.py"), "--packets", "20000", str(path)],
-                   check=True, capture_output=True)  # fmt: skip
-    batch = record(path, monkeypatch, tmp_path)
+    path = bench_capture(tmp_path / "bench-20k.pcap", 20000)
+    batch = recorded_batch(path, DNP3, monkeypatch, tmp_path)
     assert len(batch.start) > 1500
     assert assert_bulk_matches(batch, DNP3) >= 0.94 * len(batch.start)  # measured: 0.947 (0.995 on 200,000 packets)
 
@@ -78,24 +67,8 @@ def poll(seq: int, request: bytes = CLASS123, response: bytes = b"", **kw) -> li
     return [(True, read(seq, request)), (False, answer(seq, response, **kw))]
 
 
-def batch(*flows: list[tuple[bool, bytes]]) -> PduBatch:
-    """Flows of (from_orig, PDU), each with a fresh dissector."""
-    pdus = [(k, fo, p) for k, flow in enumerate(flows) for fo, p in flow]
-    lengths = np.array([len(p) for _, _, p in pdus], np.int64)
-    return PduBatch(
-        data=np.frombuffer(b"".join(p for _, _, p in pdus), np.uint8),
-        start=np.cumsum(lengths) - lengths,
-        length=lengths,
-        flow=np.array([k for k, _, _ in pdus], np.int64),
-        from_orig=np.array([fo for _, fo, _ in pdus], bool),
-        dissectors=[DNP3() for _ in flows],
-    )
-
-
-def bulk_pdus(*flows: list[tuple[bool, bytes]]) -> list[int]:
-    """Check dissect() against parse() on these flows; the PDUs that got bulk rows."""
-    assert_bulk_matches(batch(*flows), DNP3)
-    return sorted(set(dissect(batch(*flows), DNP3.bulk).pdu.tolist()))
+batch = partial(harness.hand_batch, DNP3)  # flows of (from_orig, PDU), a fresh DNP3() each
+bulk_pdus = partial(harness.bulk_pdus, DNP3)  # dissect() checked against parse(); PDUs with bulk rows
 
 
 def test_pairs_after_the_first():

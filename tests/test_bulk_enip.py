@@ -4,15 +4,15 @@ benchmark capture, and on hand-built flows for each condition a unit relies on."
 from __future__ import annotations
 
 import struct
-import subprocess
-import sys
+from functools import partial
 
 import numpy as np
 import pytest
 
-from dissectors.bulk import PduBatch, dissect
+from dissectors.bulk import dissect
 from dissectors.enip import EtherNetIP
-from tests.bulk_harness import assert_bulk_matches, candidate, recorded_batch, reference
+from tests import bulk_harness as harness
+from tests.bulk_harness import assert_bulk_matches, bench_capture, candidate, recorded_batch, reference
 from tests.conftest import ROOT, SHARED, manifest
 from tests.test_enip import enip, logical, msp, reply, request, rr, symbol
 
@@ -20,26 +20,17 @@ CAPTURES = [SHARED / row["path"] for row in manifest() if int(row["enip"]) or in
 CAPTURES.append(ROOT / "captures" / "demo-plant.pcap")
 
 
-def record(path, monkeypatch, tmp_path) -> PduBatch:
-    """The PDUs parse() gets with no bulk decoder (with one, the ingest would not hand them all to parse)."""
-    with monkeypatch.context() as m:
-        m.setattr(EtherNetIP, "bulk", None)
-        return recorded_batch(path, EtherNetIP, m, tmp_path)
-
-
 @pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
 def test_captures(path, monkeypatch, tmp_path):
-    batch = record(path, monkeypatch, tmp_path)
+    batch = recorded_batch(path, EtherNetIP, monkeypatch, tmp_path)
     assert len(batch.start)
     assert_bulk_matches(batch, EtherNetIP)
 
 
 def test_bench_capture(monkeypatch, tmp_path):
     """Read Tag polling with Write Tag now and then, pipelined requests, split and retransmitted segments."""
-    path = tmp_path / "bench-20k.pcap"
-    subprocess.run([sys.executable, str(ROOT / "captures" / "make_bench.py"), "--packets", "20000", str(path)],
-                   check=True, capture_output=True)  # fmt: skip
-    batch = record(path, monkeypatch, tmp_path)
+    path = bench_capture(tmp_path / "bench-20k.pcap", 20000)
+    batch = recorded_batch(path, EtherNetIP, monkeypatch, tmp_path)
     assert len(batch.start) > 2000
     # measured: 0.951, the rest is RegisterSession (parsed): 5% of the PDUs of a capture this short, 0.5% of a
     # 200,000-packet one
@@ -69,24 +60,8 @@ def value(k: int) -> bytes:
     return answer(k, data=struct.pack("<Hf", 0xCA, 0.62))
 
 
-def batch(*flows: list[tuple[bool, bytes]]) -> PduBatch:
-    """Flows of (from_orig, PDU), each with a fresh dissector."""
-    pdus = [(k, fo, p) for k, flow in enumerate(flows) for fo, p in flow]
-    lengths = np.array([len(p) for _, _, p in pdus], np.int64)
-    return PduBatch(
-        data=np.frombuffer(b"".join(p for _, _, p in pdus), np.uint8),
-        start=np.cumsum(lengths) - lengths,
-        length=lengths,
-        flow=np.array([k for k, _, _ in pdus], np.int64),
-        from_orig=np.array([fo for _, fo, _ in pdus], bool),
-        dissectors=[EtherNetIP() for _ in flows],
-    )
-
-
-def bulk_pdus(*flows: list[tuple[bool, bytes]]) -> list[int]:
-    """Check dissect() against parse() on these flows; the PDUs that got bulk rows."""
-    assert_bulk_matches(batch(*flows), EtherNetIP)
-    return sorted(set(dissect(batch(*flows), EtherNetIP.bulk).pdu.tolist()))
+batch = partial(harness.hand_batch, EtherNetIP)  # flows of (from_orig, PDU), a fresh EtherNetIP() each
+bulk_pdus = partial(harness.bulk_pdus, EtherNetIP)  # dissect() checked against parse(); PDUs with bulk rows
 
 
 def column(name: str, *flows: list[tuple[bool, bytes]]) -> list:

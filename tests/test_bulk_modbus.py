@@ -4,15 +4,14 @@ benchmark capture, and on hand-built flows for each condition a unit relies on."
 from __future__ import annotations
 
 import struct
-import subprocess
-import sys
+from functools import partial
 
-import numpy as np
 import pytest
 
-from dissectors.bulk import PduBatch, dissect
+from dissectors.bulk import dissect
 from dissectors.modbus import MAX_VALUES, ModbusTCP
-from tests.bulk_harness import assert_bulk_matches, candidate, recorded_batch, reference
+from tests import bulk_harness as harness
+from tests.bulk_harness import assert_bulk_matches, bench_capture, candidate, recorded_batch, reference
 from tests.conftest import ROOT, SHARED, manifest
 
 CAPTURES = [SHARED / row["path"] for row in manifest() if int(row["modbus"])] + [ROOT / "captures" / "demo-plant.pcap"]
@@ -21,26 +20,17 @@ CAPTURES = [SHARED / row["path"] for row in manifest() if int(row["modbus"])] + 
 POLLING = {"zeek_modbusBig.pcap": 0.99, "iti_ModbusTCP_large.pcap": 0.9}
 
 
-def record(path, monkeypatch, tmp_path) -> PduBatch:
-    """The PDUs parse() gets with no bulk decoder (with one, the ingest would not hand them all to parse)."""
-    with monkeypatch.context() as m:
-        m.setattr(ModbusTCP, "bulk", None)
-        return recorded_batch(path, ModbusTCP, m, tmp_path)
-
-
 @pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
 def test_captures(path, monkeypatch, tmp_path):
-    batch = record(path, monkeypatch, tmp_path)
+    batch = recorded_batch(path, ModbusTCP, monkeypatch, tmp_path)
     assert len(batch.start)
     assert assert_bulk_matches(batch, ModbusTCP) >= POLLING.get(path.name, 0) * len(batch.start)
 
 
 def test_bench_capture(monkeypatch, tmp_path):
     """Polling with pipelined requests, split and retransmitted segments, writes now and then: all bulk."""
-    path = tmp_path / "bench-20k.pcap"
-    subprocess.run([sys.executable, str(ROOT / "captures" / "make_bench.py"), "--packets", "20000", str(path)],
-                   check=True, capture_output=True)  # fmt: skip
-    batch = record(path, monkeypatch, tmp_path)
+    path = bench_capture(tmp_path / "bench-20k.pcap", 20000)
+    batch = recorded_batch(path, ModbusTCP, monkeypatch, tmp_path)
     assert len(batch.start) > 5000
     assert assert_bulk_matches(batch, ModbusTCP) >= 0.99 * len(batch.start)  # measured: 1.0
 
@@ -60,27 +50,8 @@ def reply(tid: int, fc: int = 3, data: bytes = bytes(9)) -> bytes:
     return adu(tid, bytes([fc, len(data)]) + data, unit=7)
 
 
-def batch(*flows: list[tuple[bool, bytes]], client_is_orig: bool = True) -> PduBatch:
-    """Flows of (from_orig, PDU), each with a fresh dissector."""
-    pdus = [(k, fo, p) for k, flow in enumerate(flows) for fo, p in flow]
-    dissectors = [ModbusTCP() for _ in flows]
-    for d in dissectors:
-        d.client_is_orig = client_is_orig
-    lengths = np.array([len(p) for _, _, p in pdus], np.int64)
-    return PduBatch(
-        data=np.frombuffer(b"".join(p for _, _, p in pdus), np.uint8),
-        start=np.cumsum(lengths) - lengths,
-        length=lengths,
-        flow=np.array([k for k, _, _ in pdus], np.int64),
-        from_orig=np.array([fo for _, fo, _ in pdus], bool),
-        dissectors=dissectors,
-    )
-
-
-def bulk_pdus(*flows: list[tuple[bool, bytes]], client_is_orig: bool = True) -> list[int]:
-    """Check dissect() against parse() on these flows; the PDUs that got bulk rows."""
-    assert_bulk_matches(batch(*flows, client_is_orig=client_is_orig), ModbusTCP)
-    return sorted(set(dissect(batch(*flows, client_is_orig=client_is_orig), ModbusTCP.bulk).pdu.tolist()))
+batch = partial(harness.hand_batch, ModbusTCP)  # flows of (from_orig, PDU), a fresh ModbusTCP() each
+bulk_pdus = partial(harness.bulk_pdus, ModbusTCP)  # dissect() checked against parse(); PDUs with bulk rows
 
 
 Q, R = True, False  # from_orig of a request and of a response (the client opened the connection)

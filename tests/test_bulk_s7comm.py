@@ -4,16 +4,16 @@ benchmark capture, and on hand-built flows for each condition a unit relies on."
 from __future__ import annotations
 
 import struct
-import subprocess
-import sys
+from functools import partial
 
 import numpy as np
 import pytest
 
 from dissectors import s7comm
-from dissectors.bulk import PduBatch, dissect
+from dissectors.bulk import dissect
 from dissectors.s7comm import S7comm
-from tests.bulk_harness import assert_bulk_matches, recorded_batch
+from tests import bulk_harness as harness
+from tests.bulk_harness import assert_bulk_matches, bench_capture, recorded_batch
 from tests.conftest import ROOT, SHARED, manifest
 
 CAPTURES = [SHARED / row["path"] for row in manifest() if int(row["s7comm"]) or int(row["s7comm_plus"])]
@@ -23,26 +23,17 @@ CAPTURES.append(ROOT / "captures" / "demo-plant.pcap")
 POLLING = {"s7comm_clean.pcap": 0.99, "s7comm_varservice_libnodavedemo_bench.pcap": 0.99}
 
 
-def record(path, monkeypatch, tmp_path) -> PduBatch:
-    """The PDUs parse() gets with no bulk decoder (with one, the ingest would not hand them all to parse)."""
-    with monkeypatch.context() as m:
-        m.setattr(S7comm, "bulk", None)
-        return recorded_batch(path, S7comm, m, tmp_path)
-
-
 @pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
 def test_captures(path, monkeypatch, tmp_path):
-    batch = record(path, monkeypatch, tmp_path)
+    batch = recorded_batch(path, S7comm, monkeypatch, tmp_path)
     assert len(batch.start)
     assert assert_bulk_matches(batch, S7comm) >= POLLING.get(path.name, 0) * len(batch.start)
 
 
 def test_bench_capture(monkeypatch, tmp_path):
     """Polling with 1-3 item reads, writes now and then, pipelined jobs, split and retransmitted segments."""
-    path = tmp_path / "bench-20k.pcap"
-    subprocess.run([sys.executable, str(ROOT / "captures" / "make_bench.py"), "--packets", "20000", str(path)],
-                   check=True, capture_output=True)  # fmt: skip
-    batch = record(path, monkeypatch, tmp_path)
+    path = bench_capture(tmp_path / "bench-20k.pcap", 20000)
+    batch = recorded_batch(path, S7comm, monkeypatch, tmp_path)
     assert len(batch.start) > 2000
     # measured: 0.909; the rest is each connection's CR, CC and Setup Communication (70 connections)
     assert assert_bulk_matches(batch, S7comm) >= 0.9 * len(batch.start)
@@ -108,24 +99,8 @@ def poll(ref: int, value: bytes = b"\1\2\3\4") -> list[tuple[bool, bytes]]:
     return [(CLIENT, read(ref, DB1)), (PLC, answer(ref, (0xFF, 4, value)))]
 
 
-def batch(*flows: list[tuple[bool, bytes]]) -> PduBatch:
-    """Flows of (from_orig, PDU), each with a fresh dissector."""
-    pdus = [(k, fo, p) for k, flow in enumerate(flows) for fo, p in flow]
-    lengths = np.array([len(p) for _, _, p in pdus], np.int64)
-    return PduBatch(
-        data=np.frombuffer(b"".join(p for _, _, p in pdus), np.uint8),
-        start=np.cumsum(lengths) - lengths,
-        length=lengths,
-        flow=np.array([k for k, _, _ in pdus], np.int64),
-        from_orig=np.array([fo for _, fo, _ in pdus], bool),
-        dissectors=[S7comm() for _ in flows],
-    )
-
-
-def bulk_pdus(*flows: list[tuple[bool, bytes]]) -> list[int]:
-    """Check dissect() against parse() on these flows; the PDUs that got bulk rows."""
-    assert_bulk_matches(batch(*flows), S7comm)
-    return sorted(set(dissect(batch(*flows), S7comm.bulk).pdu.tolist()))
+batch = partial(harness.hand_batch, S7comm)  # flows of (from_orig, PDU), a fresh S7comm() each
+bulk_pdus = partial(harness.bulk_pdus, S7comm)  # dissect() checked against parse(); PDUs with bulk rows
 
 
 def test_polling():

@@ -6,7 +6,7 @@ the tshark comparisons hold to; this keeps the fast path equal to it."""
 from __future__ import annotations
 
 import subprocess
-import sys
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -14,6 +14,7 @@ import pytest
 from sensor.capture import pcap_kind
 from sensor.ingest import ingest_file
 from sensor.store import Store
+from tests.bulk_harness import bench_capture
 from tests.conftest import ROOT, SHARED
 
 TABLES = {
@@ -64,45 +65,32 @@ def test_demo_capture(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def bench(tmp_path_factory):
-    path = tmp_path_factory.mktemp("bench") / "bench-30k.pcap"
-    subprocess.run([sys.executable, str(ROOT / "captures" / "make_bench.py"), "--packets", "30000", str(path)],
-                   check=True, capture_output=True)  # fmt: skip
-    return path
+def benches(tmp_path_factory) -> dict[str, Path]:
+    """The bench capture, and the same as pcapng written by editcap (Wireshark)."""
+    folder = tmp_path_factory.mktemp("bench")
+    pcap = bench_capture(folder / "bench-30k.pcap", 30000)
+    pcapng = folder / "bench-30k.pcapng"
+    subprocess.run(["editcap", "-F", "pcapng", str(pcap), str(pcapng)], check=True, capture_output=True)
+    return {"pcap": pcap, "pcapng": pcapng}
 
 
-def test_bench_capture(bench, tmp_path):
-    tables = assert_same(bench, tmp_path)
+@pytest.fixture
+def bench(benches) -> Path:
+    return benches["pcap"]
+
+
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+def test_bench_capture(benches, tmp_path, fmt):
+    tables = assert_same(benches[fmt], tmp_path)
     assert len(tables["operations"]) > 25000
 
 
-@pytest.fixture(scope="module")
-def bench_ng(bench, tmp_path_factory):
-    """The bench capture as pcapng, written by editcap (Wireshark)."""
-    path = tmp_path_factory.mktemp("bench") / "bench-30k.pcapng"
-    subprocess.run(["editcap", "-F", "pcapng", str(bench), str(path)], check=True, capture_output=True)
-    return path
-
-
-def test_bench_capture_pcapng(bench_ng, tmp_path):
-    tables = assert_same(bench_ng, tmp_path)
-    assert len(tables["operations"]) > 25000
-
-
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
 @pytest.mark.parametrize("cut", [0.37, 0.81])
-def test_truncated_pcapng(bench_ng, tmp_path, cut):
-    data = bench_ng.read_bytes()
-    path = tmp_path / "cut.pcapng"
-    path.write_bytes(data[: int(len(data) * cut)])
-    tables = assert_same(path, tmp_path)
-    assert any("damaged_file" in row for row in tables["anomalies"])
-
-
-@pytest.mark.parametrize("cut", [0.37, 0.81])
-def test_truncated_capture(bench, tmp_path, cut):
+def test_truncated_capture(benches, tmp_path, fmt, cut):
     """A file cut mid-record: both paths keep the same frames and report the same damage."""
-    data = bench.read_bytes()
-    path = tmp_path / "cut.pcap"
+    data = benches[fmt].read_bytes()
+    path = tmp_path / f"cut.{fmt}"
     path.write_bytes(data[: int(len(data) * cut)])
     tables = assert_same(path, tmp_path)
     assert any("damaged_file" in row for row in tables["anomalies"])
