@@ -1,4 +1,4 @@
-"""Columnar ingest of pcap files: a chunk of records at a time, in numpy.
+"""Columnar ingest of pcap and pcapng files: a chunk of records at a time, in numpy.
 
 The packet-at-a-time path (FlowTable.packet for every frame) costs about 8 µs of
 Python per packet. Here a chunk's headers are decoded in bulk, packets are grouped
@@ -24,17 +24,17 @@ from dissectors.bulk import PduBatch, dissect
 from .capture import RecordChunk
 from .decode import LINK_ETHERNET, SUPPORTED_LINKS, TCP, UDP, Decoder, Malformed, Packet
 from .flows import (
-    _H_ACK,
-    _H_DATA,
-    _H_FIN,
-    _H_RETX,
-    _H_RST,
-    _H_SYN,
-    _H_SYNACK,
     ACK,
     CLAIM_TRIES,
     CLOSED_IDLE_US,
     FIN,
+    H_ACK,
+    H_DATA,
+    H_FIN,
+    H_RETX,
+    H_RST,
+    H_SYN,
+    H_SYNACK,
     IDLE_US,
     RST,
     SWEEP_EVERY_US,
@@ -47,7 +47,7 @@ from .ports import server_rank
 from .reassembly import HALF, SEQ_MOD, StreamDirection
 
 # history letters in the order one packet marks them (FlowTable._tcp_state, then push)
-_MARKS = (_H_SYN, _H_SYNACK, _H_ACK, _H_DATA, _H_FIN, _H_RST, _H_RETX)
+_MARKS = (H_SYN, H_SYNACK, H_ACK, H_DATA, H_FIN, H_RST, H_RETX)
 _NONE = np.iinfo(np.int64).max
 MAX_PIPELINED = 8  # PDUs in one segment framed in bulk; a segment with more goes through FramedStream.split
 
@@ -614,10 +614,10 @@ class Plan:
         todo = tcp_fast & np.array([f is not None and not f.handshake for f in self.flow], bool)
         if not todo.any():
             return set()
-        seen_s = np.array([bool(f.seen_orig & _H_SYN) if f is not None else False for f in self.flow], bool)
-        seen_h = np.array([bool(f.seen_resp & _H_SYNACK) if f is not None else False for f in self.flow], bool)
-        first_s = np.where(seen_s, -1, self.firsts[(_H_SYN, True)])
-        first_h = np.where(seen_h, -1, self.firsts[(_H_SYNACK, False)])
+        seen_s = np.array([bool(f.seen_orig & H_SYN) if f is not None else False for f in self.flow], bool)
+        seen_h = np.array([bool(f.seen_resp & H_SYNACK) if f is not None else False for f in self.flow], bool)
+        first_s = np.where(seen_s, -1, self.firsts[(H_SYN, True)])
+        first_h = np.where(seen_h, -1, self.firsts[(H_SYNACK, False)])
         ok = todo & (first_s != _NONE) & (first_h != _NONE)
         from_ = np.maximum(first_s, first_h + 1)
         cand = self.from_orig & (self.ack_only | (self.plen > 0)) & (self.rows >= from_[self.gid]) & ok[self.gid]
@@ -686,130 +686,141 @@ class Plan:
             _dissect(self, cls, groups, sel)
 
 
-def _dissect(plan: Plan, cls: type, groups: list[int], rows: np.ndarray) -> None:
-    """Frame the rows' payload into PDUs (bulk where a segment is one whole PDU)
-    and dissect them as one batch."""
-    ch = plan.ch
-    a, buf = ch.a, ch.buf
-    writer = ch.o.writer
-    gid = plan.gid
+class _Pdus:
+    """PDUs cut from a chunk's segments: where each starts (in the chunk's bytes, or
+    past its end in ``aux`` for a PDU that had to be copied), which segment (row)
+    completed it and its place within that segment."""
+
+    def __init__(self, end: int):
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # row, sub, start, length
+        self.aux: list[bytes] = []
+        self.aux_end = end
+        self.copied: list[tuple[int, int, int, int]] = []
+
+    def add(self, rows, sub, start, length) -> None:
+        self.parts.append((rows, sub, start, length))
+
+    def copy(self, row: int, sub: int, pdu: bytes) -> None:
+        self.copied.append((row, sub, self.aux_end, len(pdu)))
+        self.aux.append(pdu)
+        self.aux_end += len(pdu)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row, start, length), in delivery order: by row, then place in the row."""
+        parts = self.parts + ([tuple(np.asarray(x, np.int64) for x in zip(*self.copied))] if self.copied else [])
+        if not parts:
+            return (np.zeros(0, np.int64),) * 3
+        row, sub, start, length = (np.concatenate([p[k] for p in parts]) for k in range(4))
+        order = np.lexsort((sub, row))
+        return row[order], start[order], length[order]
+
+
+def _pipelined(lengths_of, a: np.ndarray, pay: np.ndarray, plen: np.ndarray, first_len: np.ndarray) -> tuple:
+    """Segments holding several whole PDUs back to back (pipelined polling): follow
+    their length fields, all segments at once, up to MAX_PIPELINED deep. Returns
+    which segments they are (a mask over pay) and their PDUs, as (segment, place in
+    it, start, length) arrays."""
+    todo = np.flatnonzero((first_len > 0) & (first_len < plen))
+    at, left, n = pay[todo] + first_len[todo], plen[todo] - first_len[todo], first_len[todo]
+    found = [(todo, np.zeros(len(todo), np.int64), pay[todo], n)]
+    several = np.zeros(len(pay), bool)
+    for depth in range(1, MAX_PIPELINED):
+        if not len(todo):
+            break
+        n = lengths_of(a, at, left)
+        ok = (n > 0) & (n <= left)
+        todo, at, left, n = todo[ok], at[ok], left[ok], n[ok]
+        found.append((todo, np.full(len(todo), depth, np.int64), at, n))
+        done = n == left
+        several[todo[done]] = True
+        todo, at, left, n = todo[~done], at[~done] + n[~done], left[~done] - n[~done], n[~done]
+    seg, sub, start, length = (np.concatenate([f[k] for f in found]) for k in range(4))
+    keep = several[seg]
+    return several, (seg[keep], sub[keep], start[keep], length[keep])
+
+
+def _split(plan: Plan, rows: np.ndarray, key: np.ndarray, flagged: np.ndarray, pdus: _Pdus) -> np.ndarray:
+    """FramedStream.split, in order, for each stream direction from its first flagged
+    segment on, until the dissector holds no partial PDU again. Returns the segments
+    it framed (they are not framed in bulk)."""
+    buf, writer = plan.ch.buf, plan.ch.o.writer
     pay, plen = plan.pay[rows], plan.plen[rows]
-    side = plan.from_orig[rows]
-    framed = issubclass(cls, FramedStream)
+    by_key = np.argsort(key, kind="stable")
+    keys, starts, counts = np.unique(key[by_key], return_index=True, return_counts=True)
+    span = dict(zip(keys.tolist(), zip(starts.tolist(), counts.tolist())))
+    framed = np.zeros(len(rows), bool)
+    for k in np.unique(key[flagged]).tolist():
+        lo, cnt = span[k]
+        js = by_key[lo : lo + cnt].tolist()
+        flow, from_orig = plan.flow[k >> 1], not k & 1
+        d = flow.dissector
+        todo = np.flatnonzero(flagged[js]).tolist()
+        n, t = todo[0], 0
+        while n < len(js):
+            j = js[n]
+            framed[j] = True
+            r, p = int(rows[j]), int(pay[j])
+            sub = 0
+            for unit in d.split(buf[p : p + int(plen[j])], from_orig):
+                if isinstance(unit, bytes):
+                    pdus.copy(r, sub, unit)
+                    sub += 1
+                else:
+                    writer.record(flow, from_orig, int(plan.fr[r]), int(plan.ts[r]), unit)
+            if d.buffers[from_orig] or d.resyncing[from_orig]:
+                n += 1  # a PDU continues into the next segment
+                continue
+            while t < len(todo) and todo[t] <= n:
+                t += 1
+            n = todo[t] if t < len(todo) else len(js)
+    return framed
+
+
+def _frame(plan: Plan, cls: type, rows: np.ndarray) -> _Pdus:
+    """Cut the rows' payload into PDUs as ``feed`` would: in bulk where a segment is
+    one or several whole PDUs and the stream holds no partial one; through
+    FramedStream.split elsewhere. A datagram dissector's datagram is one PDU."""
+    a = plan.ch.a
+    pdus = _Pdus(len(a))
+    pay, plen = plan.pay[rows], plan.plen[rows]
+    if not issubclass(cls, FramedStream):
+        pdus.add(rows, np.zeros(len(rows), np.int64), pay, plen)
+        return pdus
     lengths_of = getattr(cls, "pdu_lengths", None)
-    direct = np.ones(len(rows), bool)
-    extra_rows: list[int] = []
-    extra_sub: list[int] = []
-    extra_start: list[int] = []
-    extra_len: list[int] = []
-    aux: list[bytes] = []
-    aux_size = len(a)
-    piped_rows: list[np.ndarray] = []
-    piped_sub: list[np.ndarray] = []
-    piped_start: list[np.ndarray] = []
-    piped_len: list[np.ndarray] = []
-    if framed:
-        if lengths_of is not None:
-            first_len = lengths_of(a, pay, plen)
-            whole = first_len == plen
-            # several whole PDUs back to back in one segment (pipelined polling): follow the
-            # length fields a few PDUs deep, all segments at once
-            todo = np.flatnonzero((first_len > 0) & (first_len < plen))
-            at, left, n_pdu = pay[todo] + first_len[todo], plen[todo] - first_len[todo], first_len[todo]
-            parts = [(todo, np.zeros(len(todo), np.int64), pay[todo], n_pdu)]
-            for depth in range(1, MAX_PIPELINED):
-                if not len(todo):
-                    break
-                n_pdu = lengths_of(a, at, left)
-                ok = n_pdu > 0
-                todo, at, left, n_pdu = todo[ok], at[ok], left[ok], n_pdu[ok]
-                ok = n_pdu <= left
-                todo, at, left, n_pdu = todo[ok], at[ok], left[ok], n_pdu[ok]
-                parts.append((todo, np.full(len(todo), depth, np.int64), at, n_pdu))
-                done = n_pdu == left
-                if done.any():
-                    whole[todo[done]] = True
-                    piped = np.zeros(len(rows), bool)
-                    piped[todo[done]] = True
-                    for r_, sub_, at_, n_ in parts:
-                        keep = piped[r_]
-                        piped_rows.append(r_[keep])
-                        piped_sub.append(sub_[keep])
-                        piped_start.append(at_[keep])
-                        piped_len.append(n_[keep])
-                    parts = [(r_[~piped[r_]], sub_[~piped[r_]], at_[~piped[r_]], n_[~piped[r_]]) for r_, sub_, at_, n_ in parts]
-                todo, at, left, n_pdu = todo[~done], at[~done] + n_pdu[~done], left[~done] - n_pdu[~done], n_pdu[~done]
-        else:
-            whole = np.zeros(len(rows), bool)
-        key = gid[rows] * 2 + (~side).astype(np.int64)  # one stream direction
-        by_key = np.argsort(key, kind="stable")
-        keys, starts, counts = np.unique(key[by_key], return_index=True, return_counts=True)
-        starts = by_key[starts]
-        flagged = ~whole
-        for k, j in zip(keys.tolist(), starts.tolist()):
-            d = plan.flow[k >> 1].dissector
-            if d.buffers[not k & 1] or d.resyncing[not k & 1]:
-                flagged[j] = True
-        if flagged.any():
-            # walk each stream direction that has a segment to split, in order: from a
-            # flagged segment on, until the dissector holds no partial PDU again
-            span = dict(zip(keys.tolist(), zip(np.searchsorted(key[by_key], keys).tolist(), counts.tolist())))
-            for k in np.unique(key[flagged]).tolist():
-                lo, cnt = span[k]
-                js = by_key[lo : lo + cnt].tolist()
-                g, from_orig = k >> 1, not k & 1
-                flow = plan.flow[g]
-                d = flow.dissector
-                todo = np.flatnonzero(flagged[js]).tolist()
-                n_ = todo[0] if todo else len(js)
-                t = 0
-                while n_ < len(js):
-                    j = js[n_]
-                    direct[j] = False
-                    r = int(rows[j])
-                    p = int(pay[j])
-                    sub = 0
-                    for unit in d.split(buf[p : p + int(plen[j])], from_orig):
-                        if isinstance(unit, bytes):
-                            extra_rows.append(r)
-                            extra_sub.append(sub)
-                            extra_start.append(aux_size)
-                            extra_len.append(len(unit))
-                            aux.append(unit)
-                            aux_size += len(unit)
-                            sub += 1
-                        else:
-                            writer.record(flow, from_orig, int(plan.fr[r]), int(plan.ts[r]), unit)
-                    if d.buffers[from_orig] or d.resyncing[from_orig]:
-                        n_ += 1
-                        continue
-                    while t < len(todo) and todo[t] <= n_:
-                        t += 1
-                    n_ = todo[t] if t < len(todo) else len(js)
-    if piped_rows:  # a pipelined segment is its PDUs, not one
-        multi = np.zeros(len(rows), bool)
-        multi[np.concatenate(piped_rows)] = True
-        keep = direct & multi
-        sel = [keep[r_] for r_ in piped_rows]
-        piped = (
-            rows[np.concatenate([r_[k] for r_, k in zip(piped_rows, sel)])],
-            np.concatenate([x[k] for x, k in zip(piped_sub, sel)]),
-            np.concatenate([x[k] for x, k in zip(piped_start, sel)]),
-            np.concatenate([x[k] for x, k in zip(piped_len, sel)]),
-        )
-        direct &= ~multi
+    if lengths_of is not None:
+        first_len = lengths_of(a, pay, plen)
+        whole = first_len == plen
+        several, piped = _pipelined(lengths_of, a, pay, plen, first_len)
     else:
-        piped = (np.zeros(0, np.int64),) * 4
-    rr = np.concatenate((rows[direct], piped[0], np.asarray(extra_rows, np.int64)))
+        whole = several = np.zeros(len(rows), bool)
+        piped = None
+    key = plan.gid[rows] * 2 + (~plan.from_orig[rows]).astype(np.int64)  # one stream direction
+    flagged = ~(whole | several)
+    keys, starts = np.unique(key, return_index=True)
+    for k, j in zip(keys.tolist(), starts.tolist()):  # a partial PDU left from the last chunk
+        d = plan.flow[k >> 1].dissector
+        if d.buffers[not k & 1] or d.resyncing[not k & 1]:
+            flagged[j] = True
+    framed = _split(plan, rows, key, flagged, pdus) if flagged.any() else np.zeros(len(rows), bool)
+    one = whole & ~framed
+    pdus.add(rows[one], np.zeros(int(one.sum()), np.int64), pay[one], plen[one])
+    if piped is not None:  # unless split() took the segment over (the stream held a partial PDU)
+        seg, sub, start, length = piped
+        keep = ~framed[seg]
+        pdus.add(rows[seg[keep]], sub[keep], start[keep], length[keep])
+    return pdus
+
+
+def _dissect(plan: Plan, cls: type, groups: list[int], rows: np.ndarray) -> None:
+    """Frame the rows' payload into PDUs and dissect them as one batch."""
+    writer = plan.ch.o.writer
+    pdus = _frame(plan, cls, rows)
+    rr, start, length = pdus.arrays()
     if not len(rr):
         return
-    sub = np.concatenate((np.zeros(int(direct.sum()), np.int64), piped[1], np.asarray(extra_sub, np.int64)))
-    start = np.concatenate((pay[direct], piped[2], np.asarray(extra_start, np.int64)))
-    length = np.concatenate((plen[direct], piped[3], np.asarray(extra_len, np.int64)))
-    order = np.lexsort((sub, rr))
-    rr, start, length = rr[order], start[order], length[order]
-    data = np.concatenate((a, np.frombuffer(b"".join(aux), np.uint8))) if aux else a
-    flow_k = np.searchsorted(np.asarray(groups, np.int64), gid[rr])
+    a = plan.ch.a
+    data = np.concatenate((a, np.frombuffer(b"".join(pdus.aux), np.uint8))) if pdus.aux else a
+    flow_k = np.searchsorted(np.asarray(groups, np.int64), plan.gid[rr])
     batch = PduBatch(data, start, length, flow_k, plan.from_orig[rr], [plan.flow[g].dissector for g in groups])
     out = dissect(batch, cls.bulk)
     if len(out.pdu):

@@ -27,8 +27,8 @@ MAX_FLOWS = 200_000  # active flows; beyond this the least recently seen are evi
 CLAIM_TRIES = 3  # payload-bearing packets a flow may offer the registry
 
 # history letters, Zeek conn.log style: upper case from the originator
-_H_SYN, _H_SYNACK, _H_ACK, _H_DATA, _H_FIN, _H_RST, _H_RETX, _H_GAP = 1, 2, 4, 8, 16, 32, 64, 128
-_LETTERS = {_H_SYN: "s", _H_SYNACK: "h", _H_ACK: "a", _H_DATA: "d", _H_FIN: "f", _H_RST: "r", _H_RETX: "t", _H_GAP: "g"}
+H_SYN, H_SYNACK, H_ACK, H_DATA, H_FIN, H_RST, H_RETX, H_GAP = 1, 2, 4, 8, 16, 32, 64, 128
+_LETTERS = {H_SYN: "s", H_SYNACK: "h", H_ACK: "a", H_DATA: "d", H_FIN: "f", H_RST: "r", H_RETX: "t", H_GAP: "g"}
 
 
 class Sink(Protocol):
@@ -78,7 +78,7 @@ class Flow:
 
     @property
     def reset(self) -> bool:
-        return bool((self.seen_orig | self.seen_resp) & _H_RST)
+        return bool((self.seen_orig | self.seen_resp) & H_RST)
 
     def label(self) -> str:
         """app_protocol: the claiming dissector, else a port label, else 'unknown'.
@@ -176,23 +176,23 @@ class FlowTable:
 
     def _tcp_state(self, flow: Flow, from_orig: bool, flags: int, seq: int, payload: bytes) -> None:
         if flags & SYN:
-            flow.mark(from_orig, _H_SYNACK if flags & ACK else _H_SYN)
+            flow.mark(from_orig, H_SYNACK if flags & ACK else H_SYN)
             flow.isn[not from_orig] = seq
             if flow.streams is not None:
                 flow.streams[not from_orig].syn(seq)
         elif flags & ACK and not payload and not flags & (FIN | RST):
-            flow.mark(from_orig, _H_ACK)
-            if from_orig and not flow.handshake and flow.seen_orig & _H_SYN and flow.seen_resp & _H_SYNACK:
+            flow.mark(from_orig, H_ACK)
+            if from_orig and not flow.handshake and flow.seen_orig & H_SYN and flow.seen_resp & H_SYNACK:
                 flow.handshake = True
         if payload:
-            flow.mark(from_orig, _H_DATA)
-            if from_orig and not flow.handshake and flow.seen_orig & _H_SYN and flow.seen_resp & _H_SYNACK:
+            flow.mark(from_orig, H_DATA)
+            if from_orig and not flow.handshake and flow.seen_orig & H_SYN and flow.seen_resp & H_SYNACK:
                 flow.handshake = True  # the final ACK may carry data
         if flags & FIN:
-            flow.mark(from_orig, _H_FIN)
+            flow.mark(from_orig, H_FIN)
             flow.closed = True
         if flags & RST:
-            flow.mark(from_orig, _H_RST)
+            flow.mark(from_orig, H_RST)
             flow.closed = True
 
     def _dissect(self, flow: Flow, from_orig: bool, pkt: Packet, frame: int, ts: int) -> None:
@@ -217,7 +217,7 @@ class FlowTable:
         retx = stream.retransmitted
         self._deliver(flow, from_orig, stream.push(pkt.seq, pkt.payload, frame, ts))
         if stream.retransmitted != retx:
-            flow.mark(from_orig, _H_RETX)
+            flow.mark(from_orig, H_RETX)
 
     def _deliver(self, flow: Flow, from_orig: bool, pieces: list[Piece], datagram: bool = False) -> None:
         """Feed in-order pieces of one direction to the flow's dissector; a None
@@ -229,7 +229,7 @@ class FlowTable:
         for data, frame, ts in pieces:
             try:
                 if data is None:
-                    flow.mark(from_orig, _H_GAP)
+                    flow.mark(from_orig, H_GAP)
                     side = "originator" if from_orig else "responder"
                     detail = f"bytes missing from the {side}'s stream; resynced at the next PDU"
                     records = [Anomaly(flow.app_protocol or "tcp", "reassembly_gap", detail), *dissector.gap(from_orig)]
