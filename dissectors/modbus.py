@@ -171,8 +171,9 @@ def _written(code: int, pdu: bytes, quantity: int) -> list[int]:
     if code == 15:
         bits = int.from_bytes(pdu[13:], "little")
         return [(bits >> i) & 1 for i in range(min(quantity, MAX_VALUES, 8 * len(pdu[13:])))]
-    if code == 16:
-        return [v for (v,) in struct.iter_unpack("!H", pdu[13 : 13 + 2 * min(quantity, MAX_VALUES)])]
+    if code == 16:  # a request cut short keeps the whole registers it has
+        data = pdu[13 : 13 + 2 * min(quantity, MAX_VALUES)]
+        return [v for (v,) in struct.iter_unpack("!H", data[: len(data) & ~1])]
     value = _AQ.unpack_from(pdu, 8)[1]
     return [int(value == 0xFF00)] if code == 5 else [value]
 

@@ -49,6 +49,16 @@ def test_writes_carry_their_values():
     assert coils.details == {"values": [1, 0, 0, 1]}
 
 
+def test_a_write_cut_mid_register_keeps_the_flow():
+    """fc 16 whose value bytes stop inside a register (7 bytes for 4 registers): the whole
+    registers are kept, and the flow's next PDUs are still dissected."""
+    d = ModbusTCP()
+    (cut,) = d.feed(adu(1, 1, bytes([16]) + struct.pack("!HHB", 10, 4, 7) + bytes(range(1, 8))), True)
+    (read,) = d.feed(adu(2, 1, bytes([3]) + struct.pack("!HH", 0, 1)), True)
+    assert cut.details == {"values": [0x0102, 0x0304, 0x0506]} and (cut.address, cut.quantity) == (10, 4)
+    assert read.function_name == "READ_HOLDING_REGISTERS"
+
+
 def test_exception_response():
     d = ModbusTCP()
     d.feed(adu(9, 1, bytes([3]) + struct.pack("!HH", 600, 10)), True)
