@@ -232,6 +232,8 @@ class Chunk:
         )  # fmt: skip
 
     def run(self) -> None:
+        """Group the bulk-decoded packets by flow, replay the flows the bulk path does
+        not model (and those with a packet decoded one at a time), apply the rest."""
         c = self.c
         ok = np.flatnonzero(c["ok"])
         packets = dict(self.others)
