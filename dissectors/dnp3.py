@@ -24,10 +24,9 @@ import struct
 from typing import ClassVar
 
 import numpy as np
-import orjson
 import pyarrow as pa
 
-from .base import REQUEST, RESPONSE, Anomaly, FramedStream, Identity, Operation, Record
+from .base import REQUEST, RESPONSE, Anomaly, FramedStream, Identity, Operation, Record, details_json
 from .bulk import BulkRows, PduBatch, headers
 
 # --- function codes ------------------------------------------------------------------------------------------------
@@ -749,7 +748,7 @@ def _facts(pdu: bytes, iin: int) -> tuple[str | None, int | None, int | None, st
     if parsed and parsed.objects:
         details["objects"] = parsed.objects
         target, address, quantity = _target(parsed), parsed.address, parsed.quantity
-    text = orjson.dumps(details, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    text = details_json(details)
     return status, address, quantity, target, "," + text[1:] if details else "}"
 
 

@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .base import REQUEST, RESPONSE, Anomaly, Dissector, FramedStream, Identity, Operation, Record
+from .base import REQUEST, RESPONSE, Anomaly, Dissector, FramedStream, Identity, Operation, Record, details_json
 from .bulk import BulkRows, PduBatch, headers
 from .cip import SYMBOL_CLASS, CipSession, Context, general_status, identity_fields, service_info
 
@@ -133,11 +132,6 @@ def _distinct(keys: pa.Array) -> tuple[np.ndarray, list]:
     return encoded.indices.to_numpy(), encoded.dictionary.to_pylist()
 
 
-def _json(details: dict) -> str:
-    """The text the store writes for these details (sensor/store.py; str keys and JSON values only here)."""
-    return orjson.dumps(details).decode()
-
-
 def _bulk_tag_polls(batch: PduBatch) -> BulkRows:
     """Bulk rows for the polling shape above; every other PDU is left to parse()."""
     n = len(batch.start)
@@ -215,7 +209,7 @@ def _bulk_tag_polls(batch: PduBatch) -> BulkRows:
         length = key >> 48
         enip = {"length": length, "interface_handle": key & 0xFFFFFFFF, "timeout": key >> 32 & 0xFFFF,
                 "items": [{"type_id": NULL_ADDRESS, "length": 0}, {"type_id": UNCONNECTED_DATA, "length": length - 16}]}  # fmt: skip
-        texts.append(_json(enip)[len('{"length":') :])
+        texts.append(details_json(enip)[len('{"length":') :])
     value = np.where(is_write, _le(data, p_first, 2), general)  # the data type of a write, the status of a reply
     cip_of, cips = _distinct(pa.array(tag << 26 | is_write << 25 | reply << 24 | value))
     for key in cips:
@@ -224,7 +218,7 @@ def _bulk_tag_polls(batch: PduBatch) -> BulkRows:
             cip["data_type"] = f"0x{key & 0xFFFF:04x}"
         if key >> 24 & 1:
             cip["cip_status_code"] = key & 0xFF
-        texts.append(_json(cip))
+        texts.append(details_json(cip))
     text_of = pa.array(np.stack([tail_of, len(tails) + cip_of], 1).ravel())
     enip_row = np.tile([True, False], m)
     kind = np.stack([np.zeros(m, np.int64), 1 + write[own]], 1).ravel()

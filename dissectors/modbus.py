@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
-import orjson
 import pyarrow as pa
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .base import REQUEST, RESPONSE, FramedStream, Identity, Operation, Record
+from .base import REQUEST, RESPONSE, FramedStream, Identity, Operation, Record, details_json
 from .bulk import BulkRows, PduBatch, headers
 
 # function code -> (name, access class); Modbus Application Protocol v1.1b3 section 6
@@ -336,7 +335,7 @@ class ModbusTCP(FramedStream):
         details = np.full(len(pdus), -1, np.int32)
         details[written] = np.arange(len(written))
         writes = zip(pdus[written].tolist(), code[written].tolist(), quantity[written].tolist())
-        values = [orjson.dumps({"values": _written(c, batch.pdu(i), q)}).decode() for i, c, q in writes]
+        values = [details_json({"values": _written(c, batch.pdu(i), q)}) for i, c, q in writes]
         columns = {
             "protocol": pa.repeat(pa.scalar("modbus", pa.string()), len(pdus)),
             "direction": _DIRECTION.take(pa.array((~is_request).astype(np.int8))),

@@ -15,11 +15,10 @@ import struct
 from typing import ClassVar
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .base import REQUEST, RESPONSE, Anomaly, FramedStream, Identity, Operation, Record
+from .base import REQUEST, RESPONSE, Anomaly, FramedStream, Identity, Operation, Record, details_json
 from .bulk import ROW_FIELDS, BulkRows, PduBatch, headers
 
 # ---------------------------------------------------------------- COTP (ISO 8073)
@@ -612,11 +611,6 @@ def _byte(w: np.ndarray, i: int) -> np.ndarray:
     return (w >> np.uint64(8 * i) & 0xFF).astype(np.int64)
 
 
-def _json(details: dict) -> str:
-    """details as the store writes them (sensor/store.py)."""
-    return orjson.dumps(details, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
-
-
 def error_text(code: int) -> str:
     """Status text for an S7 error code (header class << 8 | code, or the parameter error code)."""
     text = PARAM_ERRORS.get(code)
@@ -970,7 +964,7 @@ class S7comm(FramedStream):
         for op in (records[0][0], records[1][1]):
             if not isinstance(op, Operation) or not op.details or op.details.get("pdu_reference") != op.transaction_id:
                 return None
-            head, found, tail = _json(op.details).partition(f"{mark}{op.transaction_id}")
+            head, found, tail = details_json(op.details).partition(f"{mark}{op.transaction_id}")
             if not found:
                 return None
             rows.append(tuple(getattr(op, f) for f in ROW_FIELDS[:-1]) + (head + mark, tail))

@@ -14,7 +14,6 @@ from datetime import datetime, timezone
 
 import duckdb
 import numpy as np
-import orjson
 import pyarrow as pa
 
 # Arrow's default allocator (mimalloc) keeps freed pages for reuse: about 40 MB of
@@ -22,6 +21,7 @@ import pyarrow as pa
 pa.set_memory_pool(pa.system_memory_pool())
 
 from dissectors import Anomaly, Identity, Operation, Record
+from dissectors.base import details_json
 
 from .flows import Flow
 
@@ -110,10 +110,6 @@ SELECT ip, list_sort(list_distinct(list(mac))), list_sort(list_distinct(list(vla
 FROM sides LEFT JOIN identity USING (ip)
 GROUP BY ip;
 """
-
-
-def _json(details: dict) -> str:
-    return orjson.dumps(details, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _ip_text(raw: bytes, cache: dict[bytes, str]) -> str:
@@ -288,7 +284,7 @@ class CaptureWriter:
             self.operations.add((
                 self.capture_id, frame, ts, flow.flow_id, op.protocol, op.direction, op.function_code,
                 op.function_name, op.access_class, op.status, op.transaction_id, op.unit_id, op.address,
-                op.quantity, op.target, _json(op.details) if op.details else None,
+                op.quantity, op.target, details_json(op.details) if op.details else None,
             ))  # fmt: skip
             self.operations_by_protocol[op.protocol] = self.operations_by_protocol.get(op.protocol, 0) + 1
             if len(self.operations) >= BATCH_ROWS:

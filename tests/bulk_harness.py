@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dissectors.base import Operation
+from dissectors.base import Operation, details_json
 from dissectors.bulk import ROW_FIELDS, PduBatch, dissect
 from sensor.ingest import ingest_file
-from sensor.store import Store, _json
+from sensor.store import Store
 
 MAKE_BENCH = Path(__file__).resolve().parent.parent / "captures" / "make_bench.py"
 
@@ -78,7 +78,7 @@ def recorded_batch(path, cls, monkeypatch, tmp_path) -> PduBatch:
 def _row(rec) -> tuple:
     if isinstance(rec, Operation):
         values = [getattr(rec, f) for f in ROW_FIELDS]
-        values[-1] = _json(rec.details) if rec.details else None
+        values[-1] = details_json(rec.details) if rec.details else None
         return ("op", *values)
     return (type(rec).__name__, repr(rec))
 
