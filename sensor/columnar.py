@@ -39,11 +39,10 @@ from .flows import (
     RST,
     SWEEP_EVERY_US,
     SYN,
-    TRANSPORTS,
     Flow,
     FlowTable,
+    sender_initiates,
 )
-from .ports import server_rank
 from .reassembly import HALF, SEQ_MOD, StreamDirection
 
 # history letters in the order one packet marks them (FlowTable._tcp_state, then push)
@@ -219,17 +218,17 @@ class Chunk:
         self.others = others
         self.sweep_frames, self.sweep_ts = sweeps
 
-    def packet(self, i: int) -> Packet:
-        """The Packet tuple of a bulk-decoded packet (for the packet-at-a-time path)."""
+    def packets(self, rows: list[int]) -> list[Packet]:
+        """The Packet tuples of bulk-decoded packets (for FlowTable: new flows, replays)."""
+        if not len(rows):
+            return []
         c, buf = self.c, self.buf
-        m = int(c["mac"][i])
-        p, n = int(c["pay"][i]), int(c["plen"][i])
-        return Packet(
-            int(c["vlan"][i]), buf[m + 6 : m + 12], buf[m : m + 6],
-            int(c["src"][i]).to_bytes(4, "big"), int(c["dst"][i]).to_bytes(4, "big"), int(c["proto"][i]),
-            int(c["sport"][i]), int(c["dport"][i]), int(c["flags"][i]), int(c["seq"][i]), int(c["ack"][i]),
-            buf[p : p + n],
-        )  # fmt: skip
+        names = ("vlan", "mac", "src", "dst", "proto", "sport", "dport", "flags", "seq", "ack", "pay", "plen")
+        return [
+            Packet(vlan, buf[m + 6 : m + 12], buf[m : m + 6], src.to_bytes(4, "big"), dst.to_bytes(4, "big"), proto,
+                   sport, dport, flags, seq, ack, buf[p : p + n])
+            for vlan, m, src, dst, proto, sport, dport, flags, seq, ack, p, n in zip(*(c[k][rows].tolist() for k in names))
+        ]  # fmt: skip
 
     def run(self) -> None:
         """Group the bulk-decoded packets by flow, replay the flows the bulk path does
@@ -280,8 +279,10 @@ class Chunk:
         """One flow's packets of this chunk, one at a time, as FlowTable.packet does."""
         table = self.table
         flows = table.flows
+        bulk = [i for i in members if i not in packets]
+        packets = {**packets, **dict(zip(bulk, self.packets(bulk)))}
         for i in members:
-            pkt = packets.get(i) or self.packet(i)
+            pkt = packets[i]
             frame, t, length = int(self.frames[i]), int(self.ts[i]), int(self.orig[i])
             k = (pkt.vlan, pkt.proto, pkt.src, pkt.sport, pkt.dst, pkt.dport)
             entry = flows.get(k)
@@ -370,16 +371,15 @@ class Plan:
             oip[g], oport[g] = int.from_bytes(flow.orig_ip, "big"), flow.orig_port
         heads = zip(np.flatnonzero(new).tolist(), *(x[first[new]].tolist() for x in (self.proto, flags, self.src, self.sport, self.dst, self.dport)))
         for g, proto, fl, src, sport, dst, dport in heads:
-            if proto == TCP and fl & SYN:
-                from_sender = not fl & ACK
-            else:
-                t = TRANSPORTS[proto]
-                from_sender = server_rank(t, dport) >= server_rank(t, sport)
-            oip[g], oport[g] = (src, sport) if from_sender else (dst, dport)
+            oip[g], oport[g] = (src, sport) if sender_initiates(proto, fl, sport, dport) else (dst, dport)
         self.from_orig = (self.src == oip[gid]) & (self.sport == oport[gid])
         syn = (flags & SYN) != 0
         ackf = (flags & ACK) != 0
         self.syn, self.ackf = syn, ackf
+        self.isn = {}  # (group, side) -> sequence number of the side's last SYN in the chunk
+        syn_rows = np.flatnonzero(syn)
+        for r, g, o in zip(syn_rows.tolist(), gid[syn_rows].tolist(), self.from_orig[syn_rows].tolist()):
+            self.isn[(g, 0 if o else 1)] = int(self.seq[r])
         pos = self.rows - first[gid]
         # a SYN starting a new flow is the only one the bulk path models (no port reuse)
         bad = syn & ~ackf & ~((pos == 0) & new[gid])
@@ -460,6 +460,8 @@ class Plan:
         # rows from which payload goes to the dissector (N: none)
         self.fed_from = np.where(has, first, np.where(self.claim_row >= 0, self.claim_row, self.N))
         self.has_dissector = has | (self.claim_row >= 0)
+        # a flow's streams exist from its claiming packet on (or from the chunk's start)
+        self.streams_from = np.where(self.claim_row >= 0, self.claim_row + 1, first)
 
     def _streams(self) -> None:
         """TCP payload of dissected flows: each segment must be the next in its
@@ -470,8 +472,7 @@ class Plan:
         self.dup_rows = np.zeros(0, np.int64)
         self.seg = {}
         # a SYN after payload started to flow
-        after = np.where(self.claim_row >= 0, self.claim_row + 1, first)
-        self.replay |= np.logical_or.reduceat(self.syn & (rows >= after[gid]) & tcp_g[gid], first)
+        self.replay |= np.logical_or.reduceat(self.syn & (rows >= self.streams_from[gid]) & tcp_g[gid], first)
         tcp_g &= ~self.replay
         fed = np.flatnonzero(tcp_g[gid] & (self.plen > 0) & (rows >= self.fed_from[gid]))
         if not len(fed):
@@ -483,11 +484,6 @@ class Plan:
         seq = self.seq[fed]
         uniq, starts = np.unique(gs, return_index=True)
         first_seq = seq[starts].tolist()
-        # the last SYN of each side before the payload (SYNs after it were replayed)
-        syn_rows = np.flatnonzero(self.syn & tcp_g[gid])
-        isn = {}
-        for r, g, o in zip(syn_rows.tolist(), gid[syn_rows].tolist(), self.from_orig[syn_rows].tolist()):
-            isn[(g, 0 if o else 1)] = int(self.seq[r])
         base = []
         for key, s0 in zip(uniq.tolist(), first_seq):
             g, sd = divmod(key, 2)
@@ -495,7 +491,8 @@ class Plan:
             if flow is not None and flow.streams is not None:
                 b = flow.streams[sd].next_seq
             else:
-                i = isn.get((g, sd), flow.isn[sd] if flow is not None else None)
+                # the last SYN of the side before the payload (SYNs after it were replayed)
+                i = self.isn.get((g, sd), flow.isn[sd] if flow is not None else None)
                 b = (i + 1) % SEQ_MOD if i is not None and not self.unfed[g][sd] else None
             base.append(s0 if b is None else b)
         seg_of = np.searchsorted(uniq, gs)
@@ -525,20 +522,13 @@ class Plan:
         fast = ~self.replay
         if not fast.any():
             return
-        gid, first, last = self.gid, self.first, self.last
+        first, last = self.first, self.last
         fo = self.from_orig
         table = ch.table
         born = np.flatnonzero(fast & self.new)
         if len(born):
             at = first[born]
-            mac = ch.c["mac"][self.ix[at]].tolist()
-            buf = ch.buf
-            cols = (self.vlan, self.src, self.dst, self.proto, self.sport, self.dport, self.flags, self.fr, self.ts)
-            for g, m, vlan, src, dst, proto, sport, dport, flags, frame, t in zip(
-                born.tolist(), mac, *(x[at].tolist() for x in cols)
-            ):
-                pkt = Packet(vlan, buf[m + 6 : m + 12], buf[m : m + 6], src.to_bytes(4, "big"), dst.to_bytes(4, "big"),
-                             proto, sport, dport, flags, 0, 0, b"")  # fmt: skip
+            for g, pkt, frame, t in zip(born.tolist(), ch.packets(self.ix[at]), self.fr[at].tolist(), self.ts[at].tolist()):
                 self.flow[g], _ = table.new_flow(pkt, self.keys[g], frame, t)
         n_orig = np.add.reduceat(fo.astype(np.int64), first).tolist()
         sizes = (last - first + 1).tolist()
@@ -548,10 +538,6 @@ class Plan:
         tcp = self.proto[first] == TCP
         marks = self._marks(tcp & fast)
         closed = np.logical_or.reduceat((self.flags & (FIN | RST)) != 0, first).tolist()
-        isn = {}
-        syn_rows = np.flatnonzero(self.syn & fast[gid])
-        for r, g, o in zip(syn_rows.tolist(), gid[syn_rows].tolist(), fo[syn_rows].tolist()):
-            isn[(g, 0 if o else 1)] = int(self.seq[r])
         handshake = self._handshakes(tcp & fast)
         for g in np.flatnonzero(fast).tolist():
             flow = self.flow[g]
@@ -564,8 +550,8 @@ class Plan:
                 for _, _, side_orig, bit in sorted(marks[g]):
                     flow.mark(side_orig, bit)
             for sd in (0, 1):
-                if (g, sd) in isn:
-                    flow.isn[sd] = isn[(g, sd)]
+                if (g, sd) in self.isn:
+                    flow.isn[sd] = self.isn[(g, sd)]
             if closed[g] and flow.proto == TCP:
                 flow.closed = True
             if g in handshake:
@@ -639,8 +625,7 @@ class Plan:
         # ACKs reach a stream once the flow has streams: after the claiming packet
         gid, first = self.gid, self.first
         tcp = (self.proto[first] == TCP) & fast & self.has_dissector
-        after = np.where(self.claim_row >= 0, self.claim_row + 1, first)
-        rows = np.flatnonzero(tcp[gid] & self.ackf & (self.rows >= after[gid]))
+        rows = np.flatnonzero(tcp[gid] & self.ackf & (self.rows >= self.streams_from[gid]))
         if not len(rows):
             return
         stream_side = self.from_orig[rows].astype(np.int64)  # an originator's ACK is about the responder's stream

@@ -31,6 +31,15 @@ H_SYN, H_SYNACK, H_ACK, H_DATA, H_FIN, H_RST, H_RETX, H_GAP = 1, 2, 4, 8, 16, 32
 _LETTERS = {H_SYN: "s", H_SYNACK: "h", H_ACK: "a", H_DATA: "d", H_FIN: "f", H_RST: "r", H_RETX: "t", H_GAP: "g"}
 
 
+def sender_initiates(proto: int, flags: int, sport: int, dport: int) -> bool:
+    """Did the sender of a flow's first packet open the flow? A SYN says so (a SYN-ACK
+    says the receiver did); otherwise the side on the more server-like port answers."""
+    if proto == TCP and flags & SYN:
+        return not flags & ACK
+    t = TRANSPORTS.get(proto, "")
+    return server_rank(t, dport) >= server_rank(t, sport)
+
+
 class Sink(Protocol):
     def flow(self, flow: Flow) -> None: ...
     def record(self, flow: Flow, from_orig: bool, frame: int, ts: int, record: Record) -> None: ...
@@ -158,12 +167,7 @@ class FlowTable:
     def new_flow(self, pkt: Packet, key: tuple, frame: int, ts: int) -> tuple[Flow, bool]:
         """The flow this packet starts; its id is the capture's and the frame's, so it
         does not depend on the order in which flows are processed."""
-        flags = pkt.tcp_flags
-        if pkt.proto == TCP and flags & SYN:
-            from_sender = not flags & ACK  # SYN: sender initiates; SYN-ACK: receiver did
-        else:
-            t = TRANSPORTS.get(pkt.proto, "")
-            from_sender = server_rank(t, pkt.dport) >= server_rank(t, pkt.sport)
+        from_sender = sender_initiates(pkt.proto, pkt.tcp_flags, pkt.sport, pkt.dport)
         flow = Flow(self.id_base | frame, pkt, from_sender, frame, ts)
         self.flow_count += 1
         rev = (pkt.vlan, pkt.proto, pkt.dst, pkt.dport, pkt.src, pkt.sport)
