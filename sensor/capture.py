@@ -16,13 +16,11 @@ import struct
 import zlib
 from array import array
 from dataclasses import dataclass, field
-from functools import partial
 from typing import BinaryIO, Iterator
 
 import numpy as np
 
-CHUNK = 4 << 20
-RECORD_CHUNK = 4 << 20  # bytes of records the columnar path decodes at once: its numpy working set is ~10x this
+CHUNK = 4 << 20  # bytes read at once; the columnar path decodes a chunk's records together (its numpy working set is ~10x this)
 MAX_RECORD = 1 << 24  # no real frame is this large; a bigger length is corruption
 
 PCAP_MAGICS = {
@@ -102,38 +100,13 @@ def open_stream(path: str) -> BinaryIO:
 
 
 def read_packets(path: str, state: ReadState) -> Iterator[tuple[int, int, int, bytes]]:
-    """Yield (link_type, ts_us, orig_len, data) for every packet in the file.
-
-    Raises CaptureError if the file is not a capture. Damage met after the first
-    packet does not raise: it is recorded in ``state.damage`` and iteration ends.
-    """
-    return _read(path, state, _read_pcap, _read_pcapng)
-
-
-def _read(path: str, state: ReadState, pcap, pcapng) -> Iterator:
-    """Open a capture, tell its format from the magic, and read it with ``pcap``
-    or ``pcapng`` (stream, magic, state) -> iterator."""
-    if os.path.getsize(path) == 0:
-        raise CaptureError("empty file (0 bytes)")
-    stream = open_stream(path)
-    state.compressed = isinstance(stream, gzip.GzipFile)
-    try:
-        try:
-            head = stream.read(4)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise CaptureError(f"gzip stream unreadable: {exc}") from None
-        if len(head) < 4:
-            raise CaptureError(f"file too short to be a capture ({len(head)} bytes)")
-        if head in PCAP_MAGICS:
-            state.fmt = "pcap"
-            yield from pcap(stream, head, state)
-        elif head == PCAPNG_SHB:
-            state.fmt = "pcapng"
-            yield from pcapng(stream, head, state)
-        else:
-            raise CaptureError(f"not a pcap or pcapng file (no capture magic at byte 0: 0x{head.hex()})")
-    finally:
-        stream.close()
+    """Yield (link_type, ts_us, orig_len, data) for every packet in the file, one at
+    a time (the packet path, and tools); read_chunks does the reading."""
+    for chunk in read_chunks(path, state):
+        buf = chunk.buf
+        fields = (chunk.link, chunk.ts, chunk.orig, chunk.data, chunk.incl)
+        for link, ts, orig, start, n in zip(*(x.tolist() for x in fields)):
+            yield link, ts, orig, buf[start : start + n]
 
 
 class _Chunks:
@@ -185,46 +158,6 @@ class _Chunks:
         return len(self.buf) - self.pos
 
 
-def _read_pcap(stream: BinaryIO, head: bytes, state: ReadState):
-    endian, ts_div = PCAP_MAGICS[head]
-    c = _Chunks(stream, head)
-    if not c.fill(24):
-        state.damage = Damage(c.offset, 1, "pcap file header truncated")
-        return
-    link = struct.unpack_from(endian + "I", c.buf, 20)[0]
-    link &= 0x0FFFFFFF  # the top bits carry FCS information
-    state.link_types.append(link)
-    c.pos += 24
-    rec = struct.Struct(endian + "IIII")
-    unpack = rec.unpack_from
-    frame = 0
-    while True:
-        if c.remaining() < 16 and not c.fill(16):
-            if c.remaining():
-                state.damage = Damage(c.offset, frame + 1, c.error or f"truncated record header ({c.remaining()} of 16 bytes)")
-            elif c.error:
-                state.damage = Damage(c.offset, frame + 1, c.error)
-            break
-        buf, pos = c.buf, c.pos
-        sec, frac, incl, orig = unpack(buf, pos)
-        if incl > MAX_RECORD:
-            state.damage = Damage(c.offset, frame + 1, f"corrupt record header (captured length {incl})")
-            break
-        end = pos + 16 + incl
-        if end > len(buf):
-            if not c.fill(16 + incl):
-                state.damage = Damage(
-                    c.offset, frame + 1, c.error or f"truncated record ({c.remaining() - 16} of {incl} bytes)"
-                )
-                break
-            buf, pos = c.buf, c.pos
-            end = pos + 16 + incl
-        frame += 1
-        c.pos = end
-        state.bytes_read = c.base + end
-        yield link, sec * 1_000_000 + frac // ts_div, orig, buf[pos + 16 : end]
-
-
 @dataclass(slots=True)
 class RecordChunk:
     """Consecutive packet records in one buffer: what the columnar path reads at once."""
@@ -252,12 +185,37 @@ def pcap_kind(path: str) -> str | None:
     return kind.removesuffix(".gz") if kind else None
 
 
+
 def read_chunks(path: str, state: ReadState, chunk: int | None = None) -> Iterator[RecordChunk]:
-    """The records of a pcap or pcapng file in chunks of about ``chunk`` bytes: the
-    same reading as read_packets (same checks and damage messages), but the loop
-    only finds where each record starts; the columnar path reads the rest in bulk."""
-    size = chunk or RECORD_CHUNK
-    return _read(path, state, partial(_pcap_chunks, chunk=size), partial(_pcapng_chunks, chunk=size))
+    """The records of a pcap or pcapng file (plain or gzip) in chunks of about
+    ``chunk`` bytes. The loop only finds where each record starts; the fields are
+    read in bulk.
+
+    Raises CaptureError if the file is not a capture. Damage met after the first
+    record does not raise: it is recorded in ``state.damage`` and iteration ends,
+    with every record before it delivered."""
+    size = chunk or CHUNK
+    if os.path.getsize(path) == 0:
+        raise CaptureError("empty file (0 bytes)")
+    stream = open_stream(path)
+    state.compressed = isinstance(stream, gzip.GzipFile)
+    try:
+        try:
+            head = stream.read(4)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise CaptureError(f"gzip stream unreadable: {exc}") from None
+        if len(head) < 4:
+            raise CaptureError(f"file too short to be a capture ({len(head)} bytes)")
+        if head in PCAP_MAGICS:
+            state.fmt = "pcap"
+            yield from _pcap_chunks(stream, head, state, size)
+        elif head == PCAPNG_SHB:
+            state.fmt = "pcapng"
+            yield from _pcapng_chunks(stream, head, state, size)
+        else:
+            raise CaptureError(f"not a pcap or pcapng file (no capture magic at byte 0: 0x{head.hex()})")
+    finally:
+        stream.close()
 
 
 def _pcap_chunks(stream: BinaryIO, head: bytes, state: ReadState, chunk: int) -> Iterator[RecordChunk]:
@@ -450,83 +408,3 @@ def _tsresol_units(options: bytes, endian: str) -> int:
             units = 2 ** (r & 0x7F) if r & 0x80 else 10 ** r
         pos += 4 + ((length + 3) & ~3)
     return units
-
-
-def _read_pcapng(stream: BinaryIO, head: bytes, state: ReadState):
-    c = _Chunks(stream, head)
-    endian = "<"
-    interfaces: list[tuple[int, int]] = []  # (link_type, units per second)
-    frame = 0
-    while True:
-        if not c.fill(12):
-            if c.remaining() or c.error:
-                state.damage = Damage(c.offset, frame + 1, c.error or "truncated block header")
-            break
-        buf, pos = c.buf, c.pos
-        if buf[pos : pos + 4] == PCAPNG_SHB:
-            bom = buf[pos + 8 : pos + 12]
-            if bom == b"\x4d\x3c\x2b\x1a":
-                endian = "<"
-            elif bom == b"\x1a\x2b\x3c\x4d":
-                endian = ">"
-            else:
-                state.damage = Damage(c.offset, frame + 1, "corrupt section header (bad byte-order magic)")
-                break
-            interfaces = []
-        btype, blen = struct.unpack_from(endian + "II", buf, pos)
-        if blen < 12 or blen % 4 or blen > MAX_RECORD:
-            state.damage = Damage(c.offset, frame + 1, f"corrupt block (type 0x{btype:x}, length {blen})")
-            break
-        if not c.fill(blen):
-            state.damage = Damage(
-                c.offset, frame + 1, c.error or f"truncated block (type 0x{btype:x}, {c.remaining()} of {blen} bytes)"
-            )
-            break
-        buf, pos = c.buf, c.pos
-        (trailer,) = struct.unpack_from(endian + "I", buf, pos + blen - 4)
-        if trailer != blen:
-            state.damage = Damage(c.offset, frame + 1, f"corrupt block (type 0x{btype:x}, lengths {blen} and {trailer} differ)")
-            break
-        body = pos + 8
-        packet = None
-        if btype == EPB:
-            if blen < 32:
-                state.damage = Damage(c.offset, frame + 1, "corrupt enhanced packet block (too short)")
-                break
-            iface, hi, lo, incl, orig = struct.unpack_from(endian + "IIIII", buf, body)
-            if incl > blen - 32:
-                state.damage = Damage(c.offset, frame + 1, f"corrupt enhanced packet block (captured length {incl})")
-                break
-            packet = (iface, (hi << 32) | lo, orig, buf[body + 20 : body + 20 + incl])
-        elif btype == SPB:
-            (orig,) = struct.unpack_from(endian + "I", buf, body)
-            incl = min(orig, blen - 16)
-            packet = (0, None, orig, buf[body + 4 : body + 4 + incl])
-        elif btype == PB_OBSOLETE:
-            iface, _drops, hi, lo, incl, orig = struct.unpack_from(endian + "HHIIII", buf, body)
-            if incl > blen - 32:
-                state.damage = Damage(c.offset, frame + 1, f"corrupt packet block (captured length {incl})")
-                break
-            packet = (iface, (hi << 32) | lo, orig, buf[body + 20 : body + 20 + incl])
-        elif btype == IDB:
-            link, _res, _snap = struct.unpack_from(endian + "HHI", buf, body)
-            units = _tsresol_units(bytes(buf[body + 8 : pos + blen - 4]), endian)
-            interfaces.append((link, units))
-            state.link_types.append(link)
-        c.pos = pos + blen
-        state.bytes_read = c.base + c.pos
-        if packet is None:
-            continue
-        iface, ts, orig, data = packet
-        frame += 1
-        if iface >= len(interfaces):
-            state.damage = Damage(pos + c.base, frame, f"packet on undeclared interface {iface}")
-            break
-        link, units = interfaces[iface]
-        if ts is None:
-            ts_us = 0
-        elif units == 1_000_000:
-            ts_us = ts
-        else:
-            ts_us = ts * 1_000_000 // units
-        yield link, ts_us, orig, data

@@ -101,7 +101,7 @@ def test_small_chunks(bench, tmp_path, monkeypatch):
     import sensor.capture
 
     packet = _tables(bench, tmp_path / "packet.duckdb", False)
-    monkeypatch.setattr(sensor.capture, "RECORD_CHUNK", 1 << 16)
+    monkeypatch.setattr(sensor.capture, "CHUNK", 1 << 16)
     columnar = _tables(bench, tmp_path / "columnar.duckdb", True)
     for table in TABLES:
         assert packet[table] == columnar[table], table
