@@ -668,29 +668,48 @@ class Plan:
         for g in gs:
             d = self.flow[g].dissector
             by_class.setdefault(type(d), []).append(g)
-        for cls, groups in by_class.items():
-            sel = rows[np.isin(gid[rows], groups)]
-            _dissect(self, cls, groups, sel)
+        # frame every class first: the PDUs copied out of split segments go after the
+        # chunk's bytes, in one array all the batches share
+        aux = _Aux(len(self.ch.a))
+        framed = [(cls, groups, _frame(self, cls, rows[np.isin(gid[rows], groups)], aux)) for cls, groups in by_class.items()]
+        data = aux.data(self.ch.a)
+        for cls, groups, pdus in framed:
+            _dissect(self, cls, groups, pdus, data)
+
+
+class _Aux:
+    """PDUs copied out of segments (split across them), placed after the chunk's bytes."""
+
+    def __init__(self, end: int):
+        self.pieces: list[bytes] = []
+        self.end = end
+
+    def put(self, pdu: bytes) -> int:
+        at = self.end
+        self.pieces.append(pdu)
+        self.end += len(pdu)
+        return at
+
+    def data(self, a: np.ndarray) -> np.ndarray:
+        """The chunk's bytes, then the copied PDUs: what the batches' starts index."""
+        return np.concatenate((a, np.frombuffer(b"".join(self.pieces), np.uint8))) if self.pieces else a
 
 
 class _Pdus:
     """PDUs cut from a chunk's segments: where each starts (in the chunk's bytes, or
-    past its end in ``aux`` for a PDU that had to be copied), which segment (row)
-    completed it and its place within that segment."""
+    in ``aux`` for a PDU that had to be copied), which segment (row) completed it and
+    its place within that segment."""
 
-    def __init__(self, end: int):
+    def __init__(self, aux: _Aux):
         self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # row, sub, start, length
-        self.aux: list[bytes] = []
-        self.aux_end = end
+        self.aux = aux
         self.copied: list[tuple[int, int, int, int]] = []
 
     def add(self, rows, sub, start, length) -> None:
         self.parts.append((rows, sub, start, length))
 
     def copy(self, row: int, sub: int, pdu: bytes) -> None:
-        self.copied.append((row, sub, self.aux_end, len(pdu)))
-        self.aux.append(pdu)
-        self.aux_end += len(pdu)
+        self.copied.append((row, sub, self.aux.put(pdu), len(pdu)))
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(row, start, length), in delivery order: by row, then place in the row."""
@@ -763,12 +782,12 @@ def _split(plan: Plan, rows: np.ndarray, key: np.ndarray, flagged: np.ndarray, p
     return framed
 
 
-def _frame(plan: Plan, cls: type, rows: np.ndarray) -> _Pdus:
+def _frame(plan: Plan, cls: type, rows: np.ndarray, aux: _Aux) -> _Pdus:
     """Cut the rows' payload into PDUs as ``feed`` would: in bulk where a segment is
     one or several whole PDUs and the stream holds no partial one; through
     FramedStream.split elsewhere. A datagram dissector's datagram is one PDU."""
     a = plan.ch.a
-    pdus = _Pdus(len(a))
+    pdus = _Pdus(aux)
     pay, plen = plan.pay[rows], plan.plen[rows]
     if not issubclass(cls, FramedStream):
         pdus.add(rows, np.zeros(len(rows), np.int64), pay, plen)
@@ -798,15 +817,12 @@ def _frame(plan: Plan, cls: type, rows: np.ndarray) -> _Pdus:
     return pdus
 
 
-def _dissect(plan: Plan, cls: type, groups: list[int], rows: np.ndarray) -> None:
-    """Frame the rows' payload into PDUs and dissect them as one batch."""
+def _dissect(plan: Plan, cls: type, groups: list[int], pdus: _Pdus, data: np.ndarray) -> None:
+    """Dissect one class's PDUs of the chunk as one batch and write what they give."""
     writer = plan.ch.o.writer
-    pdus = _frame(plan, cls, rows)
     rr, start, length = pdus.arrays()
     if not len(rr):
         return
-    a = plan.ch.a
-    data = np.concatenate((a, np.frombuffer(b"".join(pdus.aux), np.uint8))) if pdus.aux else a
     flow_k = np.searchsorted(np.asarray(groups, np.int64), plan.gid[rr])
     batch = PduBatch(data, start, length, flow_k, plan.from_orig[rr], [plan.flow[g].dissector for g in groups])
     out = dissect(batch, cls.bulk)
