@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+import numpy as np
 import orjson
 
 ACCESS_CLASSES = ("read", "write", "control", "program", "diagnostic", "session", "other")
@@ -87,6 +88,9 @@ class Dissector:
     transports: ClassVar[frozenset[str]] = frozenset({"tcp"})
     ports: ClassVar[frozenset[int]] = frozenset()
     heuristic: ClassVar[bool] = False  # also probe flows on other ports
+    # (offset, bytes) found in every payload a heuristic probe accepts: lets the
+    # columnar path skip payloads no heuristic could claim without calling probe
+    magic: ClassVar[tuple[int, bytes] | None] = None
     # False when the protocol's server port is on the side that opened the
     # connection; protocols whose PDUs do not say request or response use it
     client_is_orig: bool = True
@@ -232,3 +236,22 @@ class Registry:
             if transport in d.transports and d.probe(payload, False):
                 return d()
         return None
+
+    def might_claim(self, transport: str, resp_port: np.ndarray, orig_port: np.ndarray, data: np.ndarray,
+                    start: np.ndarray, length: np.ndarray) -> np.ndarray:  # fmt: skip
+        """``claim`` for many payloads at once, loosely: False only where it would
+        surely return None (no dissector on either port, no heuristic's magic)."""
+        ports = [p for t, p in self.by_port if t == transport]
+        maybe = np.isin(resp_port, ports) | np.isin(orig_port, ports)
+        last = len(data) - 1
+        for d in self.heuristics:
+            if transport not in d.transports:
+                continue
+            if d.magic is None:
+                return np.ones(len(start), bool)
+            offset, magic = d.magic
+            hit = length >= offset + len(magic)
+            for k, byte in enumerate(magic):
+                hit &= data[np.minimum(start + offset + k, last)] == byte
+            maybe |= hit
+        return maybe

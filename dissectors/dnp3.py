@@ -759,6 +759,7 @@ class DNP3(FramedStream):
     transports: ClassVar[frozenset[str]] = frozenset({"tcp", "udp"})
     ports: ClassVar[frozenset[int]] = frozenset({20000})
     heuristic: ClassVar[bool] = True
+    magic: ClassVar[tuple[int, bytes]] = (0, b"\x05\x64")  # the link layer's start bytes
     header_len: ClassVar[int] = 10
 
     def __init__(self) -> None:

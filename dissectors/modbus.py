@@ -191,6 +191,7 @@ class ModbusTCP(FramedStream):
     name: ClassVar[str] = "modbus"
     ports: ClassVar[frozenset[int]] = frozenset({502})
     heuristic: ClassVar[bool] = True
+    magic: ClassVar[tuple[int, bytes]] = (2, b"\0\0")  # the MBAP protocol identifier
     header_len: ClassVar[int] = 8
 
     # transaction id -> (function, address, quantity, access class, details) of unanswered requests

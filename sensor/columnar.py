@@ -41,7 +41,7 @@ from .flows import (
     SYN,
     Flow,
     FlowTable,
-    sender_initiates,
+    senders_initiate,
 )
 from .reassembly import HALF, SEQ_MOD, StreamDirection
 
@@ -369,9 +369,10 @@ class Plan:
                 replay[g] = True
             last_ts[g], last_frame[g] = flow.last_ts, flow.last_frame
             oip[g], oport[g] = int.from_bytes(flow.orig_ip, "big"), flow.orig_port
-        heads = zip(np.flatnonzero(new).tolist(), *(x[first[new]].tolist() for x in (self.proto, flags, self.src, self.sport, self.dst, self.dport)))
-        for g, proto, fl, src, sport, dst, dport in heads:
-            oip[g], oport[g] = (src, sport) if sender_initiates(proto, fl, sport, dport) else (dst, dport)
+        h = first[new]
+        sender = senders_initiate(self.proto[h], flags[h], self.sport[h], self.dport[h])
+        oip[new] = np.where(sender, self.src[h], self.dst[h])
+        oport[new] = np.where(sender, self.sport[h], self.dport[h])
         self.from_orig = (self.src == oip[gid]) & (self.sport == oport[gid])
         syn = (flags & SYN) != 0
         ackf = (flags & ACK) != 0
@@ -394,21 +395,24 @@ class Plan:
             s = np.searchsorted(sf_all, self.fr, "left") - 1
             valid = s >= 0
             s = np.maximum(s, 0)
-            hit = valid & (sf_all[s] > prev_f) & (self.ch.sweep_ts[s] - prev_ts > CLOSED_IDLE_US)
+            # only TCP closes (FIN, RST), which shortens its timeout; UDP keeps the open one
+            idle = np.where(self.proto[first] == TCP, CLOSED_IDLE_US, IDLE_US)[gid]
+            hit = valid & (sf_all[s] > prev_f) & (self.ch.sweep_ts[s] - prev_ts > idle)
             replay |= np.logical_or.reduceat(hit, first)
         self._claims()
         self._streams()
 
     def _claims(self) -> None:
         """Which payload packet a dissector claims each unclaimed flow at, as
-        FlowTable._dissect would, without touching any flow yet."""
+        FlowTable._dissect would, without touching any flow yet. Payloads that no
+        dissector could claim (Registry.might_claim) only count as tries."""
         G, gid, first = self.G, self.gid, self.first
         self.claim_row = np.full(G, -1, np.int64)
         self.claimed: list = [None] * G
-        self.tries = [0] * G
-        self.unfed: list[list[bool] | None] = [None] * G
         has = np.zeros(G, bool)  # a dissector before the chunk
         need = np.zeros(G, bool)
+        tried = np.zeros(G, np.int64)  # claim tries before the chunk
+        unfed = np.zeros((G, 2), bool)  # payload went by unclaimed, per side (Flow.unfed)
         for g, flow in enumerate(self.flow):
             if flow is None:
                 need[g] = True
@@ -416,47 +420,55 @@ class Plan:
                 has[g] = True
             elif flow.claim_tries < CLAIM_TRIES:
                 need[g] = True
+                tried[g] = flow.claim_tries
+                unfed[g] = flow.unfed
         need &= ~self.replay
         payload = self.plen > 0
         cs = np.cumsum(payload)
         rank = cs - 1 - (cs[first] - payload[first])[gid]
-        cand = np.flatnonzero(payload & (rank < CLAIM_TRIES) & need[gid])
-        registry = self.ch.table.registry
-        buf = self.ch.buf
+        cand = np.flatnonzero(payload & (rank < CLAIM_TRIES - tried[gid]) & need[gid])
         fo = self.from_orig
-        cand_g = gid[cand].tolist()
-        cand_rows = cand.tolist()
-        pay, plen = self.pay[cand].tolist(), self.plen[cand].tolist()
-        fo_c = fo[cand].tolist()
+        tcp = self.proto[first] == TCP
+        resp_port = np.where(fo[first], self.dport[first], self.sport[first])
+        orig_port = np.where(fo[first], self.sport[first], self.dport[first])
+        registry = self.ch.table.registry
+        maybe = np.zeros(len(cand), bool)
+        for transport, on in (("tcp", tcp), ("udp", ~tcp)):
+            sel = on[gid[cand]]
+            if sel.any():
+                rows, g = cand[sel], gid[cand[sel]]
+                maybe[sel] = registry.might_claim(transport, resp_port[g], orig_port[g], self.ch.a, self.pay[rows], self.plen[rows])
+        probe = np.zeros(G, bool)
+        probe[gid[cand[maybe]]] = True
+        # flows no dissector can claim here: every candidate is a try on its side
+        quiet = cand[~probe[gid[cand]]]
+        self.tries = np.bincount(gid[quiet], minlength=G)
+        unfed[gid[quiet], (~fo[quiet]).astype(np.int64)] = True
+        buf = self.ch.buf
+        todo = cand[probe[gid[cand]]]
+        cand_g, cand_rows = gid[todo].tolist(), todo.tolist()
+        pay, plen, fo_c = self.pay[todo].tolist(), self.plen[todo].tolist(), fo[todo].tolist()
         j = 0
         while j < len(cand_rows):
             g = cand_g[j]
-            flow = self.flow[g]
-            tries = flow.claim_tries if flow else 0
-            unfed = list(flow.unfed) if flow else [False, False]
-            transport = "tcp" if self.proto[first[g]] == TCP else "udp"
-            if flow is not None:
-                resp_port, orig_port = flow.resp_port, flow.orig_port
-            elif fo[first[g]]:
-                resp_port, orig_port = int(self.dport[first[g]]), int(self.sport[first[g]])
-            else:
-                resp_port, orig_port = int(self.sport[first[g]]), int(self.dport[first[g]])
+            transport = "tcp" if tcp[g] else "udp"
+            rp, op = resp_port[g], orig_port[g]
             used = 0
             while j < len(cand_rows) and cand_g[j] == g:
-                if tries + used < CLAIM_TRIES and self.claimed[g] is None and not self.replay[g]:
+                if self.claimed[g] is None and not self.replay[g]:
                     used += 1
                     p = pay[j]
-                    found = registry.claim(transport, resp_port, orig_port, buf[p : p + plen[j]])
+                    found = registry.claim(transport, int(rp), int(op), buf[p : p + plen[j]])
                     if found is None:
-                        unfed[not fo_c[j]] = True
-                    elif not _fast_dissector(found, int(self.proto[first[g]])):
+                        unfed[g, not fo_c[j]] = True
+                    elif not _fast_dissector(found, TCP if tcp[g] else UDP):
                         self.replay[g] = True
                     else:
                         self.claimed[g] = found
                         self.claim_row[g] = cand_rows[j]
                 j += 1
             self.tries[g] = used
-            self.unfed[g] = unfed
+        self.unfed = unfed
         # rows from which payload goes to the dissector (N: none)
         self.fed_from = np.where(has, first, np.where(self.claim_row >= 0, self.claim_row, self.N))
         self.has_dissector = has | (self.claim_row >= 0)
@@ -528,8 +540,11 @@ class Plan:
         born = np.flatnonzero(fast & self.new)
         if len(born):
             at = first[born]
-            for g, pkt, frame, t in zip(born.tolist(), ch.packets(self.ix[at]), self.fr[at].tolist(), self.ts[at].tolist()):
-                self.flow[g], _ = table.new_flow(pkt, self.keys[g], frame, t)
+            keys, buf = self.keys, ch.buf
+            macs = ch.c["mac"][self.ix[at]].tolist()
+            heads = (x[at].tolist() for x in (fo, self.fr, self.ts))
+            for g, m, from_sender, frame, t in zip(born.tolist(), macs, *heads):
+                self.flow[g], _ = table.open(keys[g], from_sender, buf[m + 6 : m + 12], buf[m : m + 6], frame, t)
         n_orig = np.add.reduceat(fo.astype(np.int64), first).tolist()
         sizes = (last - first + 1).tolist()
         b_orig = np.add.reduceat(np.where(fo, self.length, 0), first).tolist()
@@ -539,6 +554,7 @@ class Plan:
         marks = self._marks(tcp & fast)
         closed = np.logical_or.reduceat((self.flags & (FIN | RST)) != 0, first).tolist()
         handshake = self._handshakes(tcp & fast)
+        tries, unfed = self.tries.tolist(), self.unfed.tolist()
         for g in np.flatnonzero(fast).tolist():
             flow = self.flow[g]
             flow.packets_orig += n_orig[g]
@@ -556,9 +572,9 @@ class Plan:
                 flow.closed = True
             if g in handshake:
                 flow.handshake = True
-            flow.claim_tries += self.tries[g]
-            if self.unfed[g] is not None:
-                flow.unfed = self.unfed[g]
+            flow.claim_tries += tries[g]
+            if unfed[g][0] or unfed[g][1]:
+                flow.unfed = unfed[g]
             d = self.claimed[g]
             if d is not None:
                 flow.dissector = d

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from typing import Protocol
 
+import numpy as np
+
 from dissectors import Anomaly, Dissector, Record, Registry
 
 from .decode import TCP, UDP, Packet
-from .ports import PORT_LABELS, server_rank
+from .ports import PORT_LABELS, server_rank, server_ranks
 from .reassembly import Piece, StreamDirection
 
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
@@ -40,9 +42,20 @@ def sender_initiates(proto: int, flags: int, sport: int, dport: int) -> bool:
     return server_rank(t, dport) >= server_rank(t, sport)
 
 
+def senders_initiate(proto: np.ndarray, flags: np.ndarray, sport: np.ndarray, dport: np.ndarray) -> np.ndarray:
+    """sender_initiates of many TCP and UDP first packets at once."""
+    tcp = proto == TCP
+    ranked = np.where(tcp, server_ranks("tcp", dport) >= server_ranks("tcp", sport),
+                      server_ranks("udp", dport) >= server_ranks("udp", sport))  # fmt: skip
+    return np.where(tcp & (flags & SYN != 0), flags & ACK == 0, ranked)
+
+
 class Sink(Protocol):
     def flow(self, flow: Flow) -> None: ...
     def record(self, flow: Flow, from_orig: bool, frame: int, ts: int, record: Record) -> None: ...
+
+
+Endpoint = tuple[bytes, int, bytes]  # IP, port, MAC
 
 
 class Flow:
@@ -56,16 +69,12 @@ class Flow:
         "dissector", "claim_tries", "unfed", "streams", "keys",
     )  # fmt: skip
 
-    def __init__(self, flow_id: int, pkt: Packet, from_sender: bool, frame: int, ts: int):
+    def __init__(self, flow_id: int, vlan: int, proto: int, orig: Endpoint, resp: Endpoint, frame: int, ts: int):
         self.flow_id = flow_id
-        self.vlan = pkt.vlan
-        self.proto = pkt.proto
-        if from_sender:
-            self.orig_ip, self.orig_port, self.orig_mac = pkt.src, pkt.sport, pkt.src_mac
-            self.resp_ip, self.resp_port, self.resp_mac = pkt.dst, pkt.dport, pkt.dst_mac
-        else:
-            self.orig_ip, self.orig_port, self.orig_mac = pkt.dst, pkt.dport, pkt.dst_mac
-            self.resp_ip, self.resp_port, self.resp_mac = pkt.src, pkt.sport, pkt.src_mac
+        self.vlan = vlan
+        self.proto = proto
+        self.orig_ip, self.orig_port, self.orig_mac = orig
+        self.resp_ip, self.resp_port, self.resp_mac = resp
         self.packets_orig = self.packets_resp = self.bytes_orig = self.bytes_resp = 0
         self.first_ts = self.last_ts = ts
         self.first_frame = self.last_frame = frame
@@ -165,12 +174,20 @@ class FlowTable:
             self._dissect(flow, from_orig, pkt, frame, ts)
 
     def new_flow(self, pkt: Packet, key: tuple, frame: int, ts: int) -> tuple[Flow, bool]:
-        """The flow this packet starts; its id is the capture's and the frame's, so it
-        does not depend on the order in which flows are processed."""
+        """The flow this packet starts."""
         from_sender = sender_initiates(pkt.proto, pkt.tcp_flags, pkt.sport, pkt.dport)
-        flow = Flow(self.id_base | frame, pkt, from_sender, frame, ts)
+        return self.open(key, from_sender, pkt.src_mac, pkt.dst_mac, frame, ts)
+
+    def open(self, key: tuple, from_sender: bool, src_mac: bytes, dst_mac: bytes, frame: int, ts: int) -> tuple[Flow, bool]:
+        """A flow whose first packet (``key``, the MACs) is at ``frame``; its id is the
+        capture's and the frame's, so it does not depend on the order in which flows
+        are processed."""
+        vlan, proto, src, sport, dst, dport = key
+        sender, receiver = (src, sport, src_mac), (dst, dport, dst_mac)
+        orig, resp = (sender, receiver) if from_sender else (receiver, sender)
+        flow = Flow(self.id_base | frame, vlan, proto, orig, resp, frame, ts)
         self.flow_count += 1
-        rev = (pkt.vlan, pkt.proto, pkt.dst, pkt.dport, pkt.src, pkt.sport)
+        rev = (vlan, proto, dst, dport, src, sport)
         flow.keys = (key, rev) if from_sender else (rev, key)
         self.flows[key] = (flow, from_sender)
         self.flows[rev] = (flow, not from_sender)

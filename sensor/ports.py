@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 # (transport, port) -> label; contact protocols first, then industrial ones whose
 # dissector may not claim the flow (no dissector yet, or a payload it rejects).
 PORT_LABELS: dict[tuple[str, int], str] = {}
@@ -58,3 +60,9 @@ def server_rank(transport: str, port: int) -> int:
     if (transport, port) in PORT_LABELS:
         return 2
     return 1 if 0 < port < 1024 else 0
+
+
+def server_ranks(transport: str, ports: np.ndarray) -> np.ndarray:
+    """server_rank of many ports of one transport at once."""
+    known = np.isin(ports, [p for t, p in PORT_LABELS if t == transport])
+    return np.where(known, 2, ((ports > 0) & (ports < 1024)).astype(np.int64))

@@ -9,13 +9,20 @@ import subprocess
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sensor.capture import pcap_kind
+from sensor.flows import sender_initiates, senders_initiate
 from sensor.ingest import ingest_file
 from sensor.store import Store
 from tests.bulk_harness import bench_capture
 from tests.conftest import ROOT, SHARED
+
+# labelled, privileged and ephemeral ports, and 0
+PORTS = [0, 53, 80, 102, 123, 443, 502, 1023, 1024, 2222, 20000, 44818, 49152, 65535]
 
 TABLES = {
     "flows": "*",
@@ -105,3 +112,13 @@ def test_small_chunks(bench, tmp_path, monkeypatch):
     columnar = _tables(bench, tmp_path / "columnar.duckdb", True)
     for table in TABLES:
         assert packet[table] == columnar[table], table
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([6, 17]), st.integers(0, 255), st.sampled_from(PORTS), st.sampled_from(PORTS)),
+                min_size=1, max_size=20))  # fmt: skip
+def test_senders_initiate_is_sender_initiates_in_bulk(heads):
+    """The columnar path decides who opened its new flows in bulk."""
+    proto, flags, sport, dport = (np.array(x, np.int64) for x in zip(*heads))
+    got = senders_initiate(proto, flags, sport, dport).tolist()
+    assert got == [sender_initiates(*h) for h in heads]
