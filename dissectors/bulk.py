@@ -67,12 +67,30 @@ class BulkRows:
 BulkDecoder = Callable[[PduBatch], BulkRows]
 
 
+def gather(data: np.ndarray, at: np.ndarray, width: int) -> np.ndarray:
+    """The ``width`` bytes at each offset of data as one numpy void item each (a row is copied at once, not
+    gathered byte by byte); bytes outside data read as zeros. ``data`` is often a whole chunk of a capture,
+    megabytes: it is not copied to pad it, the few rows that cross its ends are read byte by byte."""
+    n = len(data)
+    rows = np.ndarray((max(n - width + 1, 0),), f"V{width}", data, strides=(1,))
+    inside = (at >= 0) & (at <= n - width)
+    if inside.all():
+        return rows[at]
+    out = np.zeros(len(at), f"V{width}")
+    out[inside] = rows[at[inside]]
+    edge = np.flatnonzero(~inside)
+    idx = at[edge, None] + np.arange(width)
+    there = (idx >= 0) & (idx < n)
+    cut = np.zeros(idx.shape, np.uint8)
+    cut[there] = data[idx[there]]
+    out[edge] = cut.view(f"V{width}")[:, 0]
+    return out
+
+
 def headers(data: np.ndarray, start: np.ndarray, length: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """The first ``size`` bytes at each start as an int64 matrix, and which rows
     have that many bytes (``pdu_lengths`` of a framed protocol reads them)."""
-    whole = length >= size
-    idx = np.minimum(start[:, None] + np.arange(size), len(data) - 1)
-    return data[idx].astype(np.int64), whole
+    return gather(data, start, size).view(np.uint8).reshape(-1, size).astype(np.int64), length >= size
 
 
 @dataclass(slots=True)

@@ -17,10 +17,9 @@ from typing import ClassVar
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from numpy.lib.stride_tricks import sliding_window_view
 
 from .base import REQUEST, RESPONSE, Anomaly, Dissector, FramedStream, Identity, Operation, Record, details_json
-from .bulk import BulkRows, PduBatch, headers
+from .bulk import BulkRows, PduBatch, gather, headers
 from .cip import SYMBOL_CLASS, CipSession, Context, general_status, identity_fields, service_info
 
 # Encapsulation commands (CIP Vol. 2 Table 2-3.2) -> (name, access class). Codes not listed are reserved for
@@ -141,7 +140,7 @@ def _bulk_tag_polls(batch: PduBatch) -> BulkRows:
     if not long.any():
         return BulkRows.none(n)
     at = np.where(long, batch.start, 0)  # a shorter PDU reads the first bytes of data instead, and is not taken
-    head = sliding_window_view(data, _RR_FIELDS.itemsize)[at]
+    head = gather(data, at, _RR_FIELDS.itemsize).view(np.uint8).reshape(-1, _RR_FIELDS.itemsize)
     h = head.view(_RR_FIELDS)[:, 0]
     service = h["service"]
     rr = long & (h["command"] == 0x006F) & (h["length"] == size - 24) & (h["status"] == 0) & (h["options"] == 0)
@@ -184,11 +183,7 @@ def _bulk_tag_polls(batch: PduBatch) -> BulkRows:
     asks = own[~reply]
     # tag names as keys: the name length, then the name, zero padded to the longest
     width = 1 + int(name_len[asks].max())
-    starts = at[asks] + 43
-    windows = sliding_window_view(data, width)
-    cut = starts >= len(windows)  # the last PDUs of data: their window would run past its end
-    keyed = windows[np.where(cut, 0, starts)]
-    keyed[cut] = data[np.minimum(starts[cut, None] + np.arange(width), len(data) - 1)]
+    keyed = gather(data, at[asks] + 43, width).view(np.uint8).reshape(-1, width)
     keyed[np.arange(width) > name_len[asks, None]] = 0
     tag_of_ask, names = _distinct(pa.Array.from_buffers(pa.binary(width), len(asks), [None, pa.py_buffer(keyed)]))
     tags = [name[1 : 1 + name[0]].decode("latin-1") for name in names]
@@ -461,7 +456,7 @@ class CipIO(Dissector):
             return BulkRows.none(n)
         # the 20 bytes of the shape as little-endian words: item count, address item type and length, connection
         # id (2 words), sequence number (2), data item type and length, CIP sequence count
-        words = np.lib.stride_tricks.sliding_window_view(batch.data, 20)[batch.start[pdus]].view("<u2")
+        words = gather(batch.data, batch.start[pdus], 20).view("<u2").reshape(-1, 10)
         count, address, address_length, data_type, size = words[:, [0, 1, 2, 7, 8]].T
         shape = (count == 2) & (address == SEQUENCED_ADDRESS) & (address_length == 8) & (data_type == CONNECTED_DATA)
         keep = shape & (size >= 2) & (18 + size.astype(np.int64) <= batch.length[pdus])

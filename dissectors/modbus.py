@@ -14,10 +14,9 @@ from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
-from numpy.lib.stride_tricks import sliding_window_view
 
 from .base import REQUEST, RESPONSE, FramedStream, Identity, Operation, Record, details_json
-from .bulk import BulkRows, PduBatch, headers
+from .bulk import BulkRows, PduBatch, gather, headers
 
 # function code -> (name, access class); Modbus Application Protocol v1.1b3 section 6
 FUNCTIONS: dict[int, tuple[str, str]] = {
@@ -271,14 +270,8 @@ class ModbusTCP(FramedStream):
         MAX_PENDING: nothing evicted) and pops it for its response, which inherits what was asked."""
         n = len(batch.start)
         data, start, length, flow = batch.data, batch.start, batch.length, batch.flow
-        if not len(data):
-            return BulkRows.none(n)
-        # the MBAP header, address and quantity (bytes past a PDU's end are masked by the length checks);
-        # a PDU too close to the end of ``data`` for a whole window gets its bytes one by one
-        fits = start + 12 <= len(data)
-        windows = sliding_window_view(data, 12) if len(data) >= 12 else np.zeros((1, 12), np.uint8)
-        header = windows[np.where(fits, start, 0)]
-        header[~fits] = data[np.minimum(start[~fits, None] + np.arange(12), len(data) - 1)]
+        # the MBAP header, address and quantity (bytes past a PDU's end are masked by the length checks)
+        header = gather(data, start, 12).view(np.uint8).reshape(-1, 12)
         words = header.view(">u2").astype(np.int64)  # tid, protocol, length, unit + function, address, quantity
         tid, address, quantity = words[:, 0], words[:, 4], words[:, 5]
         fc = header[:, 7].astype(np.int64)

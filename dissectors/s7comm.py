@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .base import REQUEST, RESPONSE, Anomaly, FramedStream, Identity, Operation, Record, details_json
-from .bulk import ROW_FIELDS, BulkRows, PduBatch, headers
+from .bulk import ROW_FIELDS, BulkRows, PduBatch, gather, headers
 
 # ---------------------------------------------------------------- COTP (ISO 8073)
 # TPDU code (high nibble of the type byte) -> (name, direction, access class); ICSNPP cotp.log pdu_name
@@ -839,16 +839,16 @@ class S7comm(FramedStream):
         dissector, and its rows are repeated with each pair's reference spliced in."""
         n = len(batch.start)
         start, length, flow, side = batch.start, batch.length, batch.flow, batch.from_orig
-        buf = np.concatenate((batch.data, np.zeros(32, np.uint8)))  # a short PDU's header words stay inside
-        words = np.ndarray((len(buf) - 7,), "<u8", buf, 0, (1,))  # the 8 bytes at each offset, the first lowest
-        top = len(buf) - 8
+        def words(pos: np.ndarray) -> np.ndarray:
+            """The 8 bytes at each pos, the first lowest (zeros past the data: a short PDU's header words)."""
+            return gather(batch.data, pos, 8).view("<u8")
 
         def word(pos: np.ndarray, size: np.ndarray) -> np.ndarray:
             """The first ``size`` bytes (0-8) at pos, the others zeroed."""
-            return words[np.minimum(pos, top)] & _BYTES[np.clip(size, 0, 8)]
+            return words(pos) & _BYTES[np.clip(size, 0, 8)]
 
         # one COTP DT with EOT holding an S7 PDU whose header lengths add up to the TPKT
-        w0, w8, w16 = words[start], words[start + 8], words[start + 16]
+        w0, w8, w16 = words(start), words(start + 8), words(start + 16)
         whole = (w0 >> 32 & 0xFF80FFFF) == 0x3280F002  # bytes 4-7: length indicator 2, DT, EOT (any TPDU nr), 0x32
         rosctr, ref = _byte(w8, 0), _byte(w8, 3) << 8 | _byte(w8, 4)
         parlg, datlg = _byte(w8, 5) << 8 | _byte(w8, 6), _byte(w8, 7) << 8 | _byte(w16, 0)

@@ -19,7 +19,7 @@ import numpy as np
 
 from dissectors import Anomaly, Registry
 from dissectors.base import FramedStream
-from dissectors.bulk import PduBatch, dissect
+from dissectors.bulk import PduBatch, dissect, gather
 
 from .capture import RecordChunk
 from .decode import LINK_ETHERNET, SUPPORTED_LINKS, TCP, UDP, Decoder, Malformed, Packet
@@ -153,51 +153,56 @@ class Columnar:
 
 def _decode_ethernet(a: np.ndarray, data: np.ndarray, incl: np.ndarray) -> dict[str, np.ndarray]:
     """L2-L4 fields of every frame; ``ok`` marks the ones fully decoded here
-    (Ethernet, at most one 802.1Q tag, unfragmented IPv4, TCP or UDP, sane lengths)."""
-    last = len(a) - 1
+    (Ethernet, at most one 802.1Q tag, unfragmented IPv4, TCP or UDP, sane lengths).
 
-    def u8(i):
-        return a[np.minimum(i, last)].astype(np.int64)
+    Each header is gathered whole, one row of bytes per frame (a copy per row, not a
+    gather per byte), and its fields are read from the rows as big-endian words."""
 
-    def be16(i):
-        return (u8(i) << 8) | u8(i + 1)
+    def rows(at: np.ndarray, width: int) -> np.ndarray:  # the width bytes at each offset; zeros past a's end
+        return gather(a, at, width).view(np.uint8).reshape(-1, width)
 
-    def be32(i):
-        return (be16(i) << 16) | be16(i + 2)
+    def u16(r: np.ndarray, k: int) -> np.ndarray:  # the big-endian word at byte 2k of each row
+        return r.view(">u2")[:, k].astype(np.int64)
+
+    def u32(r: np.ndarray, k: int) -> np.ndarray:  # at byte 4k
+        return r.view(">u4")[:, k].astype(np.int64)
 
     end_frame = data + incl
     ok = incl >= 14
-    et = be16(data + 12)
+    eth = rows(data + 12, 6)  # the type; after an 802.1Q tag's, the TCI and the inner type
+    et = u16(eth, 0)
     tagged = et == 0x8100
-    vlan = np.where(tagged, be16(data + 14) & 0x0FFF, 0)
-    et = np.where(tagged, be16(data + 16), et)
+    vlan = np.where(tagged, u16(eth, 1) & 0x0FFF, 0)
+    et = np.where(tagged, u16(eth, 2), et)
     l3 = data + 14 + 4 * tagged
     ok &= (et == 0x0800) & (end_frame >= l3 + 20)
-    vihl = u8(l3)
+    ip = rows(l3, 20)
+    vihl = ip[:, 0].astype(np.int64)
     ihl = (vihl & 0x0F) * 4
-    total = be16(l3 + 2)
-    ok &= (vihl >> 4 == 4) & (ihl >= 20) & (total >= ihl) & ((be16(l3 + 6) & 0x3FFF) == 0)
-    proto = u8(l3 + 9)
+    total = u16(ip, 1)
+    ok &= (vihl >> 4 == 4) & (ihl >= 20) & (total >= ihl) & ((u16(ip, 3) & 0x3FFF) == 0)
+    proto = ip[:, 9].astype(np.int64)
     tcp = proto == TCP
     ok &= tcp | (proto == UDP)
     end = np.minimum(l3 + total, end_frame)
     t4 = l3 + ihl
     ok &= np.where(tcp, end - t4 >= 20, end - t4 >= 8)
-    doff = (u8(t4 + 12) >> 4) * 4
+    l4 = rows(t4, 16)  # the ports; for TCP also sequence and ack numbers, data offset, flags
+    doff = (l4[:, 12].astype(np.int64) >> 4) * 4
     ok &= ~tcp | (doff >= 20)
     pay = np.where(tcp, np.minimum(t4 + doff, end), t4 + 8)
     return {
         "ok": ok,
         "vlan": vlan,
         "mac": data,  # dst MAC at data, src MAC at data + 6
-        "src": be32(l3 + 12),
-        "dst": be32(l3 + 16),
+        "src": u32(ip, 3),
+        "dst": u32(ip, 4),
         "proto": proto,
-        "sport": be16(t4),
-        "dport": be16(t4 + 2),
-        "flags": np.where(tcp, u8(t4 + 13), 0),
-        "seq": np.where(tcp, be32(t4 + 4), 0),
-        "ack": np.where(tcp, be32(t4 + 8), 0),
+        "sport": u16(l4, 0),
+        "dport": u16(l4, 1),
+        "flags": np.where(tcp, l4[:, 13].astype(np.int64), 0),
+        "seq": np.where(tcp, u32(l4, 1), 0),
+        "ack": np.where(tcp, u32(l4, 2), 0),
         "pay": pay,
         "plen": np.maximum(end - pay, 0),
     }

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import Callable, Iterable
+from typing import BinaryIO, Callable, Iterable
 
 from dissectors import REGISTRY, Anomaly, Registry
 
@@ -22,6 +23,8 @@ from .flows import FlowTable
 from .store import Store
 
 PROGRESS_EVERY = 1 << 14  # packets between progress callbacks
+HASH_AHEAD = 16 << 20  # bytes: a bigger capture is hashed on a thread while it is read; a smaller one first (< 10 ms)
+HASH_BLOCK = 4 << 20  # bytes the hashing thread reads at a time: it takes the GIL once a block
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz")
 
 # per-capture status, worst last
@@ -74,6 +77,43 @@ def sha256_of(path: str) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+class _Hashing:
+    """A file's sha256, computed on a thread while the capture is read: hashlib
+    releases the GIL while it hashes, so on two cores the main thread does not wait."""
+
+    def __init__(self, f: BinaryIO):
+        self.digest = ""
+        self.error: OSError | None = None
+        self.cancelled = False
+        self.thread = threading.Thread(target=self._run, args=(f,), name="sorf-sha256", daemon=True)
+        self.thread.start()
+
+    def _run(self, f: BinaryIO) -> None:
+        h, block = hashlib.sha256(), bytearray(HASH_BLOCK)
+        view = memoryview(block)
+        try:
+            with f:
+                while not self.cancelled and (n := f.readinto(block)):
+                    h.update(view[:n])
+        except OSError as exc:
+            self.error = exc
+        self.digest = h.hexdigest()
+
+    def done(self) -> bool:
+        return not self.thread.is_alive()
+
+    def cancel(self) -> None:
+        """Stop hashing a file that will not be ingested."""
+        self.cancelled = True
+
+    def result(self) -> str:
+        """The digest, waiting for it; OSError if the file could not be read."""
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.digest
+
+
 def duplicate_of(store: Store, path: str, digest: str) -> CaptureResult | None:
     """The 'duplicate' result if a capture with these bytes is in the store (a leftover
     'ingesting' one does not count: it is replaced)."""
@@ -92,15 +132,26 @@ def ingest_file(
     """Ingest one capture; ``digest`` is its sha256 when the caller has hashed it already.
 
     pcap and pcapng files go through the columnar path (sensor/columnar.py);
-    ``columnar=False`` reads packet by packet. Both give the same tables."""
+    ``columnar=False`` reads packet by packet. Both give the same tables.
+
+    A big capture is hashed while it is read: if it turns out to be a duplicate,
+    what was written for it is removed and the result is the same as if it had
+    been hashed first. Its capture row has no sha256 until the digest is known."""
+    hashing = None
     try:
-        digest = digest or sha256_of(path)
         size = os.path.getsize(path)
+        if digest is None and size < HASH_AHEAD:
+            digest = sha256_of(path)
+        elif digest is None:
+            hashing = _Hashing(open(path, "rb"))  # noqa: SIM115 (the thread closes it)
+            if store.interrupted():  # a capture left 'ingesting' may be this file's: replaced before numbering
+                digest, hashing = hashing.result(), None
     except OSError as exc:
         return CaptureResult(path, UNREADABLE, exc.strerror or str(exc))
-    duplicate = duplicate_of(store, path, digest)
-    if duplicate is not None:
-        return duplicate
+    if digest is not None:
+        duplicate = duplicate_of(store, path, digest)
+        if duplicate is not None:
+            return duplicate
 
     state = ReadState()
     columnar = columnar and pcap_kind(path) is not None
@@ -108,6 +159,8 @@ def ingest_file(
     try:
         first = next(source, None)
     except CaptureError as exc:
+        if hashing is not None:
+            hashing.cancel()
         return CaptureResult(path, UNREADABLE, str(exc))
 
     capture_id = store.begin_capture(os.path.abspath(path), digest, size, sensor)
@@ -121,10 +174,27 @@ def ingest_file(
             unsupported[link] = frame
             writer.anomaly(frame, ts, None, Anomaly("capture", "unsupported_link_type", f"link type {link} ({link_name(link)})"))
 
+    given_up: CaptureResult | None = None  # what the capture turned out to be, once hashed, if not a new one
+
+    def tick(packets: int) -> bool:
+        """Between chunks: settle the digest if it is known, report progress; False to stop reading."""
+        nonlocal hashing, given_up
+        if hashing is not None and hashing.done():
+            given_up, hashing = _settle(store, path, capture_id, hashing), None
+        if progress is not None and hashing is None and given_up is None:
+            progress(path, state.bytes_read, total, packets)
+        return given_up is None
+
     if columnar:
-        stats = _replay_chunks(first, source, table, writer, registry, skip, progress, path, state, total)
+        stats = _replay_chunks(first, source, table, writer, registry, skip, tick)
     else:
-        stats = _replay_packets(first, source, table, writer, skip, progress, path, state, total)
+        stats = _replay_packets(first, source, table, writer, skip, tick)
+    if hashing is not None:
+        given_up = _settle(store, path, capture_id, hashing)
+    if given_up is not None:
+        source.close()
+        store.delete_capture(capture_id)
+        return given_up
     table.close()
     writer.end()
     n, skipped = stats.packets, stats.skipped
@@ -160,17 +230,30 @@ def ingest_file(
     return CaptureResult(path, status, message, capture_id, n, skipped, table.flow_count, writer.operations_by_protocol, writer.anomalies_by_kind)
 
 
-def _replay_chunks(first, chunks, table, writer, registry, skip, progress, path, state, total) -> ChunkStats:
+def _settle(store: Store, path: str, capture_id: int, hashing: _Hashing) -> CaptureResult | None:
+    """Record the capture's digest once it is known; or the result to give instead
+    (a duplicate, or a file that could not be read), the capture to be removed."""
+    try:
+        digest = hashing.result()
+    except OSError as exc:
+        return CaptureResult(path, UNREADABLE, exc.strerror or str(exc))
+    duplicate = duplicate_of(store, path, digest)
+    if duplicate is None:
+        store.set_sha256(capture_id, digest)
+    return duplicate
+
+
+def _replay_chunks(first, chunks, table, writer, registry, skip, tick) -> ChunkStats:
     engine = Columnar(table, writer, registry, skip)
     if first is not None:
         for chunk in chain((first,), chunks):
             engine.chunk(chunk)
-            if progress is not None:
-                progress(path, state.bytes_read, total, engine.stats.packets)
+            if not tick(engine.stats.packets):
+                break
     return engine.stats
 
 
-def _replay_packets(first, packets, table, writer, skip, progress, path, state, total) -> ChunkStats:
+def _replay_packets(first, packets, table, writer, skip, tick) -> ChunkStats:
     """The packet-at-a-time path, for what the columnar one does not read."""
     decoder = Decoder()
     decode = decoder.decode
@@ -201,8 +284,8 @@ def _replay_packets(first, packets, table, writer, skip, progress, path, state, 
             except Exception as exc:  # a bug on one packet must not lose the capture
                 malformed += 1
                 writer.anomaly(n, ts, None, Anomaly("sensor", "internal_error", f"{type(exc).__name__}: {exc}"))
-            if progress is not None and not n % PROGRESS_EVERY:
-                progress(path, state.bytes_read, total, n)
+            if not n % PROGRESS_EVERY and not tick(n):
+                break
     return ChunkStats(n, ip_packets, malformed, skipped, first_ts, last_ts)
 
 

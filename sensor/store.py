@@ -146,7 +146,7 @@ class _Inserter:
     """Inserts Arrow tables from a thread of its own. DuckDB releases the GIL while
     it writes (about 1 µs a row with strings), so on two cores the insert runs
     beside the decoding of the next chunk. One table waits at most: memory stays
-    bounded. Anyone else using the connection calls ``drain`` first."""
+    bounded. Anyone else using the tables it writes calls ``drain`` first."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection):
         self.cursor = con.cursor()
@@ -208,22 +208,41 @@ class Store:
             self.con.close()
 
     def find_capture(self, sha256: str) -> tuple[int, str, str | None] | None:
-        """(capture_id, status, error) of the capture with these bytes, if any."""
-        self.inserter.drain()
+        """(capture_id, status, error) of the capture with these bytes, if any.
+
+        The inserter never writes captures, so this and set_sha256 need not wait for
+        it (ingest calls both while a capture's rows are being inserted)."""
         return self.con.execute("SELECT capture_id, status, error FROM captures WHERE sha256 = ?", [sha256]).fetchone()
 
-    def begin_capture(self, path: str, sha256: str, size: int, sensor: str | None) -> int:
-        """Register a capture as 'ingesting'; a leftover from an interrupted run is cleared."""
+    def interrupted(self) -> bool:
+        """Is a capture left 'ingesting' by an interrupted run?"""
         self.inserter.drain()
-        found = self.find_capture(sha256)
-        if found is not None:
-            self.delete_capture(found[0])
+        return self.con.execute("SELECT count(*) FROM captures WHERE status = 'ingesting'").fetchone()[0] > 0
+
+    def begin_capture(self, path: str, sha256: str | None, size: int, sensor: str | None) -> int:
+        """Register a capture as 'ingesting'; a leftover from an interrupted run is
+        cleared: one with these bytes, or one whose sha256 was not known yet (None:
+        ingest hashes the file while reading it, then calls set_sha256)."""
+        self.clear_leftovers(sha256)
         capture_id = self.con.execute("SELECT coalesce(max(capture_id), 0) + 1 FROM captures").fetchone()[0]
         self.con.execute(
             "INSERT INTO captures (capture_id, path, sha256, bytes, sensor, status, ingested_at) VALUES (?, ?, ?, ?, ?, 'ingesting', ?)",
             [capture_id, path, sha256, size, sensor, datetime.now(timezone.utc).replace(tzinfo=None)],
         )
         return capture_id
+
+    def clear_leftovers(self, sha256: str | None) -> None:
+        """Remove what an interrupted run left of a capture with these bytes, or of
+        one it had not finished hashing (sha256 still NULL)."""
+        self.inserter.drain()
+        leftovers = self.con.execute(
+            "SELECT capture_id FROM captures WHERE sha256 = ? OR (sha256 IS NULL AND status = 'ingesting')", [sha256]
+        ).fetchall()
+        for (found,) in leftovers:
+            self.delete_capture(found)
+
+    def set_sha256(self, capture_id: int, sha256: str) -> None:
+        self.con.execute("UPDATE captures SET sha256 = ? WHERE capture_id = ?", [sha256, capture_id])
 
     def delete_capture(self, capture_id: int) -> None:
         self.inserter.drain()
