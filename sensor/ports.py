@@ -62,7 +62,16 @@ def server_rank(transport: str, port: int) -> int:
     return 1 if 0 < port < 1024 else 0
 
 
+def _rank_table(transport: str) -> np.ndarray:
+    ranks = np.zeros(1 << 16, np.int64)
+    ranks[1:1024] = 1
+    ranks[[p for t, p in PORT_LABELS if t == transport]] = 2
+    return ranks
+
+
+_RANKS = {t: _rank_table(t) for t in ("tcp", "udp")}
+
+
 def server_ranks(transport: str, ports: np.ndarray) -> np.ndarray:
-    """server_rank of many ports of one transport at once."""
-    known = np.isin(ports, [p for t, p in PORT_LABELS if t == transport])
-    return np.where(known, 2, ((ports > 0) & (ports < 1024)).astype(np.int64))
+    """server_rank of many TCP or UDP ports at once."""
+    return _RANKS[transport][ports]
