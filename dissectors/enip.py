@@ -50,6 +50,8 @@ STATUSES: dict[int, str] = {
     0x0069: "UNSUPPORTED_PROTOCOL_VERSION",
     0x006A: "CIP_SERVICE_NOT_ALLOWED",
 }
+_IS_COMMAND = np.zeros(1 << 16, bool)  # COMMANDS as a lookup table, for pdu_lengths
+_IS_COMMAND[list(COMMANDS)] = True
 
 # Common Packet Format item type ids
 NULL_ADDRESS, CIP_IDENTITY, CONNECTED_ADDRESS, CONNECTED_DATA, UNCONNECTED_DATA = 0x0000, 0x000C, 0x00A1, 0x00B1, 0x00B2
@@ -264,8 +266,10 @@ class EtherNetIP(FramedStream):
         h, whole = headers(data, start, length, 12)
         command, size = h[:, 0] | h[:, 1] << 8, h[:, 2] | h[:, 3] << 8
         status = h[:, 8] | h[:, 9] << 8 | h[:, 10] << 16 | h[:, 11] << 24
-        ok = whole & (length >= 24) & np.isin(command, list(COMMANDS)) & (size <= MAX_LENGTH)
-        ok &= (status == 0) | np.isin(status, list(STATUSES))
+        ok = whole & (length >= 24) & _IS_COMMAND[command] & (size <= MAX_LENGTH)
+        failed = status != 0
+        if failed.any():
+            ok[failed] &= np.isin(status[failed], list(STATUSES))
         return np.where(ok, 24 + size, -1)
 
     def pdu_length(self, buf: bytearray, pos: int, from_orig: bool, strict: bool) -> int:

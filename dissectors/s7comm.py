@@ -35,6 +35,7 @@ COTP_TPDUS: dict[int, tuple[str, str, str]] = {
     0xE: ("CONNECTION_REQUEST", REQUEST, "session"),
     0xF: ("DATA", REQUEST, "other"),  # DT: carries the S7 PDUs, never an operation of its own
 }
+_IS_TPDU = np.isin(np.arange(16), list(COTP_TPDUS))  # COTP_TPDUS by code, for pdu_lengths
 DT = 0xF
 # S7 connection types in the first byte of a 2-byte TSAP (the second is rack * 32 + slot)
 TSAP_CONNECTION_TYPES = {1: "PG", 2: "OP", 3: "S7_BASIC"}
@@ -701,7 +702,7 @@ class S7comm(FramedStream):
         tpkt = (h[:, 2] << 8) | h[:, 3]
         li, code = h[:, 4], h[:, 5] >> 4
         ok = whole & (h[:, 0] == 3) & (h[:, 1] == 0) & (tpkt >= 7) & (li >= 2) & (li <= tpkt - 5)
-        ok &= np.isin(code, list(COTP_TPDUS))
+        ok &= _IS_TPDU[code]
         return np.where(ok, tpkt, -1)
 
     def pdu_length(self, buf: bytearray, pos: int, from_orig: bool, strict: bool) -> int:
