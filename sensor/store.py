@@ -26,7 +26,8 @@ from dissectors.base import details_json
 from .flows import Flow
 
 SCHEMA_VERSION = 2
-BATCH_ROWS = 24_576  # rows per insert: a batch waits while one is written, so this is memory; DuckDB takes ~1 us a row either way
+BATCH_ROWS = 24_576  # rows per insert: a batch waits while one is written, so this is memory; DuckDB takes ~0.9 us a row either way
+ROW_GROUP = 30_720  # rows per DuckDB row group: the inserter holds one per table (DuckDB's 122,880: +30 MB RSS)
 MEMORY_LIMIT = "40MB"  # DuckDB buffer pool: inserted pages are written out, not kept (32 MB ran out on the 4M bench)
 
 TS = pa.timestamp("us")
@@ -82,6 +83,8 @@ ANOMALY_COLUMNS = {
     "capture_id": pa.int32(), "frame": pa.int64(), "ts": TS, "flow_id": pa.int64(),
     "protocol": pa.string(), "kind": pa.string(), "detail": pa.string(),
 }  # fmt: skip
+_OPERATION_SCHEMA = pa.schema(list(OPERATION_COLUMNS.items()))
+_BULK_COLUMNS = list(OPERATION_COLUMNS)[4:]  # what a bulk decoder gives: all but capture_id, frame, ts, flow_id
 
 ASSETS_REBUILD = """
 DELETE FROM assets;
@@ -144,12 +147,20 @@ class _Batch:
 
 class _Inserter:
     """Inserts Arrow tables from a thread of its own. DuckDB releases the GIL while
-    it writes (about 1 µs a row with strings), so on two cores the insert runs
-    beside the decoding of the next chunk. One table waits at most: memory stays
-    bounded. Anyone else using the tables it writes calls ``drain`` first."""
+    it writes, so on two cores the insert runs beside the decoding of the next chunk.
+    One table waits at most: memory stays bounded. Anyone else using the tables it
+    writes calls ``drain`` first.
+
+    Each table's rows go in through a transaction of their own, committed every
+    ROW_GROUP rows: DuckDB writes a commit of at least a row group straight to the
+    file, compressed, where a smaller one goes to the WAL and is written again at the
+    checkpoint (0.9 against 1.3 µs a row). The open transaction holds one row group
+    in memory; ``drain`` commits what is left."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection):
-        self.cursor = con.cursor()
+        self.con = con
+        self.cursors: dict[str, duckdb.DuckDBPyConnection] = {}  # one per table, for its transaction
+        self.pending: dict[str, int] = {}  # rows in each open transaction
         self.queue: queue.Queue = queue.Queue(maxsize=1)
         self.error: BaseException | None = None
         self.thread: threading.Thread | None = None
@@ -157,29 +168,66 @@ class _Inserter:
     def put(self, table: str, arrow: pa.Table) -> None:
         if self.error is not None:
             self.drain()
+        self._queue((table, arrow))
+
+    def _queue(self, item: tuple[str, pa.Table] | None) -> None:
         if self.thread is None:
             self.thread = threading.Thread(target=self._run, name="sorf-inserter", daemon=True)
             self.thread.start()
-        self.queue.put((table, arrow))
+        self.queue.put(item)
 
     def _run(self) -> None:
         while True:
-            table, arrow = self.queue.get()
+            item = self.queue.get()  # None: commit
             try:
                 if self.error is None:
-                    names = ", ".join(arrow.column_names)
-                    self.cursor.register("_batch", arrow)
-                    try:
-                        self.cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _batch")
-                    finally:
-                        self.cursor.unregister("_batch")
+                    if item is None:
+                        self._commit()
+                    else:
+                        self._insert(*item)
             except BaseException as exc:  # handed to the main thread at the next drain
                 self.error = exc
+                self._rollback()
             finally:
                 self.queue.task_done()
 
+    def _insert(self, table: str, arrow: pa.Table) -> None:
+        """Columns go in by position: the *_COLUMNS dicts are in the tables' order."""
+        cursor = self.cursors.get(table)
+        if cursor is None:
+            cursor = self.cursors[table] = self.con.cursor()
+            cursor.execute("USE site")  # a cursor starts in the in-memory database
+        at = 0
+        while at < arrow.num_rows:
+            pending = self.pending.get(table, 0)
+            if not pending:
+                cursor.begin()
+            part = arrow.slice(at, ROW_GROUP - pending)
+            cursor.from_arrow(part).insert_into(table)  # register + INSERT costs 0.7 ms more a call
+            at += part.num_rows
+            self.pending[table] = pending + part.num_rows
+            if self.pending[table] == ROW_GROUP:
+                del self.pending[table]
+                cursor.commit()
+
+    def _commit(self) -> None:
+        for table in list(self.pending):
+            del self.pending[table]
+            self.cursors[table].commit()
+
+    def _rollback(self) -> None:
+        for table in list(self.pending):
+            del self.pending[table]
+            try:
+                self.cursors[table].rollback()
+            except duckdb.Error:  # a database the failure invalidated: that failure is what drain raises
+                pass
+
     def drain(self) -> None:
-        """Wait until everything queued is in the database; raise what went wrong."""
+        """Wait until everything queued is in the database, committed; raise what went wrong."""
+        if self.thread is None:  # nothing was ever put
+            return
+        self._queue(None)
         self.queue.join()
         if self.error is not None:
             error, self.error = self.error, None
@@ -191,8 +239,12 @@ class Store:
 
     def __init__(self, path: str):
         self.path = path
-        # a small fanless box: DuckDB spills to disk rather than grow with the capture
-        self.con = duckdb.connect(path, config={"memory_limit": MEMORY_LIMIT, "threads": 1})
+        # a small fanless box: DuckDB spills to disk rather than grow with the capture. The file is
+        # attached, not opened, to set its row group size; it spills beside itself, as if opened.
+        config = {"memory_limit": MEMORY_LIMIT, "threads": 1, "temp_directory": path + ".tmp"}
+        self.con = duckdb.connect(config=config)
+        self.con.execute(f"ATTACH '{path.replace(chr(39), chr(39) * 2)}' AS site (ROW_GROUP_SIZE {ROW_GROUP})")
+        self.con.execute("USE site")
         self.con.execute(SCHEMA)
         row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if row is None:
@@ -316,12 +368,10 @@ class CaptureWriter:
     def bulk_operations(self, frames, ts, flow_ids, columns: dict[str, pa.Array]) -> None:
         """Operation rows decoded in bulk (dissectors/bulk.py), inserted as they are."""
         n = len(frames)
-        table = pa.table({
-            "capture_id": pa.array(np.full(n, self.capture_id, np.int32)), "frame": pa.array(frames),
-            "ts": pa.array(ts).cast(TS), "flow_id": pa.array(flow_ids),
-            **{name: columns[name] for name in OPERATION_COLUMNS if name in columns},
-        })  # fmt: skip
-        table = table.cast(pa.schema(list(OPERATION_COLUMNS.items())))
+        head = [pa.array(np.full(n, self.capture_id, np.int32)), pa.array(frames), pa.array(ts).cast(TS)]
+        # from_arrays casts only the columns of another type (a bulk decoder's int64 address)
+        arrays = head + [pa.array(flow_ids)] + [columns[name] for name in _BULK_COLUMNS]
+        table = pa.Table.from_arrays(arrays, schema=_OPERATION_SCHEMA)
         self.bulk.append(table)
         self.bulk_rows += n
         if self.bulk_rows >= BATCH_ROWS:
