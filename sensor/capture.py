@@ -171,12 +171,11 @@ class RecordChunk:
     link: np.ndarray  # link type
 
 
-def _u32(a: np.ndarray, at: np.ndarray, endian: str) -> np.ndarray:
-    """32-bit words at many offsets."""
-    b = [a[at + k].astype(np.int64) for k in range(4)]
-    if endian == "<":
-        return b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)
-    return (b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]
+def _words(a: np.ndarray, at: np.ndarray, count: int, endian: str) -> np.ndarray:
+    """``count`` 32-bit words at each offset (all inside ``a``), as int64 columns:
+    each record's header is copied out whole, not gathered byte by byte."""
+    rows = np.ndarray((len(a) - 4 * count + 1,), f"V{4 * count}", a, strides=(1,))[at]
+    return rows.view(endian + "u4").reshape(-1, count).astype(np.int64)
 
 
 def pcap_kind(path: str) -> str | None:
@@ -255,8 +254,9 @@ def _pcap_chunks(stream: BinaryIO, head: bytes, state: ReadState, chunk: int) ->
         if offsets:
             a = np.frombuffer(buf, np.uint8)
             off = np.frombuffer(offsets, np.int64)
-            ts = _u32(a, off, endian) * 1_000_000 + _u32(a, off + 4, endian) // ts_div
-            yield RecordChunk(buf, frame + 1, off + 16, _u32(a, off + 8, endian), _u32(a, off + 12, endian), ts,
+            head = _words(a, off, 4, endian)  # seconds, fraction, captured length, length on the wire
+            ts = head[:, 0] * 1_000_000 + head[:, 1] // ts_div
+            yield RecordChunk(buf, frame + 1, off + 16, head[:, 2], head[:, 3], ts,
                               np.full(len(off), link, np.int64))  # fmt: skip
             frame += len(offsets)
         if damaged is not None:
@@ -380,7 +380,8 @@ def _ng_chunk(buf: bytes, blocks: array, ifaces: array, odd: dict, interfaces: l
     iface = np.frombuffer(ifaces, np.int64)
     links = np.array([link for link, _ in interfaces] or [0], np.int64)
     units = [u for _, u in interfaces] or [1_000_000]
-    raw = (_u32(a, at + 12, endian) << 32) | _u32(a, at + 16, endian)
+    head = _words(a, at + 12, 4, endian)  # timestamp high and low, captured length, length on the wire
+    raw = (head[:, 0] << 32) | head[:, 1]
     if all(u == 1_000_000 for u in units):
         ts = raw
     elif all(u % 1_000_000 == 0 or 1_000_000 % u == 0 for u in units):
@@ -389,7 +390,7 @@ def _ng_chunk(buf: bytes, blocks: array, ifaces: array, odd: dict, interfaces: l
         ts = raw * up // down
     else:  # binary resolutions: exact, in Python integers
         ts = np.array([_ts_us(int(r), units[i]) for r, i in zip(raw.tolist(), iface.tolist())], np.int64)
-    data, incl, orig = at + 28, _u32(a, at + 20, endian), _u32(a, at + 24, endian)
+    data, incl, orig = at + 28, head[:, 2], head[:, 3]
     for i, (d, n, o, t) in odd.items():
         data[i], incl[i], orig[i], ts[i] = d, n, o, t
     return RecordChunk(buf, frame + 1, data, incl, orig, ts, links[np.minimum(iface, len(links) - 1)])

@@ -128,7 +128,8 @@ class FlowTable:
     def __init__(self, capture_id: int, registry: Registry, sink: Sink):
         self.registry = registry
         self.sink = sink
-        self.flows: dict[tuple, tuple[Flow, bool]] = {}
+        self.flows: dict[tuple, tuple[Flow, bool]] = {}  # both directions' keys -> (flow, key is the originator's)
+        self.live: dict[int, Flow] = {}  # flow_id -> flow: each active flow once, for sweeps
         self.id_base = capture_id << 32
         self.next_sweep = 0
         self.flow_count = 0
@@ -191,6 +192,7 @@ class FlowTable:
         flow.keys = (key, rev) if from_sender else (rev, key)
         self.flows[key] = (flow, from_sender)
         self.flows[rev] = (flow, not from_sender)
+        self.live[flow.flow_id] = flow
         if len(self.flows) > 2 * MAX_FLOWS:
             self._evict_oldest()
         return flow, from_sender
@@ -274,20 +276,21 @@ class FlowTable:
         closed_before, open_before = now - CLOSED_IDLE_US, now - IDLE_US
         last = before_frame if before_frame is not None else 1 << 62
         done = [
-            flow for flow, is_orig in self.flows.values()
-            if is_orig and flow.last_ts < (closed_before if flow.closed else open_before) and flow.last_frame < last
+            flow for flow in self.live.values()
+            if flow.last_ts < (closed_before if flow.closed else open_before) and flow.last_frame < last
         ]  # fmt: skip
         for flow in done:
             self.finish(flow)
 
     def _evict_oldest(self) -> None:
-        flows = sorted((f for f, is_orig in self.flows.values() if is_orig), key=lambda f: f.last_ts)
+        flows = sorted(self.live.values(), key=lambda f: f.last_ts)
         for flow in flows[: len(flows) // 10]:
             self.finish(flow)
 
     def finish(self, flow: Flow) -> None:
         for key in flow.keys:
             self.flows.pop(key, None)
+        self.live.pop(flow.flow_id, None)
         if flow.streams is not None:
             self._deliver(flow, True, flow.streams[0].flush())
             self._deliver(flow, False, flow.streams[1].flush())
@@ -295,5 +298,5 @@ class FlowTable:
 
     def close(self) -> None:
         """End of capture: every remaining flow is finished."""
-        for flow in [f for f, is_orig in list(self.flows.values()) if is_orig]:
+        for flow in list(self.live.values()):
             self.finish(flow)

@@ -1,0 +1,51 @@
+"""FlowTable's bounds: idle flows are swept, and past MAX_FLOWS the least recently
+seen are evicted; every flow reaches the sink exactly once."""
+
+from __future__ import annotations
+
+from dissectors import REGISTRY
+from sensor import flows
+from sensor.decode import UDP, Packet
+from sensor.flows import IDLE_US, FlowTable
+
+
+class Sink:
+    def __init__(self):
+        self.flows = []
+
+    def flow(self, flow):
+        self.flows.append(flow)
+
+    def record(self, *args):
+        pass
+
+
+def udp(n: int) -> Packet:
+    """A DNS query from client n (its own port) to one server."""
+    return Packet(0, b"\x02" * 6, b"\x04" * 6, bytes([10, 0, 0, 2]), bytes([10, 0, 0, 1]), UDP, 40000 + n, 53, 0, 0, 0, b"q")
+
+
+def test_eviction_finishes_the_least_recently_seen(monkeypatch):
+    monkeypatch.setattr(flows, "MAX_FLOWS", 10)
+    sink = Sink()
+    table = FlowTable(1, REGISTRY, sink)
+    for n in range(25):
+        table.packet(udp(n), n + 1, 1_000 * n, 60)
+        assert len(table.live) <= 10 and len(table.flows) == 2 * len(table.live)
+    evicted = [f.orig_port - 40000 for f in sink.flows]
+    assert evicted == list(range(len(evicted))) and len(evicted) == 15  # the oldest, in order
+    table.packet(udp(24), 26, 30_000, 60)  # the newest is still live: same flow
+    table.close()
+    assert sorted(f.orig_port - 40000 for f in sink.flows) == list(range(25))
+    assert {f.flow_id for f in sink.flows} == {(1 << 32) | (n + 1) for n in range(25)}
+    assert not table.live and not table.flows
+
+
+def test_a_sweep_finishes_only_idle_flows():
+    sink = Sink()
+    table = FlowTable(1, REGISTRY, sink)
+    table.packet(udp(1), 1, 0, 60)
+    table.packet(udp(2), 2, IDLE_US, 60)
+    table.sweep(IDLE_US + 1)
+    assert [f.orig_port for f in sink.flows] == [40001]
+    assert list(table.live.values())[0].orig_port == 40002 and len(table.flows) == 2
