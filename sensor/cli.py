@@ -9,7 +9,7 @@ from dataclasses import asdict
 
 import duckdb
 
-from .ingest import DUPLICATE, OK, CaptureResult, exit_code
+from .ingest import DUPLICATE, OK, CaptureResult, exit_code, tune_gc
 from .parallel import ingest
 
 
@@ -77,6 +77,7 @@ def print_summary(s: dict) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    tune_gc()
     update, close = _progress_bar() if not args.json else (None, lambda: None)
     overall, close_overall = _progress_bar("capture") if not args.json else (None, lambda: None)
     try:

@@ -35,7 +35,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from typing import Iterable
 
-from .ingest import UNREADABLE, CaptureResult, Progress, duplicate_of, expand, ingest_file, sha256_of
+from .ingest import UNREADABLE, CaptureResult, Progress, duplicate_of, expand, ingest_file, sha256_of, tune_gc
 from .ingest import ingest as serial_ingest
 from .store import Store
 
@@ -99,6 +99,7 @@ def _init_worker(queue) -> None:
     global _progress_queue
     _progress_queue = queue
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops the workers
+    tune_gc()
 
 
 def _work(index: int, path: str, digest: str, db: str, sensor: str | None) -> CaptureResult:
