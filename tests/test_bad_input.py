@@ -340,6 +340,23 @@ def test_all_read_exits_0(tmp_path, capsys):
     assert summary["packets"] == tshark_frame_count(GOOD) + tshark_frame_count(S7)
 
 
+def test_ingest_tunes_the_collector_for_its_process(tmp_path, capsys):
+    """sensor.ingest.tune_gc: the process that ingests freezes what is loaded and
+    collects less often; the collector stays on."""
+    import gc
+
+    from sensor.ingest import GC_THRESHOLD
+
+    threshold = gc.get_threshold()
+    try:
+        rc, _, _ = ingest(capsys, tmp_path / "sorf.duckdb", GOOD)
+        assert rc == 0
+        assert gc.get_threshold()[0] == GC_THRESHOLD and gc.get_freeze_count() > 0 and gc.isenabled()
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
+
+
 # --------------------------------------------------------------------------- re-ingest, folders
 
 
