@@ -637,9 +637,10 @@ def _walk_objects(data: np.ndarray, ustart: np.ndarray, user: np.ndarray, respon
 def _bulk(batch: PduBatch) -> BulkRows:
     """READ / RESPONSE pairs (see above), with rows equal to parse's from an idle dissector (``DNP3.idle``).
 
-    The roles: parse reports each (side, role, address) once, and bulk cannot know which a flow has reported. So
-    the first pair of each (flow, sides, addresses) in the batch is left to parse, which records both roles for
-    good (``roles`` only grows); later pairs of the same flow and addresses have them already."""
+    The roles: parse reports each (side, role, address) once. So the first pair of each (flow, sides, addresses)
+    in the batch is left to parse, which records both roles for good, unless the flow's ``roles`` has them (or is
+    full) already: it only grows, so what it holds before the batch holds for the whole batch. Later pairs of the
+    same flow and addresses have the roles by then."""
     n = len(batch.start)
     unit = np.full(n, -1, np.int64)
     none = BulkRows(unit, np.zeros(0, np.int64), {})
@@ -669,10 +670,13 @@ def _bulk(batch: PduBatch) -> BulkRows:
     both = np.concatenate((a, a + 1))
     crc = _crc_ok(batch.data, start[both], user[both], head[both])
     a = a[crc[:m] & crc[m:]]
-    # the first pair of each (flow, request side, addresses) is parsed: it records the roles
+    # the first pair of each (flow, request side, addresses) is parsed, unless the flow has reported both roles
     key = flow[a] << 34 | from_orig[a].astype(np.int64) << 32 | src[a] << 16 | dst[a]
     seed = np.zeros(len(a), bool)
-    seed[np.unique(key, return_index=True)[1]] = True
+    for j in np.unique(key, return_index=True)[1].tolist():
+        roles, fo = batch.dissectors[int(flow[a[j]])].roles, bool(from_orig[a[j]])
+        known = (fo, "dnp3_master", int(src[a[j]])) in roles and (not fo, "dnp3_outstation", int(dst[a[j]])) in roles
+        seed[j] = len(roles) < MAX_ROLES and not known
     rows = np.column_stack((a[~seed], a[~seed] + 1)).ravel()  # into i: each request, then its response
     walked, sig = _walk_objects(batch.data, start[rows] + 10, user[rows], response[rows])
     walked = np.repeat(walked[0::2] & walked[1::2], 2)

@@ -9,6 +9,7 @@ from functools import partial
 
 import pytest
 
+from dissectors.bulk import dissect
 from dissectors.dnp3 import DNP3, OBJECT_SIZES, PACKED_BITS, crc_dnp
 from tests import bulk_harness as harness
 from tests.bulk_harness import assert_bulk_matches, bench_capture, recorded_batch
@@ -84,6 +85,23 @@ def test_roles_per_address_pair():
     other = [(True, read(7, src=4)), (False, answer(7, dst=4))]
     assert bulk_pdus(poll(1) + poll(2) + other + poll(3) + other + poll(4)) == [2, 3, 6, 7, 8, 9, 10, 11]
     assert bulk_pdus(poll(1) + poll(2), poll(1) + poll(2)) == [2, 3, 6, 7]
+
+
+def test_roles_reported_in_an_earlier_batch():
+    """A flow whose dissector reported both roles before this batch (an earlier chunk) needs no first pair
+    parsed: every pair is bulk, with parse's rows. A third address on it is news again."""
+    d = DNP3()
+    earlier, later = batch(poll(1)), batch(poll(2) + poll(3) + [(True, read(4, src=4)), (False, answer(4, dst=4))])
+    earlier.dissectors[0] = later.dissectors[0] = d
+    dissect(earlier, DNP3.bulk)
+    reference = DNP3()
+    for fo, pdu in poll(1):
+        reference.parse(pdu, fo)
+    want = [[harness._row(r) for r in reference.parse(later.pdu(i), bool(later.from_orig[i]))] for i in range(6)]
+    got, bulk = harness.candidate(later, DNP3)
+    assert got == want
+    assert sorted(set(dissect(batch(poll(2) + poll(3)), DNP3.bulk).pdu.tolist())) == [2, 3]  # a fresh flow: seeded
+    assert bulk == 4 and any(r[0] != "op" for r in got[4])  # the pairs of the known roles; the new master's Identity
 
 
 def test_response_must_answer_the_request():
