@@ -939,8 +939,8 @@ def _spans(plan: Plan, cls: type, rows: np.ndarray, key: np.ndarray, order: np.n
         for k, x, n in zip(hold, at.tolist(), (hi - lo).tolist()):
             plan.flow[k >> 1].dissector.buffers[not k & 1][:] = data[x : x + n]
     cover = np.zeros(len(vend) + 1, np.int64)
-    cover[wp[true]] += 1
-    cover[upto[true] + 1] -= 1
+    np.add.at(cover, wp[true], 1)
+    np.add.at(cover, upto[true] + 1, -1)  # a stopped run may end where the run before it ends: add.at counts both
     framed_pieces = np.flatnonzero(np.cumsum(cover[:-1]) > 0)
     framed[order[seg[framed_pieces[seg[framed_pieces] >= 0]]]] = True
     keep = (fw >= 0) & true[np.maximum(fw, 0)]

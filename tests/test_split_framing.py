@@ -188,6 +188,17 @@ def test_garbage_falls_back_to_split(cls, monkeypatch):
     assert check(cls, [segs, [(0, True, b + a[:5]), (1, True, a)], [(0, True, a[5:])]], monkeypatch)
 
 
+@pytest.mark.parametrize("cls", FRAMED, ids=lambda c: c.name)
+def test_a_stopped_run_ends_where_the_run_before_it_ends(cls, monkeypatch):
+    """A run that ends with its segment, then, on the next stream, a run that stops at
+    once (garbage first): the stopped stream's whole PDU after the garbage segment is
+    still delivered. (Found by test_random_cuts: both run ends marked the same piece.)"""
+    a = pdu(cls.name, 30, 1)
+    several = a * (columnar.MAX_PIPELINED + 1)  # one segment, too many PDUs to be framed as pipelined
+    segs = [(0, True, several), (0, False, b"\x00" + a), (0, False, a)]
+    assert check(cls, [segs], monkeypatch)
+
+
 def stream(name: str):
     """Valid PDUs end to end (sometimes with garbage inside), cut at random offsets."""
     one_pdu = st.tuples(st.integers(1, 400), st.integers(0, 255)).map(lambda t: pdu(name, *t))
