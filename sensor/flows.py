@@ -179,7 +179,9 @@ class FlowTable:
         from_sender = sender_initiates(pkt.proto, pkt.tcp_flags, pkt.sport, pkt.dport)
         return self.open(key, from_sender, pkt.src_mac, pkt.dst_mac, frame, ts)
 
-    def open(self, key: tuple, from_sender: bool, src_mac: bytes, dst_mac: bytes, frame: int, ts: int) -> tuple[Flow, bool]:
+    def open(
+        self, key: tuple, from_sender: bool, src_mac: bytes, dst_mac: bytes, frame: int, ts: int
+    ) -> tuple[Flow, bool]:
         """A flow whose first packet (``key``, the MACs) is at ``frame``; its id is the
         capture's and the frame's, so it does not depend on the order in which flows
         are processed."""
