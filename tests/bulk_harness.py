@@ -116,6 +116,19 @@ def assert_bulk_matches(batch: PduBatch, cls) -> int:
     return bulk_pdus
 
 
+def bulk_share(path, cls, monkeypatch, tmp_path, more_than: int = 0) -> float:
+    """Record the PDUs ``cls`` parses in ``path`` (more than ``more_than``), check dissect()
+    against parse() on every one; the share of them that got bulk rows."""
+    batch = recorded_batch(path, cls, monkeypatch, tmp_path)
+    assert len(batch.start) > more_than
+    return assert_bulk_matches(batch, cls) / len(batch.start)
+
+
+def bench_share(cls, monkeypatch, tmp_path, more_than: int) -> float:
+    """bulk_share on a generated 20,000-packet benchmark capture."""
+    return bulk_share(bench_capture(tmp_path / "bench-20k.pcap", 20000), cls, monkeypatch, tmp_path, more_than)
+
+
 def hand_batch(cls, *flows: list[tuple[bool, bytes]], client_is_orig: bool = True) -> PduBatch:
     """Flows of (from_orig, PDU), each with a fresh ``cls()`` whose client opened the connection (or not)."""
     pdus = [(k, fo, p) for k, flow in enumerate(flows) for fo, p in flow]

@@ -12,7 +12,7 @@ import pytest
 from dissectors.bulk import dissect
 from dissectors.enip import EtherNetIP
 from tests import bulk_harness as harness
-from tests.bulk_harness import assert_bulk_matches, bench_capture, candidate, recorded_batch, reference
+from tests.bulk_harness import bench_share, bulk_share, candidate, reference
 from tests.conftest import ROOT, SHARED, manifest
 from tests.test_enip import enip, logical, msp, reply, request, rr, symbol
 
@@ -22,19 +22,14 @@ CAPTURES.append(ROOT / "captures" / "demo-plant.pcap")
 
 @pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
 def test_captures(path, monkeypatch, tmp_path):
-    batch = recorded_batch(path, EtherNetIP, monkeypatch, tmp_path)
-    assert len(batch.start)
-    assert_bulk_matches(batch, EtherNetIP)
+    bulk_share(path, EtherNetIP, monkeypatch, tmp_path)
 
 
 def test_bench_capture(monkeypatch, tmp_path):
     """Read Tag polling with Write Tag now and then, pipelined requests, split and retransmitted segments."""
-    path = bench_capture(tmp_path / "bench-20k.pcap", 20000)
-    batch = recorded_batch(path, EtherNetIP, monkeypatch, tmp_path)
-    assert len(batch.start) > 2000
     # measured: 0.951, the rest is RegisterSession (parsed): 5% of the PDUs of a capture this short, 0.5% of a
     # 200,000-packet one
-    assert assert_bulk_matches(batch, EtherNetIP) >= 0.94 * len(batch.start)
+    assert bench_share(EtherNetIP, monkeypatch, tmp_path, more_than=2000) >= 0.94
 
 
 # --- hand-built flows ----------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from dissectors.bulk import dissect
 from dissectors.modbus import MAX_VALUES, ModbusTCP
 from tests import bulk_harness as harness
-from tests.bulk_harness import assert_bulk_matches, bench_capture, candidate, recorded_batch, reference
+from tests.bulk_harness import bench_share, bulk_share, candidate, reference
 from tests.conftest import ROOT, SHARED, manifest
 
 CAPTURES = [SHARED / row["path"] for row in manifest() if int(row["modbus"])] + [ROOT / "captures" / "demo-plant.pcap"]
@@ -22,17 +22,12 @@ POLLING = {"zeek_modbusBig.pcap": 0.99, "iti_ModbusTCP_large.pcap": 0.9}
 
 @pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
 def test_captures(path, monkeypatch, tmp_path):
-    batch = recorded_batch(path, ModbusTCP, monkeypatch, tmp_path)
-    assert len(batch.start)
-    assert assert_bulk_matches(batch, ModbusTCP) >= POLLING.get(path.name, 0) * len(batch.start)
+    assert bulk_share(path, ModbusTCP, monkeypatch, tmp_path) >= POLLING.get(path.name, 0)
 
 
 def test_bench_capture(monkeypatch, tmp_path):
     """Polling with pipelined requests, split and retransmitted segments, writes now and then: all bulk."""
-    path = bench_capture(tmp_path / "bench-20k.pcap", 20000)
-    batch = recorded_batch(path, ModbusTCP, monkeypatch, tmp_path)
-    assert len(batch.start) > 5000
-    assert assert_bulk_matches(batch, ModbusTCP) >= 0.99 * len(batch.start)  # measured: 1.0
+    assert bench_share(ModbusTCP, monkeypatch, tmp_path, more_than=5000) >= 0.99  # measured: 1.0
 
 
 # --- hand-built flows ----------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from dissectors import s7comm
 from dissectors.bulk import dissect
 from dissectors.s7comm import S7comm
 from tests import bulk_harness as harness
-from tests.bulk_harness import assert_bulk_matches, bench_capture, recorded_batch
+from tests.bulk_harness import bench_share, bulk_share
 from tests.conftest import ROOT, SHARED, manifest
 
 CAPTURES = [SHARED / row["path"] for row in manifest() if int(row["s7comm"]) or int(row["s7comm_plus"])]
@@ -25,18 +25,13 @@ POLLING = {"s7comm_clean.pcap": 0.99, "s7comm_varservice_libnodavedemo_bench.pca
 
 @pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
 def test_captures(path, monkeypatch, tmp_path):
-    batch = recorded_batch(path, S7comm, monkeypatch, tmp_path)
-    assert len(batch.start)
-    assert assert_bulk_matches(batch, S7comm) >= POLLING.get(path.name, 0) * len(batch.start)
+    assert bulk_share(path, S7comm, monkeypatch, tmp_path) >= POLLING.get(path.name, 0)
 
 
 def test_bench_capture(monkeypatch, tmp_path):
     """Polling with 1-3 item reads, writes now and then, pipelined jobs, split and retransmitted segments."""
-    path = bench_capture(tmp_path / "bench-20k.pcap", 20000)
-    batch = recorded_batch(path, S7comm, monkeypatch, tmp_path)
-    assert len(batch.start) > 2000
     # measured: 0.909; the rest is each connection's CR, CC and Setup Communication (70 connections)
-    assert assert_bulk_matches(batch, S7comm) >= 0.9 * len(batch.start)
+    assert bench_share(S7comm, monkeypatch, tmp_path, more_than=2000) >= 0.9
 
 
 # --- hand-built flows ----------------------------------------------------------------------------------------------
