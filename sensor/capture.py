@@ -20,6 +20,8 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
+from dissectors.bulk import gather
+
 CHUNK = 4 << 20  # bytes read at once; the columnar path decodes a chunk's records together (its numpy working set is ~10x this)
 MAX_RECORD = 1 << 24  # no real frame is this large; a bigger length is corruption
 
@@ -172,10 +174,9 @@ class RecordChunk:
 
 
 def _words(a: np.ndarray, at: np.ndarray, count: int, endian: str) -> np.ndarray:
-    """``count`` 32-bit words at each offset (all inside ``a``), as int64 columns:
-    each record's header is copied out whole, not gathered byte by byte."""
-    rows = np.ndarray((len(a) - 4 * count + 1,), f"V{4 * count}", a, strides=(1,))[at]
-    return rows.view(endian + "u4").reshape(-1, count).astype(np.int64)
+    """``count`` 32-bit words at each offset, as int64 columns: each record's header
+    is copied out whole (dissectors.bulk.gather), not gathered byte by byte."""
+    return gather(a, at, 4 * count).view(endian + "u4").reshape(-1, count).astype(np.int64)
 
 
 def pcap_kind(path: str) -> str | None:
