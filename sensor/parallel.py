@@ -54,9 +54,10 @@ def ingest(
     """`sorf ingest`: like sensor.ingest.ingest, with up to ``jobs`` captures at
     once (default: one per CPU). ``progress`` is per file, for the serial path;
     ``overall`` is called as (label, captures done, captures, packets) in parallel."""
-    if jobs == 1:
-        return serial_ingest(paths, db, sensor=sensor, progress=progress)
+    requested = jobs or os.cpu_count() or 1
     files, results = expand(paths)
+    if requested < 2 or len(files) < 2:  # nothing to share out: each file is hashed as it is read
+        return results + serial_ingest(files, db, sensor=sensor, progress=progress)
     store = Store(db)
     try:
         digests = [_digest(path) for path in files]
@@ -65,9 +66,8 @@ def ingest(
             if isinstance(digest, str) and digest not in new and duplicate_of(store, files[i], digest) is None:
                 new[digest] = i
         todo = {digest: i for digest, i in new.items() if _size(files[i]) >= SMALL}  # for the workers
-        requested = jobs or os.cpu_count() or 1
         jobs = min(requested, len(todo))
-        if requested < 2 or jobs < 1 or len(new) < 2:  # nothing to share out: the serial path
+        if jobs < 1 or len(new) < 2:  # nothing to share out: the serial path
             for path, digest in zip(files, digests):  # each file hashed once
                 known = digest if isinstance(digest, str) else None
                 results.append(ingest_file(store, path, sensor=sensor, progress=progress, digest=known))
