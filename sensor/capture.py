@@ -112,12 +112,17 @@ def read_packets(path: str, state: ReadState) -> Iterator[tuple[int, int, int, b
 
 
 class _Chunks:
-    """A sliding window over a stream, so records can be parsed with unpack_from."""
+    """A sliding window over a stream, so records can be parsed with unpack_from.
 
-    __slots__ = ("stream", "buf", "pos", "base", "eof", "error")
+    A plain file is read with pread from the first byte not yet parsed, so a window
+    is one read into one new buffer. A gzip stream cannot go back: its unparsed tail
+    is joined to what is read next (a copy of the whole window)."""
+
+    __slots__ = ("stream", "fd", "buf", "pos", "base", "eof", "error")
 
     def __init__(self, stream: BinaryIO, head: bytes):
         self.stream = stream
+        self.fd = None if isinstance(stream, gzip.GzipFile) else stream.fileno()
         self.buf = head
         self.pos = 0  # position in buf
         self.base = 0  # stream offset of buf[0]
@@ -130,6 +135,8 @@ class _Chunks:
             return True
         if self.eof:
             return False
+        if self.fd is not None:
+            return self._pread(need)
         # read1, not read: when a gzip stream turns out damaged, read() raises and
         # drops everything it had decompressed in that call (up to CHUNK bytes of
         # good records); read1 hands each decompressed piece over before that.
@@ -151,6 +158,19 @@ class _Chunks:
         self.buf = b"".join(parts)
         self.pos = 0
         return len(self.buf) >= need
+
+    def _pread(self, need: int) -> bool:
+        want = max(CHUNK, need)
+        start = self.base + self.pos
+        try:
+            data = os.pread(self.fd, want, start)
+        except OSError as exc:
+            self.error = f"read failed ({exc.strerror or exc})"
+            data = self.buf[self.pos :]
+        if len(data) < want:  # a regular file returns less only at its end
+            self.eof = True
+        self.base, self.buf, self.pos = start, data, 0
+        return len(data) >= need
 
     @property
     def offset(self) -> int:
