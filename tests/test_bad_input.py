@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import struct
 import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -355,6 +357,15 @@ def test_ingest_tunes_the_collector_for_its_process(tmp_path, capsys):
     finally:
         gc.unfreeze()
         gc.set_threshold(*threshold)
+
+
+def test_importing_sensor_first_keeps_numpy_from_starting_blas_threads():
+    """sensor/__init__.py: numpy's OpenBLAS would start a thread that spins for ~0.1 s
+    of CPU; sorf makes no BLAS calls, so numpy imported after sensor starts none."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    code = "import sensor, numpy, os; print(len(os.listdir('/proc/self/task')))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["1"]
 
 
 # --------------------------------------------------------------------------- re-ingest, folders
