@@ -248,7 +248,7 @@ def _pcap_chunks(stream: BinaryIO, head: bytes, state: ReadState, chunk: int) ->
     link = struct.unpack_from(endian + "I", c.buf, 20)[0] & 0x0FFFFFFF
     state.link_types.append(link)
     c.pos += 24
-    incl_at = struct.Struct(endian + "I").unpack_from
+    incl_at = struct.Struct(endian + "8xI").unpack_from  # a record header's captured length
     frame = 0
     while True:
         if not c.fill(max(chunk, 16)) and c.remaining() < 16:
@@ -256,17 +256,19 @@ def _pcap_chunks(stream: BinaryIO, head: bytes, state: ReadState, chunk: int) ->
                 state.damage = Damage(c.offset, frame + 1, c.error or f"truncated record header ({c.remaining()} of 16 bytes)")
             return
         buf, pos = c.buf, c.pos
-        size = len(buf)
+        # records are taken up to 16 + MAX_RECORD bytes from here (a window may be longer): a
+        # record whose length is corrupt ends past that, so the loop checks only where each ends
+        size = min(len(buf), pos + 16 + MAX_RECORD)
         offsets = array("q")
         add = offsets.append
         damaged = None
-        while pos + 16 <= size:
-            incl = incl_at(buf, pos + 8)[0]
-            if incl > MAX_RECORD:
-                damaged = f"corrupt record header (captured length {incl})"
-                break
+        limit = size - 16
+        while pos <= limit:  # the reader's hot loop: one record a turn
+            (incl,) = incl_at(buf, pos)
             end = pos + 16 + incl
             if end > size:
+                if incl > MAX_RECORD:
+                    damaged = f"corrupt record header (captured length {incl})"
                 break
             add(pos)
             pos = end
@@ -284,11 +286,11 @@ def _pcap_chunks(stream: BinaryIO, head: bytes, state: ReadState, chunk: int) ->
             state.damage = Damage(c.offset, frame + 1, damaged)
             return
         if not offsets and c.eof:  # a record cut by the end of the data
-            incl = incl_at(buf, pos + 8)[0]
+            (incl,) = incl_at(buf, pos)
             state.damage = Damage(c.offset, frame + 1, c.error or f"truncated record ({c.remaining() - 16} of {incl} bytes)")
             return
         if not offsets:  # one record larger than a chunk
-            c.fill(16 + incl_at(buf, pos + 8)[0])
+            c.fill(16 + incl_at(buf, pos)[0])
 
 
 def _pcapng_chunks(stream: BinaryIO, head: bytes, state: ReadState, chunk: int) -> Iterator[RecordChunk]:

@@ -118,6 +118,15 @@ def case_truncated_record_header() -> dict:
                 reason="truncated record header (7 of 16 bytes)")  # fmt: skip
 
 
+def case_record_too_long() -> dict:
+    bad = bytearray(MODBUS.read_bytes())
+    offsets, _ = pcap_records(bytes(bad))
+    mid = len(offsets) // 2
+    struct.pack_into("<I", bad, offsets[mid] + 8, (1 << 24) + 1)  # one more than any frame sorf takes
+    return dict(name="modbus_bad_length.pcap", data=bytes(bad), status="damaged", frames=mid, byte=offsets[mid],
+                frame=mid + 1, reason=f"corrupt record header (captured length {(1 << 24) + 1})")  # fmt: skip
+
+
 def case_pcapng_block_too_long() -> dict:
     ng, epbs = pcap_to_pcapng(S7.read_bytes())
     mid = len(epbs) // 2
@@ -169,7 +178,7 @@ def case_empty() -> dict:
 
 CASES = {
     f.__name__[5:]: f
-    for f in (case_truncated_record, case_truncated_record_header, case_pcapng_block_too_long,
+    for f in (case_truncated_record, case_truncated_record_header, case_record_too_long, case_pcapng_block_too_long,
               case_pcapng_block_lengths_differ, case_truncated_gzip, case_unsupported_link, case_text, case_empty)
 }  # fmt: skip
 
