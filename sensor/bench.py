@@ -1,8 +1,12 @@
 """`make bench`: sorf ingest against tshark on the same captures, in one run.
 
 Machines here are noisy, so results are ratios measured side by side: sorf/tshark
-and sorf/floor, where the floor is walking the capture's record headers. Each
-tool runs as its own process; peak RSS is that process's own (wait4). Should a
+and sorf/floor, where the floor is walking the capture's record headers. The tools
+take turns, ``--runs`` rounds of each (default 3), and the median time of each is
+what the ratios use: one slow spell of the machine then moves no verdict (single
+runs here drift by 5-10%). Each round's own ratio is printed too. Each
+tool runs as its own process; peak RSS is that process's own (wait4), the largest
+of its runs. Should a
 tool fork workers, wait4 gives the largest peak among the process and the children
 it reaped (Linux keeps a maximum, not a sum), so that figure would understate it.
 
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import compileall
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -93,11 +98,15 @@ def ensure_generated(paths: list[Path]) -> None:
 
 
 def sorf_ingest(paths: list[str]) -> tuple[float, int, str]:
-    """Time `sorf ingest` into a fresh database; return (seconds, peak RSS, what it wrote)."""
+    """Time `sorf ingest` into a fresh database; return (seconds, peak RSS, what it wrote).
+
+    The database is read by a child too: a child's peak RSS starts from this process's
+    (Linux counts it at the fork), so this one must not grow by loading DuckDB."""
     with tempfile.TemporaryDirectory() as tmp:
         db = os.path.join(tmp, "bench.duckdb")
         secs, rss, _ = timed([sys.executable, "-m", "sensor.cli", "ingest", *paths, "--db", db])
-        return secs, rss, contents(db)
+        _, _, wrote = timed([sys.executable, "-m", "sensor.bench", "--contents", db], True)
+        return secs, rss, wrote.strip()
 
 
 def contents(db: str) -> str:
@@ -131,10 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("paths", nargs="*", help="capture files to measure (default: captures/bench-1m.pcap)")
     parser.add_argument("--scale", metavar="PATH", help="also ingest this bigger capture and compare peak RSS "
                         "(default with no paths: captures/bench-4m.pcap)")  # fmt: skip
+    parser.add_argument("--runs", type=int, default=3, metavar="N",
+                        help="rounds of each tool, taking turns; medians are reported (default 3)")  # fmt: skip
     parser.add_argument("--walk", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--contents", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.walk:
         walk(args.paths)
+        return 0
+    if args.contents:
+        print(contents(args.paths[0]))
         return 0
     if not args.paths:
         args.paths = [str(CAPTURES / "bench-1m.pcap")]
@@ -147,15 +162,23 @@ def main(argv: list[str] | None = None) -> int:
 
     compile_sorf()
     warm(args.paths)
-    floor_secs, floor_rss, out = timed([sys.executable, "-m", "sensor.bench", "--walk", *args.paths], True)
-    packets = int(out.split()[-1])
-    sorf_secs, sorf_rss, wrote = sorf_ingest(args.paths)
-    tshark_secs, tshark_rss = 0.0, 0
-    for path in args.paths:  # tshark reads one file per run; -n: no name resolution (no DNS lookups)
-        t, rss, _ = timed(["tshark", "-n", "-r", path, "-T", "fields", *(x for f in TSHARK_FIELDS for x in ("-e", f))])
-        tshark_secs, tshark_rss = tshark_secs + t, max(tshark_rss, rss)
+    runs = max(args.runs, 1)
+    rounds = []  # (floor, sorf, tshark) seconds of each round
+    floor_rss = sorf_rss = tshark_rss = 0
+    for _ in range(runs):
+        floor_secs, rss, out = timed([sys.executable, "-m", "sensor.bench", "--walk", *args.paths], True)
+        packets, floor_rss = int(out.split()[-1]), max(floor_rss, rss)
+        sorf_secs, rss, wrote = sorf_ingest(args.paths)
+        sorf_rss = max(sorf_rss, rss)
+        tshark_secs = 0.0
+        for path in args.paths:  # tshark reads one file per run; -n: no name resolution (no DNS lookups)
+            t, rss, _ = timed(["tshark", "-n", "-r", path, "-T", "fields", *(x for f in TSHARK_FIELDS for x in ("-e", f))])
+            tshark_secs, tshark_rss = tshark_secs + t, max(tshark_rss, rss)
+        rounds.append((floor_secs, sorf_secs, tshark_secs))
+    floor_secs, sorf_secs, tshark_secs = (statistics.median(r[k] for r in rounds) for k in range(3))
 
-    print(f"  {packets:,} packets in {len(args.paths)} file{'s' * (len(args.paths) > 1)}; each tool in its own process")
+    print(f"  {packets:,} packets in {len(args.paths)} file{'s' * (len(args.paths) > 1)}; each tool in its own process, "
+          f"median of {runs} run{'s' * (runs > 1)}")  # fmt: skip
     print()
     print(f"  {'':12} {'seconds':>9} {'packets/s':>12} {'MB/s':>9} {'peak RSS':>12}")
     print(row("sorf ingest", sorf_secs, packets, size, sorf_rss))
@@ -165,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     speedup = tshark_secs / sorf_secs
     print(f"  {'sorf/tshark':12} {speedup:9.2f}x packets/s   target: at least {TARGET_SPEEDUP:.0f}x, "
           f"{verdict(speedup >= TARGET_SPEEDUP)}")  # fmt: skip
+    if runs > 1:
+        each = " ".join(f"{t / s:.2f}x" for _, s, t in rounds)
+        print(f"  {'':12} {'':9}  each round: {each}")
     print(f"  {'sorf/floor':12} {floor_secs / sorf_secs:9.2f}x packets/s   (1x: as fast as reading the record headers)")
     print(f"  {'sorf wrote':12} {wrote}")
 

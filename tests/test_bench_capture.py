@@ -106,3 +106,13 @@ def test_sorf_reads_it_whole(bench_db):
     with duckdb.connect(str(bench_db), read_only=True) as con:
         assert con.execute("SELECT packets, malformed, status FROM captures").fetchall() == [(PACKETS, 0, "ok")]
         assert con.execute("SELECT kind, count(*) FROM anomalies GROUP BY 1").fetchall() == []
+
+
+def test_bench_reports_the_median_of_its_rounds_and_what_sorf_wrote(bench_capture):
+    """`make bench`'s script on a small capture: the report's shape, not its times."""
+    out = subprocess.run([sys.executable, "-m", "sensor.bench", str(bench_capture), "--runs", "2"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert f"{PACKETS:,} packets in 1 file; each tool in its own process, median of 2 runs" in out
+    rounds = next(line for line in out.splitlines() if "each round:" in line).split("each round:")[1].split()
+    assert len(rounds) == 2 and all(r.endswith("x") and float(r[:-1]) > 0 for r in rounds)
+    assert f"sorf wrote   {PACKETS:,} packets" in out
