@@ -307,6 +307,15 @@ def _canon(key: tuple) -> tuple:
     return (vlan, proto, *(a + b if a <= b else b + a))
 
 
+def _replayed(flow: Flow) -> bool:
+    """A flow the bulk path cannot take on: its dissector has no bulk framing, or its
+    streams hold out-of-order segments."""
+    d = flow.dissector
+    return (d is not None and not _fast_dissector(d, flow.proto)) or (
+        flow.streams is not None and bool(flow.streams[0].pending or flow.streams[1].pending)
+    )
+
+
 def _fast_dissector(d, proto: int) -> bool:
     if proto == TCP:
         return isinstance(d, FramedStream)
@@ -361,19 +370,15 @@ class Plan:
         last_frame = np.zeros(G, np.int64)
         oip = np.zeros(G, np.int64)
         oport = np.zeros(G, np.int64)
-        self.flow: list[Flow | None] = [None] * G
-        for g, entry in enumerate(self.entries):
-            if entry is None:
-                continue
-            flow = entry[0]
-            self.flow[g] = flow
-            d = flow.dissector
-            if (d is not None and not _fast_dissector(d, flow.proto)) or (
-                flow.streams is not None and (flow.streams[0].pending or flow.streams[1].pending)
-            ):
-                replay[g] = True
-            last_ts[g], last_frame[g] = flow.last_ts, flow.last_frame
-            oip[g], oport[g] = int.from_bytes(flow.orig_ip, "big"), flow.orig_port
+        self.flow: list[Flow | None] = [entry and entry[0] for entry in self.entries]
+        known = [g for g, flow in enumerate(self.flow) if flow is not None]
+        if known:  # flows of earlier chunks: read column by column
+            flows = [self.flow[g] for g in known]
+            last_ts[known] = [f.last_ts for f in flows]
+            last_frame[known] = [f.last_frame for f in flows]
+            oip[known] = [int.from_bytes(f.orig_ip, "big") for f in flows]
+            oport[known] = [f.orig_port for f in flows]
+            replay[[g for g, f in zip(known, flows) if _replayed(f)]] = True
         h = first[new]
         sender = senders_initiate(self.proto[h], flags[h], self.sport[h], self.dport[h])
         oip[new] = np.where(sender, self.src[h], self.dst[h])
@@ -414,19 +419,17 @@ class Plan:
         G, gid, first = self.G, self.gid, self.first
         self.claim_row = np.full(G, -1, np.int64)
         self.claimed: list = [None] * G
-        has = np.zeros(G, bool)  # a dissector before the chunk
-        need = np.zeros(G, bool)
+        # each flow before the chunk: 0 new, 1 dissected, 2 still to be claimed, 3 given up
+        before = np.array([0 if f is None else 1 if f.dissector is not None else 2 if f.claim_tries < CLAIM_TRIES else 3
+                           for f in self.flow], np.int8)  # fmt: skip
+        has = before == 1  # a dissector before the chunk
+        need = (before == 0) | (before == 2)
         tried = np.zeros(G, np.int64)  # claim tries before the chunk
         unfed = np.zeros((G, 2), bool)  # payload went by unclaimed, per side (Flow.unfed)
-        for g, flow in enumerate(self.flow):
-            if flow is None:
-                need[g] = True
-            elif flow.dissector is not None:
-                has[g] = True
-            elif flow.claim_tries < CLAIM_TRIES:
-                need[g] = True
-                tried[g] = flow.claim_tries
-                unfed[g] = flow.unfed
+        for g in np.flatnonzero(before == 2).tolist():
+            flow = self.flow[g]
+            tried[g] = flow.claim_tries
+            unfed[g] = flow.unfed
         need &= ~self.replay
         payload = self.plen > 0
         cs = np.cumsum(payload)
@@ -557,38 +560,42 @@ class Plan:
         last_ts, last_fr = self.ts[last].tolist(), self.fr[last].tolist()
         tcp = self.proto[first] == TCP
         marks = self._marks(tcp & fast)
-        closed = np.logical_or.reduceat((self.flags & (FIN | RST)) != 0, first).tolist()
+        closed = np.logical_or.reduceat((self.flags & (FIN | RST)) != 0, first) & tcp & fast
         handshake = self._handshakes(tcp & fast)
-        tries, unfed = self.tries.tolist(), self.unfed.tolist()
+        tries = self.tries.tolist()
+        flows = self.flow
         for g in np.flatnonzero(fast).tolist():
-            flow = self.flow[g]
+            flow = flows[g]
             flow.packets_orig += n_orig[g]
             flow.packets_resp += sizes[g] - n_orig[g]
             flow.bytes_orig += b_orig[g]
             flow.bytes_resp += b_all[g] - b_orig[g]
             flow.last_ts, flow.last_frame = last_ts[g], last_fr[g]
-            if g in marks:
-                for _, _, side_orig, bit in sorted(marks[g]):
-                    flow.mark(side_orig, bit)
-            for sd in (0, 1):
-                if (g, sd) in self.isn:
-                    flow.isn[sd] = self.isn[(g, sd)]
-            if closed[g] and flow.proto == TCP:
-                flow.closed = True
-            if g in handshake:
-                flow.handshake = True
             flow.claim_tries += tries[g]
-            if unfed[g][0] or unfed[g][1]:
-                flow.unfed = unfed[g]
-            d = self.claimed[g]
-            if d is not None:
-                flow.dissector = d
-                flow.app_protocol = d.name
-                if flow.proto == TCP:
-                    flow.streams = (StreamDirection(), StreamDirection())
-                    for sd in (0, 1):
-                        if flow.isn[sd] is not None and not flow.unfed[sd]:
-                            flow.streams[sd].syn(flow.isn[sd])
+        # what only some flows gain, each set apart; a claim last: its streams start at the SYNs
+        for g, found in marks.items():
+            flow = flows[g]
+            for _, _, side_orig, bit in sorted(found):
+                flow.mark(side_orig, bit)
+        for (g, sd), seq in self.isn.items():
+            if fast[g]:
+                flows[g].isn[sd] = seq
+        for g in np.flatnonzero(closed).tolist():
+            flows[g].closed = True
+        for g in handshake:
+            flows[g].handshake = True
+        unfed = self.unfed
+        for g in np.flatnonzero(fast & unfed.any(axis=1)).tolist():
+            flows[g].unfed = unfed[g].tolist()
+        for g in np.flatnonzero(fast & (self.claim_row >= 0)).tolist():
+            flow, d = flows[g], self.claimed[g]
+            flow.dissector = d
+            flow.app_protocol = d.name
+            if flow.proto == TCP:
+                flow.streams = (StreamDirection(), StreamDirection())
+                for sd in (0, 1):
+                    if flow.isn[sd] is not None and not flow.unfed[sd]:
+                        flow.streams[sd].syn(flow.isn[sd])
         self._apply_streams(fast)
         self._pdus(fast)
 
@@ -623,8 +630,10 @@ class Plan:
         todo = tcp_fast & np.array([f is not None and not f.handshake for f in self.flow], bool)
         if not todo.any():
             return set()
-        seen_s = np.array([bool(f.seen_orig & H_SYN) if f is not None else False for f in self.flow], bool)
-        seen_h = np.array([bool(f.seen_resp & H_SYNACK) if f is not None else False for f in self.flow], bool)
+        seen_s, seen_h = np.zeros(self.G, bool), np.zeros(self.G, bool)
+        for g in np.flatnonzero(todo).tolist():
+            f = self.flow[g]
+            seen_s[g], seen_h[g] = f.seen_orig & H_SYN, f.seen_resp & H_SYNACK
         first_s = np.where(seen_s, -1, self.firsts[(H_SYN, True)])
         first_h = np.where(seen_h, -1, self.firsts[(H_SYNACK, False)])
         ok = todo & (first_s != _NONE) & (first_h != _NONE)
