@@ -119,10 +119,11 @@ def dissect(batch: PduBatch, bulk: BulkDecoder | None) -> Dissected:
         ends = np.concatenate((bounds, [n]))
         not_bulk = np.concatenate(([0], np.cumsum(unit < 0)))
         walk = (not_bulk[ends] - not_bulk[starts]) > 0
-        for k in np.flatnonzero(~walk):
-            d = batch.dissectors[int(batch.flow[starts[k]])]
-            if not d.idle(bool(batch.from_orig[starts[k]])):
-                walk[k] = True
+        idle = np.flatnonzero(~walk)
+        heads = starts[idle]
+        dissectors = batch.dissectors
+        walk[[k for k, f, side in zip(idle.tolist(), batch.flow[heads].tolist(), batch.from_orig[heads].tolist())
+              if not dissectors[f].idle(side)]] = True  # fmt: skip
         if walk.any():
             # where a walk must look again after an idle check: a PDU to parse, or a
             # unit starting on the other side (idle may depend on the side)

@@ -613,16 +613,19 @@ class Plan:
         self.ack_only = ~syn & ackf & ~data & ((flags & (FIN | RST)) == 0)
         masks = (syn & ~ackf, syn & ackf, self.ack_only, data, (flags & FIN) != 0, (flags & RST) != 0, retx)
         on = tcp_fast[self.gid]
+        on_flows = tcp_fast.tolist()
+        seen = {  # the letters each side's history has
+            True: np.array([f.seen_orig if t else 0 for f, t in zip(self.flow, on_flows)], np.int64),
+            False: np.array([f.seen_resp if t else 0 for f, t in zip(self.flow, on_flows)], np.int64),
+        }
         found: dict[int, list] = {}
         self.firsts = {}
         for rank, (bit, m) in enumerate(zip(_MARKS, masks)):
             for side_orig in (True, False):
                 firsts = _segmented_first(m & on & (fo if side_orig else ~fo), first, self.rows)
                 self.firsts[(bit, side_orig)] = firsts
-                for g in np.flatnonzero(firsts != _NONE).tolist():
-                    flow = self.flow[g]
-                    if not (flow.seen_orig if side_orig else flow.seen_resp) & bit:
-                        found.setdefault(g, []).append((int(firsts[g]), rank, side_orig, bit))
+                for g in np.flatnonzero((firsts != _NONE) & (seen[side_orig] & bit == 0)).tolist():
+                    found.setdefault(g, []).append((int(firsts[g]), rank, side_orig, bit))
         return found
 
     def _handshakes(self, tcp_fast: np.ndarray) -> set[int]:
@@ -645,9 +648,10 @@ class Plan:
         """Stream positions, retransmission counts and the peers' ACKs."""
         seg = self.seg
         if seg:
+            on = fast.tolist()
             for key, base, front, dups in zip(seg["keys"], seg["base"], seg["front"], seg["dups"]):
                 g, sd = divmod(key, 2)
-                if not fast[g]:
+                if not on[g]:
                     continue
                 stream = self.flow[g].streams[sd]
                 stream.next_seq = (base + front) % SEQ_MOD

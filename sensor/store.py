@@ -122,6 +122,15 @@ def _ip_text(raw: bytes, cache: dict[bytes, str]) -> str:
     return text
 
 
+def _mac_text(raw: bytes | None, cache: dict[bytes, str | None]) -> str | None:
+    if not raw:
+        return None
+    text = cache.get(raw)
+    if text is None:
+        text = cache[raw] = raw.hex(":")
+    return text
+
+
 class _Batch:
     """Rows for one table, flushed as one Arrow table: appending a tuple per row
     and transposing once at flush (zip, in C) beats appending to every column."""
@@ -335,14 +344,15 @@ class CaptureWriter:
         self.operations_by_protocol: dict[str, int] = {}
         self.anomalies_by_kind: dict[str, int] = {}
         self._ips: dict[bytes, str] = {}
+        self._macs: dict[bytes, str | None] = {}
 
     def flow(self, f: Flow) -> None:
-        ips = self._ips
+        ips, macs = self._ips, self._macs
         self.flows.add((
             f.flow_id, self.capture_id, f.vlan, f.transport,
             _ip_text(f.orig_ip, ips), f.orig_port if f.proto in (6, 17) else None,
             _ip_text(f.resp_ip, ips), f.resp_port if f.proto in (6, 17) else None,
-            f.orig_mac.hex(":") if f.orig_mac else None, f.resp_mac.hex(":") if f.resp_mac else None,
+            _mac_text(f.orig_mac, macs), _mac_text(f.resp_mac, macs),
             f.label(), f.packets_orig, f.packets_resp, f.bytes_orig, f.bytes_resp,
             f.first_ts, f.last_ts, f.first_frame, f.last_frame, *((f.handshake, f.reset, f.history) if f.proto == 6 else (None, None, None)),
         ))  # fmt: skip
