@@ -434,7 +434,7 @@ def test_folder_is_searched_recursively(tmp_path, capsys):
 def test_damage_found_the_same_at_any_read_size(tmp_path, monkeypatch, chunk):
     """The reader refills its window in chunks (4 MiB); records and damage that
     straddle a chunk edge must come out the same, so read with tiny chunks."""
-    from sensor import capture
+    from sensor import capture, walk
 
     def read(path: Path):
         state = capture.ReadState()
@@ -445,12 +445,12 @@ def test_damage_found_the_same_at_any_read_size(tmp_path, monkeypatch, chunk):
         damage = state.damage and (state.damage.offset, state.damage.frame, state.damage.reason)
         return packets, damage, state.bytes_read
 
-    default = capture.CHUNK
+    default = walk.CHUNK
     for key in sorted(CASES):
         path, case = make(tmp_path, key)
-        monkeypatch.setattr(capture, "CHUNK", default)
+        monkeypatch.setattr(walk, "CHUNK", default)
         whole = read(path)
-        monkeypatch.setattr(capture, "CHUNK", chunk)
+        monkeypatch.setattr(walk, "CHUNK", chunk)
         small = read(path)
         assert small == whole, key
         if case["byte"] is not None:

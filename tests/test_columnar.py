@@ -105,10 +105,10 @@ def test_truncated_capture(benches, tmp_path, fmt, cut):
 
 def test_small_chunks(bench, tmp_path, monkeypatch):
     """Flows, streams and PDUs that straddle chunk boundaries (many small chunks)."""
-    import sensor.capture
+    import sensor.walk
 
     packet = _tables(bench, tmp_path / "packet.duckdb", False)
-    monkeypatch.setattr(sensor.capture, "CHUNK", 1 << 16)
+    monkeypatch.setattr(sensor.walk, "CHUNK", 1 << 16)
     columnar = _tables(bench, tmp_path / "columnar.duckdb", True)
     for table in TABLES:
         assert packet[table] == columnar[table], table

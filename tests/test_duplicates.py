@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import duckdb
 import pytest
 
-from sensor import capture, ingest, store
+from sensor import ingest, store, walk
 from sensor.ingest import DUPLICATE, OK, ingest_file
 from sensor.store import Store
 
@@ -26,7 +26,7 @@ TABLES = ("captures", "flows", "operations", "identities", "anomalies", "assets"
 @pytest.fixture(autouse=True)
 def hashed_while_read(monkeypatch):
     monkeypatch.setattr(ingest, "HASH_AHEAD", 0)
-    monkeypatch.setattr(capture, "CHUNK", 4096)  # many chunks: the digest is looked at between them
+    monkeypatch.setattr(walk, "CHUNK", 4096)  # many chunks: the digest is looked at between them
     monkeypatch.setattr(store, "BATCH_ROWS", 16)  # rows reach the database soon after they are made
 
 

@@ -1,0 +1,138 @@
+"""sensor.walk: `sorf ingest` walks a big plain capture in a child process from its
+start (while it imports numpy, pyarrow and DuckDB); the parent reads the windows'
+bytes and the fields. The records, the damage and the tables must be exactly those
+of the in-process walk, also when the child dies half way."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from sensor import capture, walk
+from sensor.cli import main as sorf
+from tests.test_bad_input import CASES, make
+
+CAPTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "captures"
+MODBUS = CAPTURES / "modbus" / "modbus_test.pcap"
+TABLES = ("captures", "flows", "operations", "identities", "anomalies", "assets")
+
+
+@pytest.fixture(autouse=True)
+def any_size(monkeypatch):
+    monkeypatch.setattr(walk, "WALK_APART", 0)  # the corpus' small files are walked apart too
+    yield
+    walk.drop_early()
+
+
+def read(path: Path, apart: bool):
+    """Every record and what the reader learned, walked apart or not."""
+    if apart:
+        walk.start_early(str(path))
+        assert str(path) in walk._early
+    state = capture.ReadState()
+    try:
+        chunks = list(capture.read_chunks(str(path), state))
+    except capture.CaptureError as exc:
+        return str(exc)
+    records = [
+        (c.first_frame, c.buf[d : d + n], *x)
+        for c in chunks
+        for d, n, *x in zip(c.data.tolist(), c.incl.tolist(), c.orig.tolist(), c.ts.tolist(), c.link.tolist())
+    ]
+    damage = state.damage and (state.damage.offset, state.damage.frame, state.damage.reason)
+    return records, damage, state.bytes_read, state.fmt, state.link_types
+
+
+@pytest.mark.parametrize("chunk", [4 << 20, 1000])
+def test_walked_apart_reads_what_the_in_process_walk_reads(tmp_path, monkeypatch, chunk):
+    monkeypatch.setattr(walk, "CHUNK", chunk)
+    plain = [key for key in sorted(CASES) if walk._kind(CASES[key]()["data"][:4])]  # not gzip, text, empty
+    for key in plain:
+        path, _ = make(tmp_path, key)
+        assert read(path, apart=True) == read(path, apart=False), key
+    assert len(plain) == 6
+
+
+def test_the_walk_goes_on_here_when_the_child_dies(tmp_path, monkeypatch):
+    """The child's notes stop after two windows (as if it were killed): the parent
+    walks the rest itself from the end of the last window, pcap and pcapng alike."""
+    monkeypatch.setattr(walk, "CHUNK", 4096)
+    real = walk.Apart.notes
+
+    def two(self, state):
+        for i, w in enumerate(real(self, state)):
+            if i == 2:
+                return  # self.ended stays False: the child "died"
+            yield w
+
+    for key in ("record_too_long", "pcapng_block_lengths_differ", "truncated_record"):
+        path, _ = make(tmp_path, key)
+        here = read(path, apart=False)
+        monkeypatch.setattr(walk.Apart, "notes", two)
+        cut_short = read(path, apart=True)
+        monkeypatch.setattr(walk.Apart, "notes", real)
+        assert cut_short == here, key
+        assert len(here[0]) > 2 * 4096 // 200, key  # more than two windows' records
+
+
+def test_a_killed_child_costs_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(walk, "CHUNK", 4096)
+    path = tmp_path / "modbus.pcap"
+    path.write_bytes(MODBUS.read_bytes())
+    here = read(path, apart=False)
+    walk.start_early(str(path))
+    walk._early[str(path)].proc.kill()
+    assert read(path, apart=False) == here  # the early walk is taken up, finds its child dead
+
+
+def test_sorf_ingest_walks_its_capture_apart_with_the_same_tables(tmp_path, monkeypatch):
+    started = []
+    real_init = walk.Apart.__init__
+
+    def init(self, path, size):
+        started.append(path)
+        real_init(self, path, size)
+
+    monkeypatch.setattr(walk.Apart, "__init__", init)
+    apart, here = tmp_path / "apart.duckdb", tmp_path / "here.duckdb"
+    assert sorf(["ingest", str(MODBUS), "--db", str(apart)]) == 0
+    assert started == [str(MODBUS)] and walk._early == {}
+    monkeypatch.setattr(walk, "WALK_APART", 1 << 62)
+    assert sorf(["ingest", str(MODBUS), "--db", str(here)]) == 0
+    assert started == [str(MODBUS)]
+
+    def dump(db: Path) -> dict:
+        with duckdb.connect(str(db), read_only=True) as con:
+            return {t: con.execute(f"SELECT * EXCLUDE (ingested_at) FROM {t} ORDER BY ALL" if t == "captures"
+                                   else f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in TABLES}  # fmt: skip
+
+    assert dump(apart) == dump(here)
+
+
+def test_sorf_ingest_leaves_the_walk_to_workers_when_files_are_shared_out(tmp_path, monkeypatch):
+    started = []
+    monkeypatch.setattr(walk, "start_early", started.append)
+    assert sorf(["ingest", str(MODBUS), str(MODBUS), "--db", str(tmp_path / "a.duckdb"), "--jobs", "2"]) == 0
+    assert started == []
+    assert sorf(["ingest", str(MODBUS), str(MODBUS), "--db", str(tmp_path / "b.duckdb"), "--jobs", "1"]) == 0
+    assert started == [str(MODBUS)]
+
+
+def test_the_cli_imports_numpy_pyarrow_and_duckdb_only_once_it_knows_the_command():
+    code = "import sys; import sensor.cli; print(sorted({'numpy', 'pyarrow', 'duckdb'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_the_child_runs_on_the_standard_library_alone(tmp_path):
+    """python -I -S: no site-packages; the walk module must not need them."""
+    arrays = tmp_path / "arrays"
+    with open(arrays, "wb") as f:
+        out = subprocess.run([sys.executable, "-I", "-S", walk.__file__, str(MODBUS), "4096", str(f.fileno())],
+                             capture_output=True, pass_fds=(f.fileno(),), check=True)  # fmt: skip
+    assert out.stderr == b"" and out.stdout
+    assert arrays.stat().st_size == 8 * sum(1 for _ in capture.read_packets(str(MODBUS), capture.ReadState()))
