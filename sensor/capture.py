@@ -106,14 +106,19 @@ def _walked_apart(apart: walker.Apart, stream, state: ReadState) -> Iterator[Rec
     end of the last window it noted: the records are the same either way."""
     fd = stream.fileno()
     last: Window | None = None
+    group: list[Window] = []  # the child's smaller windows, joined into one chunk
     for w in apart.notes(state):
-        buf = os.pread(fd, w.size, w.base)
-        if len(buf) < w.size:  # the file shrank under us
-            state.damage = Damage(w.base + len(buf), w.frame + 1, "file changed while it was read")
-            return
-        yield _records(buf, w)
+        if group and not _joins(group[-1], w):
+            yield from _chunk_of(fd, group, state)
+            group = []
+        group.append(w)
         last = w
-    if apart.ended:
+        if w.resume_at() - group[0].base >= apart.size:
+            yield from _chunk_of(fd, group, state)
+            group = []
+    if group:
+        yield from _chunk_of(fd, group, state)
+    if apart.ended or state.damage is not None:
         return
     if last is None:
         stream.seek(0)
@@ -122,6 +127,35 @@ def _walked_apart(apart: walker.Apart, stream, state: ReadState) -> Iterator[Rec
         windows = walker.walk_after(stream, last, state, apart.size)
     for w in windows:
         yield _records(w.buf, w)
+
+
+def _joins(a: Window, b: Window) -> bool:
+    """Can window b's records go into one chunk with a's? The same byte order and
+    link, and in pcapng the same section: b's interfaces extend a's."""
+    if (a.endian, a.link, a.ts_div) != (b.endian, b.link, b.ts_div) or (a.interfaces is None) != (b.interfaces is None):
+        return False
+    return a.interfaces is None or b.interfaces[: len(a.interfaces)] == a.interfaces  # type: ignore[index]
+
+
+def _chunk_of(fd: int, group: list[Window], state: ReadState) -> Iterator[RecordChunk]:
+    """One chunk of consecutive windows: their bytes read at once, their arrays shifted to that buffer."""
+    base, end = group[0].base, group[-1].resume_at()
+    buf = os.pread(fd, end - base, base)
+    if len(buf) < end - base:  # the file shrank under us
+        state.damage = Damage(base + len(buf), group[0].frame + 1, "file changed while it was read")
+        return
+    w = group[-1]
+    if len(group) > 1:
+        offsets = np.concatenate([np.frombuffer(g.offsets, np.int64) + (g.base - base) for g in group])
+        ifaces, odd = None, None
+        if w.interfaces is not None:
+            ifaces = np.concatenate([np.frombuffer(g.ifaces, np.int64) for g in group])  # type: ignore[arg-type]
+            odd, count = {}, 0
+            for g in group:
+                odd.update({count + i: (d + g.base - base, *rest) for i, (d, *rest) in (g.odd or {}).items()})
+                count += len(g.offsets)
+        w = Window(base, end - base, group[0].frame, offsets, w.endian, w.link, w.ts_div, ifaces, odd, w.interfaces)
+    yield _records(buf, w)
 
 
 def _records(buf: bytes, w: Window) -> RecordChunk:

@@ -5,6 +5,7 @@ of the in-process walk, also when the child dies half way."""
 
 from __future__ import annotations
 
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,10 @@ import pytest
 
 from sensor import capture, walk
 from sensor.cli import main as sorf
+from tests import tshark
 from tests.test_bad_input import CASES, make
+from tests.test_capture_formats import CASES as FORMATS
+from tests.test_capture_formats import _block, basic_traffic, eth, pcapng_file, timed
 
 CAPTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "captures"
 MODBUS = CAPTURES / "modbus" / "modbus_test.pcap"
@@ -38,10 +42,10 @@ def read(path: Path, apart: bool):
         chunks = list(capture.read_chunks(str(path), state))
     except capture.CaptureError as exc:
         return str(exc)
-    records = [
-        (c.first_frame, c.buf[d : d + n], *x)
+    records = [  # chunks may be cut elsewhere: each record with its frame number
+        (c.first_frame + i, c.buf[d : d + n], *x)
         for c in chunks
-        for d, n, *x in zip(c.data.tolist(), c.incl.tolist(), c.orig.tolist(), c.ts.tolist(), c.link.tolist())
+        for i, (d, n, *x) in enumerate(zip(c.data.tolist(), c.incl.tolist(), c.orig.tolist(), c.ts.tolist(), c.link.tolist()))
     ]
     damage = state.damage and (state.damage.offset, state.damage.frame, state.damage.reason)
     return records, damage, state.bytes_read, state.fmt, state.link_types
@@ -55,6 +59,60 @@ def test_walked_apart_reads_what_the_in_process_walk_reads(tmp_path, monkeypatch
         path, _ = make(tmp_path, key)
         assert read(path, apart=True) == read(path, apart=False), key
     assert len(plain) == 6
+
+
+@pytest.mark.parametrize("name", sorted(n for n in FORMATS if not n.endswith(".gz")))
+def test_the_childs_windows_joined_into_chunks_read_as_the_in_process_walk(tmp_path, monkeypatch, name):
+    """The child walks small windows (CHILD_WINDOW) that the parent joins into
+    chunks: offsets, interfaces and pcapng sections must carry across the joins."""
+    monkeypatch.setattr(walk, "CHUNK", 4096)
+    monkeypatch.setattr(walk, "CHILD_WINDOW", 512)
+    path = tmp_path / name
+    path.write_bytes(FORMATS[name]())
+    assert read(path, apart=True) == read(path, apart=False)
+
+
+def mixed_blocks() -> bytes:
+    """pcapng with enhanced, simple and obsolete packet blocks mixed (each kind
+    keeps its fields in other places), on one interface at 10 ns units."""
+    frames = [f for _ in range(12) for f in (eth(p) for p in basic_traffic())]
+    out = pcapng_file([(1, 8)], [])
+    for i, (ts_ns, frame) in enumerate(timed(frames)):
+        ts = ts_ns // 10
+        if i % 3 == 0:
+            out += _block("<", 6, struct.pack("<IIIII", 0, ts >> 32, ts & 0xFFFFFFFF, len(frame), len(frame)) + frame)
+        elif i % 3 == 1:
+            out += _block("<", 3, struct.pack("<I", len(frame)) + frame)
+        else:
+            out += _block("<", 2, struct.pack("<HHIIII", 0, 0, ts >> 32, ts & 0xFFFFFFFF, len(frame), len(frame)) + frame)
+    return out
+
+
+def test_simple_and_obsolete_packet_blocks_through_joined_windows(tmp_path, monkeypatch):
+    monkeypatch.setattr(walk, "CHUNK", 4096)
+    monkeypatch.setattr(walk, "CHILD_WINDOW", 700)
+    path = tmp_path / "mixed.pcapng"
+    path.write_bytes(mixed_blocks())
+    here = read(path, apart=False)
+    assert read(path, apart=True) == here
+    fields = tshark.run(["-r", str(path), "-T", "fields", "-e", "frame.number", "-e", "frame.cap_len", "-e", "frame.len"])
+    oracle = [tuple(map(int, line.split("\t"))) for line in fields.splitlines()]
+    assert [(frame, len(data), orig) for frame, data, orig, *_ in here[0]] == oracle
+    assert len(oracle) > 3 * 4096 // 100  # several chunks
+
+
+def test_sections_of_one_byte_order_with_other_interfaces_are_not_joined(tmp_path, monkeypatch):
+    """Interface 0 is Ethernet in the first section and raw IP in the second: a
+    chunk joining windows of both would read one section's blocks as the other's."""
+    monkeypatch.setattr(walk, "CHUNK", 1 << 16)
+    monkeypatch.setattr(walk, "CHILD_WINDOW", 512)
+    traffic = basic_traffic() * 4
+    path = tmp_path / "sections.pcapng"
+    path.write_bytes(pcapng_file([(1, None)], [(0, t, eth(p)) for t, p in timed(traffic)])
+                     + pcapng_file([(101, 9)], [(0, t, p) for t, p in timed(traffic)]))  # fmt: skip
+    here = read(path, apart=False)
+    assert read(path, apart=True) == here
+    assert {link for *_, link in here[0]} == {1, 101}
 
 
 def test_the_walk_goes_on_here_when_the_child_dies(tmp_path, monkeypatch):
