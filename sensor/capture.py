@@ -109,16 +109,22 @@ def _walked_apart(apart: walker.Apart, stream, state: ReadState) -> Iterator[Rec
     group: list[Window] = []  # the child's smaller windows, joined into one chunk
     for w in apart.notes(state):
         if group and not _joins(group[-1], w):
-            yield from _chunk_of(fd, group, state)
+            if (chunk := _chunk_of(fd, group, state)) is None:
+                return
+            yield chunk
             group = []
         group.append(w)
         last = w
         if w.resume_at() - group[0].base >= apart.size:
-            yield from _chunk_of(fd, group, state)
+            if (chunk := _chunk_of(fd, group, state)) is None:
+                return
+            yield chunk
             group = []
     if group:
-        yield from _chunk_of(fd, group, state)
-    if apart.ended or state.damage is not None:
+        if (chunk := _chunk_of(fd, group, state)) is None:
+            return
+        yield chunk
+    if apart.ended:
         return
     if last is None:
         stream.seek(0)
@@ -137,13 +143,14 @@ def _joins(a: Window, b: Window) -> bool:
     return a.interfaces is None or b.interfaces[: len(a.interfaces)] == a.interfaces  # type: ignore[index]
 
 
-def _chunk_of(fd: int, group: list[Window], state: ReadState) -> Iterator[RecordChunk]:
-    """One chunk of consecutive windows: their bytes read at once, their arrays shifted to that buffer."""
+def _chunk_of(fd: int, group: list[Window], state: ReadState) -> RecordChunk | None:
+    """One chunk of consecutive windows: their bytes read at once, their arrays
+    shifted to that buffer. None if the file no longer holds them (the damage says where)."""
     base, end = group[0].base, group[-1].resume_at()
     buf = os.pread(fd, end - base, base)
     if len(buf) < end - base:  # the file shrank under us
         state.damage = Damage(base + len(buf), group[0].frame + 1, "file changed while it was read")
-        return
+        return None
     w = group[-1]
     if len(group) > 1:
         offsets = np.concatenate([np.frombuffer(g.offsets, np.int64) + (g.base - base) for g in group])
@@ -155,7 +162,7 @@ def _chunk_of(fd: int, group: list[Window], state: ReadState) -> Iterator[Record
                 odd.update({count + i: (d + g.base - base, *rest) for i, (d, *rest) in (g.odd or {}).items()})
                 count += len(g.offsets)
         w = Window(base, end - base, group[0].frame, offsets, w.endian, w.link, w.ts_div, ifaces, odd, w.interfaces)
-    yield _records(buf, w)
+    return _records(buf, w)
 
 
 def _records(buf: bytes, w: Window) -> RecordChunk:

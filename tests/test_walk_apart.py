@@ -137,6 +137,23 @@ def test_the_walk_goes_on_here_when_the_child_dies(tmp_path, monkeypatch):
         assert len(here[0]) > 2 * 4096 // 200, key  # more than two windows' records
 
 
+def test_a_capture_cut_short_after_its_walk_is_damaged_where_it_ends_now(tmp_path, monkeypatch):
+    """The child walked the whole file; then the file lost its second half (a capture
+    rotated under the sensor). The parent reads what is still there and says where."""
+    monkeypatch.setattr(walk, "CHUNK", 4096)
+    path = tmp_path / "modbus.pcap"
+    data = MODBUS.read_bytes()
+    path.write_bytes(data)
+    walk.start_early(str(path))
+    walk._early[str(path)].proc.wait()  # every note is in the pipe
+    path.write_bytes(data[: len(data) // 2])
+    state = capture.ReadState()
+    records = sum(len(c.ts) for c in capture.read_chunks(str(path), state))
+    assert state.damage.reason == "file changed while it was read"
+    assert state.damage.frame == records + 1 and 0 < state.damage.offset <= len(data) // 2
+    assert records > 100
+
+
 def test_a_killed_child_costs_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(walk, "CHUNK", 4096)
     path = tmp_path / "modbus.pcap"
