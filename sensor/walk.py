@@ -290,13 +290,16 @@ def walk_pcapng(
         size = len(buf)
         two = struct.Struct(endian + "II").unpack_from
         one = struct.Struct(endian + "I").unpack_from
+        epb = struct.Struct(endian + "8xI12xI").unpack_from  # an enhanced packet block's interface, captured length
         blocks = array("q")  # packet blocks: offset in buf
         ifaces = array("q")
+        add_block, add_iface = blocks.append, ifaces.append
         odd: dict[int, tuple[int, int, int, int]] = {}  # index -> (data offset, incl, orig, ts) of SPB / old PB
         damaged = None
         new_section = False
-        while pos + 12 <= size:
-            if buf[pos : pos + 4] == PCAPNG_SHB:
+        while pos + 12 <= size:  # the pcapng hot loop: one block a turn
+            btype, blen = two(buf, pos)
+            if btype == SHB:  # its type reads the same in either byte order
                 if blocks:  # a section may change byte order: end the window before it
                     new_section = True
                     break
@@ -307,9 +310,10 @@ def walk_pcapng(
                 endian = "<" if bom == b"\x4d\x3c\x2b\x1a" else ">"
                 two = struct.Struct(endian + "II").unpack_from
                 one = struct.Struct(endian + "I").unpack_from
+                epb = struct.Struct(endian + "8xI12xI").unpack_from
                 interfaces = []
-            btype, blen = two(buf, pos)
-            if blen < 12 or blen % 4 or blen > MAX_RECORD:
+                btype, blen = two(buf, pos)
+            if blen & 3 or blen < 12 or blen > MAX_RECORD:
                 damaged = f"corrupt block (type 0x{btype:x}, length {blen})"
                 break
             if pos + blen > size:
@@ -323,7 +327,7 @@ def walk_pcapng(
                 if blen < 32:
                     damaged = "corrupt enhanced packet block (too short)"
                     break
-                iface, incl = one(buf, body)[0], one(buf, body + 12)[0]
+                iface, incl = epb(buf, pos)
                 if incl > blen - 32:
                     damaged = f"corrupt enhanced packet block (captured length {incl})"
                     break
@@ -367,8 +371,8 @@ def walk_pcapng(
                     frame += len(blocks)
                 state.damage = Damage(pos + c.base, frame + 1, f"packet on undeclared interface {iface}")
                 return
-            blocks.append(pos)
-            ifaces.append(iface)
+            add_block(pos)
+            add_iface(iface)
             pos += blen
         c.pos = pos
         state.bytes_read = c.base + pos  # before the yield: progress reports it
