@@ -482,7 +482,7 @@ def start_early(path: str) -> None:
             if _kind(f.read(4)) is None:  # gzip, or not a capture: read in-process, which reports it
                 return
         _early[path] = Apart(path, CHUNK)
-    except OSError:
+    except (OSError, ValueError):  # no child (a sandbox without fork, no temporary file): the walk stays in-process
         pass
 
 

@@ -211,3 +211,19 @@ def test_the_child_runs_on_the_standard_library_alone(tmp_path):
                              capture_output=True, pass_fds=(f.fileno(),), check=True)  # fmt: skip
     assert out.stderr == b"" and out.stdout
     assert arrays.stat().st_size == 8 * sum(1 for _ in capture.read_packets(str(MODBUS), capture.ReadState()))
+
+
+def test_no_child_where_processes_cannot_be_started(tmp_path, monkeypatch):
+    """A sandbox that forbids starting processes: the walk stays in-process."""
+    import subprocess as sp
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(sp, "Popen", refuse)
+    walk.start_early(str(MODBUS))
+    assert walk._early == {}
+    db = tmp_path / "sorf.duckdb"
+    assert sorf(["ingest", str(MODBUS), "--db", str(db)]) == 0
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT packets, status FROM captures").fetchall() == [(2257, "ok")]
