@@ -23,7 +23,7 @@ import numpy as np
 from dissectors.bulk import gather
 
 from . import walk as walker
-from .walk import PCAP_MAGICS, PCAPNG_SHB, CaptureError, Damage, ReadState, Window, _ts_us, open_stream, sniff
+from .walk import CaptureError, Damage, ReadState, Window, _ts_us, open_stream, sniff
 
 __all__ = ["CaptureError", "Damage", "ReadState", "RecordChunk", "pcap_kind", "read_chunks", "read_packets", "sniff"]
 
@@ -91,7 +91,7 @@ def _read(path: str, state: ReadState, size: int, apart: walker.Apart | None) ->
             raise CaptureError(f"gzip stream unreadable: {exc}") from None
         if len(head) < 4:
             raise CaptureError(f"file too short to be a capture ({len(head)} bytes)")
-        if apart is not None and not state.compressed and (head in PCAP_MAGICS or head == PCAPNG_SHB):
+        if apart is not None and not state.compressed and walker.magic_kind(head):
             yield from _walked_apart(apart, stream, state)
         else:
             for w in walker.walk(stream, head, state, size):
@@ -106,24 +106,11 @@ def _walked_apart(apart: walker.Apart, stream, state: ReadState) -> Iterator[Rec
     end of the last window it noted: the records are the same either way."""
     fd = stream.fileno()
     last: Window | None = None
-    group: list[Window] = []  # the child's smaller windows, joined into one chunk
-    for w in apart.notes(state):
-        if group and not _joins(group[-1], w):
-            if (chunk := _chunk_of(fd, group, state)) is None:
-                return
-            yield chunk
-            group = []
-        group.append(w)
-        last = w
-        if w.resume_at() - group[0].base >= apart.size:
-            if (chunk := _chunk_of(fd, group, state)) is None:
-                return
-            yield chunk
-            group = []
-    if group:
+    for group in _groups(apart.notes(state), apart.size):
         if (chunk := _chunk_of(fd, group, state)) is None:
             return
         yield chunk
+        last = group[-1]
     if apart.ended:
         return
     if last is None:
@@ -133,6 +120,21 @@ def _walked_apart(apart: walker.Apart, stream, state: ReadState) -> Iterator[Rec
         windows = walker.walk_after(stream, last, state, apart.size)
     for w in windows:
         yield _records(w.buf, w)
+
+
+def _groups(windows: Iterator[Window], size: int) -> Iterator[list[Window]]:
+    """The child's windows, consecutive ones joined up to ``size`` bytes where they may be."""
+    group: list[Window] = []
+    for w in windows:
+        if group and not _joins(group[-1], w):
+            yield group
+            group = []
+        group.append(w)
+        if w.resume_at() - group[0].base >= size:
+            yield group
+            group = []
+    if group:
+        yield group
 
 
 def _joins(a: Window, b: Window) -> bool:

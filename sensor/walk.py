@@ -104,14 +104,15 @@ def sniff(path: str) -> str | None:
                         inner = g.read(4)
                 except (OSError, EOFError, zlib.error):
                     return None
-                kind = _kind(inner)
+                kind = magic_kind(inner)
                 return kind + ".gz" if kind else None
-            return _kind(head)
+            return magic_kind(head)
     except OSError:
         return None
 
 
-def _kind(head: bytes) -> str | None:
+def magic_kind(head: bytes) -> str | None:
+    """'pcap' or 'pcapng' from a file's first 4 bytes, else None."""
     if head in PCAP_MAGICS:
         return "pcap"
     if head == PCAPNG_SHB:
@@ -479,7 +480,7 @@ def start_early(path: str) -> None:
         if path in _early or not os.path.isfile(path) or os.path.getsize(path) < WALK_APART:
             return
         with open(path, "rb") as f:
-            if _kind(f.read(4)) is None:  # gzip, or not a capture: read in-process, which reports it
+            if magic_kind(f.read(4)) is None:  # gzip, or not a capture: read in-process, which reports it
                 return
         _early[path] = Apart(path, CHUNK)
     except (OSError, ValueError):  # no child (a sandbox without fork, no temporary file): the walk stays in-process

@@ -54,7 +54,7 @@ def read(path: Path, apart: bool):
 @pytest.mark.parametrize("chunk", [4 << 20, 1000])
 def test_walked_apart_reads_what_the_in_process_walk_reads(tmp_path, monkeypatch, chunk):
     monkeypatch.setattr(walk, "CHUNK", chunk)
-    plain = [key for key in sorted(CASES) if walk._kind(CASES[key]()["data"][:4])]  # not gzip, text, empty
+    plain = [key for key in sorted(CASES) if walk.magic_kind(CASES[key]()["data"][:4])]  # not gzip, text, empty
     for key in plain:
         path, _ = make(tmp_path, key)
         assert read(path, apart=True) == read(path, apart=False), key
