@@ -36,18 +36,27 @@ def connect(path: str) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect(path, read_only=True)
     except duckdb.Error as exc:
         raise DatabaseError(f"{path}: cannot open: {exc}") from None
-    names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    try:
+        check_schema(con, path)
+    except DatabaseError:
+        con.close()
+        raise
+    return con
+
+
+def check_schema(con: duckdb.DuckDBPyConnection, path: str) -> None:
+    """Is the connection's current database a sorf database of the version this sorf reads?"""
+    names = {r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database()"
+    ).fetchall()}  # fmt: skip
     missing = [t for t in ("meta", *TABLES) if t not in names]
     if missing:
-        con.close()
         raise DatabaseError(f"{path}: not a sorf database (no {', '.join(missing)} table)")
     row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     if row is None or row[0] != str(SCHEMA_VERSION):
-        con.close()
         raise DatabaseError(
             f"{path}: schema version {row[0] if row else 'unknown'}; this sorf reads version {SCHEMA_VERSION}"
         )
-    return con
 
 
 def host_kind(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, index: ZoneIndex) -> str:

@@ -9,7 +9,21 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from .model import CATEGORIES, SEVERITIES, Analysis, Delta, Evidence, Traffic
+from .model import (
+    CATEGORIES,
+    SEVERITIES,
+    Analysis,
+    CaptureInfo,
+    ConduitStatus,
+    Delta,
+    Evidence,
+    IntraZone,
+    NonHostTraffic,
+    ObservedConduit,
+    Traffic,
+    Window,
+    ZoneSummary,
+)
 
 VERSION = 1
 STATEMENT = (
@@ -19,14 +33,14 @@ STATEMENT = (
 NOT_OBSERVED = "no crossing observed in this window"
 
 
-def _ts(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if value is not None else None
 
 
 def _evidence(e: Evidence | None) -> dict | None:
     if e is None:
         return None
-    return {"capture_id": e.capture_id, "frame": e.frame, "path": e.path, "ts": _ts(e.ts)}
+    return {"capture_id": e.capture_id, "frame": e.frame, "path": e.path, "ts": iso(e.ts)}
 
 
 def _traffic(t: Traffic) -> dict:
@@ -34,15 +48,15 @@ def _traffic(t: Traffic) -> dict:
         "flows": t.flows,
         "packets": t.packets,
         "bytes": t.bytes,
-        "first_seen": _ts(t.first_seen),
-        "last_seen": _ts(t.last_seen),
+        "first_seen": iso(t.first_seen),
+        "last_seen": iso(t.last_seen),
         "evidence": {"first": _evidence(t.first), "last": _evidence(t.last)} if t.first or t.last else None,
         "host_pairs": [{"initiator": p.initiator, "responder": p.responder, "flows": p.flows} for p in t.host_pairs],
         "host_pairs_total": t.host_pairs_total,
     }
 
 
-def _delta(d: Delta) -> dict:
+def delta_json(d: Delta) -> dict:
     return {
         "id": d.id,
         "category": d.category,
@@ -83,8 +97,96 @@ def summary(a: Analysis) -> dict:
     }
 
 
+def capture_json(c: CaptureInfo) -> dict:
+    return {
+        "capture_id": c.capture_id,
+        "path": c.path,
+        "sensor": c.sensor,
+        "first_seen": iso(c.first_ts),
+        "last_seen": iso(c.last_ts),
+        "packets": c.packets,
+        "status": c.status,
+    }
+
+
+def window_json(w: Window) -> dict:
+    """The observation window, without its list of capture files."""
+    return {
+        "captures": len(w.captures),
+        "first_seen": iso(w.first_ts),
+        "last_seen": iso(w.last_ts),
+        "sensors": w.sensors,
+        "flows": w.flows,
+        "hosts": w.hosts,
+    }
+
+
+def zone_json(z: ZoneSummary) -> dict:
+    return {
+        "name": z.name,
+        "networks": z.networks,
+        "contact": z.contact,
+        "security_level": z.security_level,
+        "consequence": z.consequence,
+        "hosts": z.hosts,
+    }
+
+
+def conduit_json(c: ConduitStatus) -> dict:
+    return {
+        "name": c.name,
+        "from_zone": c.from_zone,
+        "to_zone": c.to_zone,
+        "allow": c.allow,
+        "observed": c.observed,
+        "status": "observed" if c.observed else NOT_OBSERVED,
+        "flows": c.flows,
+        "protocols": c.protocols,
+    }
+
+
+def observed_json(o: ObservedConduit) -> dict:
+    return {
+        "from_zone": o.from_zone,
+        "to_zone": o.to_zone,
+        "protocol": o.protocol,
+        "port": o.port,
+        "access": o.access,
+        "operations": o.operations,
+        "conduits": o.conduits,
+        "status": o.status,
+        **_traffic(o.traffic),
+    }
+
+
+def intra_json(i: IntraZone) -> dict:
+    return {
+        "zone": i.zone,
+        "protocol": i.protocol,
+        "flows": i.flows,
+        "packets": i.packets,
+        "bytes": i.bytes,
+        "initiators": i.initiators,
+        "responders": i.responders,
+        "operations": i.operations,
+        "first_seen": iso(i.first_seen),
+        "last_seen": iso(i.last_seen),
+    }
+
+
+def non_host_json(n: NonHostTraffic) -> dict:
+    return {
+        "from_zone": n.from_zone,
+        "kind": n.kind,
+        "protocol": n.protocol,
+        "flows": n.flows,
+        "packets": n.packets,
+        "destinations": n.destinations,
+    }
+
+
 def to_json(a: Analysis) -> dict:
-    w = a.window
+    """The whole analysis; the API serves the same pieces (analyser/api.py), through these functions."""
     return {
         "format": "sorf-analysis",
         "version": VERSION,
@@ -92,92 +194,14 @@ def to_json(a: Analysis) -> dict:
         "database": a.database,
         "zone_file": a.zone_file,
         "statement": STATEMENT,
-        "window": {
-            "captures": len(w.captures),
-            "first_seen": _ts(w.first_ts),
-            "last_seen": _ts(w.last_ts),
-            "sensors": w.sensors,
-            "flows": w.flows,
-            "hosts": w.hosts,
-            "capture_files": [
-                {
-                    "capture_id": c.capture_id,
-                    "path": c.path,
-                    "sensor": c.sensor,
-                    "first_seen": _ts(c.first_ts),
-                    "last_seen": _ts(c.last_ts),
-                    "packets": c.packets,
-                    "status": c.status,
-                }
-                for c in w.captures
-            ],
-        },
+        "window": {**window_json(a.window), "capture_files": [capture_json(c) for c in a.window.captures]},
         "summary": summary(a),
-        "zones": [
-            {
-                "name": z.name,
-                "networks": z.networks,
-                "contact": z.contact,
-                "security_level": z.security_level,
-                "consequence": z.consequence,
-                "hosts": z.hosts,
-            }
-            for z in a.zones
-        ],
-        "conduits": [
-            {
-                "name": c.name,
-                "from_zone": c.from_zone,
-                "to_zone": c.to_zone,
-                "allow": c.allow,
-                "observed": c.observed,
-                "status": "observed" if c.observed else NOT_OBSERVED,
-                "flows": c.flows,
-                "protocols": c.protocols,
-            }
-            for c in a.conduits
-        ],
-        "observed_conduits": [
-            {
-                "from_zone": o.from_zone,
-                "to_zone": o.to_zone,
-                "protocol": o.protocol,
-                "port": o.port,
-                "access": o.access,
-                "operations": o.operations,
-                "conduits": o.conduits,
-                "status": o.status,
-                **_traffic(o.traffic),
-            }
-            for o in a.observed
-        ],
-        "intra_zone": [
-            {
-                "zone": i.zone,
-                "protocol": i.protocol,
-                "flows": i.flows,
-                "packets": i.packets,
-                "bytes": i.bytes,
-                "initiators": i.initiators,
-                "responders": i.responders,
-                "operations": i.operations,
-                "first_seen": _ts(i.first_seen),
-                "last_seen": _ts(i.last_seen),
-            }
-            for i in a.intra_zone
-        ],
-        "non_host_traffic": [
-            {
-                "from_zone": n.from_zone,
-                "kind": n.kind,
-                "protocol": n.protocol,
-                "flows": n.flows,
-                "packets": n.packets,
-                "destinations": n.destinations,
-            }
-            for n in a.non_host
-        ],
-        "deltas": [_delta(d) for d in a.deltas],
+        "zones": [zone_json(z) for z in a.zones],
+        "conduits": [conduit_json(c) for c in a.conduits],
+        "observed_conduits": [observed_json(o) for o in a.observed],
+        "intra_zone": [intra_json(i) for i in a.intra_zone],
+        "non_host_traffic": [non_host_json(n) for n in a.non_host],
+        "deltas": [delta_json(d) for d in a.deltas],
     }
 
 
