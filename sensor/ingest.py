@@ -307,6 +307,7 @@ def ingest(paths: Iterable[str], db: str, *, sensor: str | None = None, progress
     try:
         for path in files:
             results.append(ingest_file(store, path, sensor=sensor, progress=progress))
+            store.committed()
         store.rebuild_assets()
     finally:
         store.close()

@@ -71,6 +71,7 @@ def ingest(
             for path, digest in zip(files, digests):  # each file hashed once
                 known = digest if isinstance(digest, str) else None
                 results.append(ingest_file(store, path, sensor=sensor, progress=progress, digest=known))
+                store.committed()
         else:
             results += _Run(store, files, new, todo, jobs, sensor, overall).results(digests)
         store.rebuild_assets()
@@ -153,7 +154,10 @@ class _Run:
             try:
                 for digest in self.todo:  # in input order, so that captures are merged (committed) as they come
                     self._submit(self.pool, digest)
-                out = [self._one(path, digest) for path, digest in zip(self.files, digests)]
+                out = []
+                for path, digest in zip(self.files, digests):
+                    out.append(self._one(path, digest))
+                    self.store.committed()
                 self._show()
                 return out
             except BaseException:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import queue
 import socket
 import threading
+import time
 from datetime import datetime, timezone
 
 import duckdb
@@ -23,12 +24,14 @@ pa.set_memory_pool(pa.system_memory_pool())
 from dissectors import Anomaly, Identity, Operation, Record
 from dissectors.base import details_json
 
+from . import snapshot
 from .flows import Flow
 
 SCHEMA_VERSION = 2
 BATCH_ROWS = 24_576  # rows per insert: a batch waits while one is written, so this is memory; DuckDB takes ~0.9 us a row either way
 ROW_GROUP = 30_720  # rows per DuckDB row group: the inserter holds one per table (DuckDB's 122,880: +30 MB RSS)
 MEMORY_LIMIT = "40MB"  # DuckDB buffer pool: inserted pages are written out, not kept (32 MB ran out on the 4M bench)
+LOCK_WAIT_S = 30  # a server copying the database to its snapshot holds it for a moment: wait, then give up
 
 TS = pa.timestamp("us")
 SCHEMA = """
@@ -252,7 +255,7 @@ class Store:
         # attached, not opened, to set its row group size; it spills beside itself, as if opened.
         config = {"memory_limit": MEMORY_LIMIT, "threads": 1, "temp_directory": path + ".tmp"}
         self.con = duckdb.connect(config=config)
-        self.con.execute(f"ATTACH '{path.replace(chr(39), chr(39) * 2)}' AS site (ROW_GROUP_SIZE {ROW_GROUP})")
+        self._attach(path)
         self.con.execute("USE site")
         self.con.execute(SCHEMA)
         row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -262,11 +265,32 @@ class Store:
             raise RuntimeError(f"{path}: schema version {row[0]}, this sorf writes version {SCHEMA_VERSION}")
         self.inserter = _Inserter(self.con)
 
+    def _attach(self, path: str) -> None:
+        """Attach the file; while another process holds it (a server taking its snapshot), wait."""
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                self.con.execute(f"ATTACH '{path.replace(chr(39), chr(39) * 2)}' AS site (ROW_GROUP_SIZE {ROW_GROUP})")
+                return
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
     def close(self) -> None:
         try:
             self.inserter.drain()
         finally:
             self.con.close()
+
+    def committed(self) -> bool:
+        """A capture is committed: publish a snapshot if a server reads this database (sensor/snapshot.py)."""
+        if not snapshot.server_watching(self.path):
+            return False
+        self.rebuild_assets()
+        self.con.execute("CHECKPOINT site")
+        snapshot.publish_file(self.path)
+        return True
 
     def find_capture(self, sha256: str) -> tuple[int, str, str | None] | None:
         """(capture_id, status, error) of the capture with these bytes, if any.
