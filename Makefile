@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 BENCH_CAPTURES ?= captures/bench-1m.pcap
 BENCH_SCALE ?= captures/bench-4m.pcap
 
-.PHONY: demo test bench clean
+.PHONY: demo serve test bench clean
 
 $(BIN)/sorf: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "sorf needs Python 3.11 or newer"; exit 1; }
@@ -18,9 +18,13 @@ $(BIN)/sorf: pyproject.toml
 	@touch $@
 
 demo: $(BIN)/sorf
-	@rm -f demo.duckdb demo.duckdb.wal
+	@rm -f demo.duckdb demo.duckdb.wal demo.duckdb.snapshot
 	$(BIN)/sorf ingest captures/demo-plant.pcap --db demo.duckdb
 	$(BIN)/sorf analyse --db demo.duckdb --zones captures/demo-zones.yaml --format table
+
+serve: $(BIN)/sorf
+	@test -f demo.duckdb || { echo "no demo.duckdb: run 'make demo' first"; exit 1; }
+	$(BIN)/sorf serve --db demo.duckdb --zones captures/demo-zones.yaml
 
 test: $(BIN)/sorf
 	$(BIN)/python -m pytest -q
@@ -36,4 +40,4 @@ captures/bench-4m.pcap: captures/make_bench.py
 	$(PYTHON) captures/make_bench.py --packets 4000000 $@
 
 clean:
-	rm -rf $(VENV) demo.duckdb demo.duckdb.wal .pytest_cache *.egg-info captures/bench*.pcap
+	rm -rf $(VENV) demo.duckdb demo.duckdb.wal demo.duckdb.snapshot demo.duckdb.serving .pytest_cache *.egg-info captures/bench*.pcap

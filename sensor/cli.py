@@ -114,6 +114,12 @@ def _jobs(text: str) -> int:
     return int(text)
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"expected a port, 1-65535, not {text!r}")
+    return int(text)
+
+
 SEVERITIES = ("info", "low", "medium", "high", "critical")  # analyser/model.py, kept here so that --help needs no import
 
 
@@ -143,6 +149,117 @@ def cmd_analyse(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_zones(path: str):
+    """The zone file, or None after printing its problems (as `sorf analyse` does)."""
+    from analyser.zones import ZoneFileError, load_zone_file
+
+    try:
+        return load_zone_file(path)
+    except ZoneFileError as exc:
+        sys.stderr.write(f"{exc}\n")
+        n = len(exc.problems)
+        sys.stderr.write(f"sorf: {path}: {n} problem{'s' * (n != 1)} in the zone file\n")
+    except OSError as exc:
+        sys.stderr.write(f"sorf: {path}: {exc.strerror or exc}\n")
+    return None
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _port_free(host: str, port: int) -> str | None:
+    """Why the address cannot be bound, or None: said plainly before the server starts."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    token = args.token or os.environ.get("SORF_TOKEN") or None
+    if not _loopback(args.host) and not token:
+        sys.stderr.write(f"sorf: refusing to serve on {args.host} without a token: give --token T or set SORF_TOKEN "
+                         "(every request then needs 'Authorization: Bearer T'); or bind 127.0.0.1\n")  # fmt: skip
+        return 2
+    if _load_zones(args.zones) is None:
+        return 2
+    problem = _port_free(args.host, args.port)
+    if problem:
+        sys.stderr.write(f"sorf: cannot listen on {args.host}:{args.port}: {problem} (choose another with --port)\n")
+        return 2
+    import uvicorn
+
+    from analyser.api import create_app
+
+    sys.stderr.write(f"sorf: analysing {args.db} against {args.zones} ...\n")
+    app = create_app(args.db, args.zones, token=token)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    url = f"http://{host}:{args.port}/"
+    sys.stdout.write(f"sorf serve: open {url}  (API {url}api/v1/, docs {url}docs){'; token required' * bool(token)}\n")
+    sys.stdout.flush()
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def cmd_evidence(args: argparse.Namespace) -> int:
+    from analyser.evidence import EvidenceError
+
+    from analyser.queries import write_delta_evidence
+    from analyser.serve import analyse_into, open_database
+
+    zones = _load_zones(args.zones)
+    if zones is None:
+        return 2
+    con = open_database(args.db)
+    try:
+        analysis = analyse_into(con, zones, args.db)
+        delta = next((d for d in analysis.deltas if d.id == args.delta_id), None)
+        if delta is None:
+            sys.stderr.write(f"sorf: no delta {args.delta_id!r} in {args.db} against {args.zones} "
+                             "(`sorf analyse` lists them with their ids)\n")  # fmt: skip
+            return 2
+        try:
+            with open(args.out, "wb") as out:
+                result = write_delta_evidence(con.cursor(), delta, out)
+        except EvidenceError as exc:
+            os_remove_quietly(args.out)
+            sys.stderr.write(f"sorf: {exc}\n")
+            return 2
+    finally:
+        con.close()
+    if result is None:
+        os_remove_quietly(args.out)
+        sys.stderr.write(f"sorf: delta {delta.id} has no frames: {delta.message}\n")
+        return 2
+    sys.stdout.write(f"{args.out}: {result.frames} frames of delta {delta.id} ({delta.category})"
+                     f"{'; capped, not every frame of its flows' if result.truncated else ''}\n")  # fmt: skip
+    return 0
+
+
+def os_remove_quietly(path: str) -> None:
+    import contextlib
+    import os
+
+    with contextlib.suppress(OSError):
+        os.remove(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sorf", description="Passive OT network observation: what really crosses your zone boundaries.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -169,6 +286,26 @@ def main(argv: list[str] | None = None) -> int:
         help="exit 3 when a delta at or above this severity exists (info, low, medium, high, critical)",
     )  # fmt: skip
     p.set_defaults(func=cmd_analyse)
+    p = sub.add_parser(
+        "serve", help="serve the deltas, their evidence and the zone picture: a local API and web page",
+        description="Serve a database and zone file over HTTP (docs/api.md). The analysis is recomputed when an "
+        "ingest commits a capture or the zone file changes.",
+    )  # fmt: skip
+    p.add_argument("--db", required=True, metavar="FILE.duckdb", help="database written by `sorf ingest`")
+    p.add_argument("--zones", required=True, metavar="ZONES.yaml", help="zone file (docs/zones.md)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; any other needs a token)")
+    p.add_argument("--port", type=_port, default=8844, help="port (default 8844)")
+    p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every API request (or set SORF_TOKEN)")
+    p.set_defaults(func=cmd_serve)
+    p = sub.add_parser(
+        "evidence", help="write the frames behind a delta to a pcapng file, for Wireshark",
+        description="Copy the frames behind a delta out of the original capture files, with their timestamps.",
+    )  # fmt: skip
+    p.add_argument("delta_id", metavar="DELTA_ID", help="the delta's id, as `sorf analyse` prints it")
+    p.add_argument("--db", required=True, metavar="FILE.duckdb", help="database written by `sorf ingest`")
+    p.add_argument("--zones", required=True, metavar="ZONES.yaml", help="zone file (docs/zones.md)")
+    p.add_argument("--out", required=True, metavar="FILE.pcapng", help="file to write")
+    p.set_defaults(func=cmd_evidence)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -1,0 +1,293 @@
+"""What `sorf serve` serves: one analysis per database change, read from a snapshot.
+
+The analysis of a large database takes seconds, so it runs once per change, never per
+request. A State is one generation: a read-only DuckDB connection to a snapshot of the
+database (sensor/snapshot.py says why a snapshot), the Analysis of it, and its JSON
+pieces, built with the same serializer functions as `sorf analyse --format json`. The
+Source polls for a new snapshot, a database changed without one, or an edited zone file;
+it builds the next State in the background while the current one serves, then swaps.
+A retired State closes once its last request is done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from sensor import snapshot
+from sensor.store import SCHEMA, SCHEMA_VERSION
+
+from . import report
+from .deltas import Comparison
+from .model import Analysis, Delta
+from .observe import DatabaseError, Observer, check_schema
+from .queries import HOSTS_TABLE
+from .zones import ZoneFile, ZoneFileError, load_zone_file
+
+log = logging.getLogger("sorf.serve")
+POLL_S = 0.5
+ROW_TABLES = ("captures", "flows", "operations", "identities", "anomalies", "assets")
+CONFIG = {"memory_limit": "1GB", "threads": 2}
+
+
+class State:
+    """One analysed snapshot; requests take a cursor of it between ``acquire`` and ``release``."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, analysis: Analysis, source: str | None, data_as_of: datetime):
+        self.con = con
+        self.analysis = analysis
+        self.source = source  # the snapshot file read, None for an empty database
+        self.data_as_of = data_as_of
+        self.analysed_at = datetime.now(UTC).replace(tzinfo=None)
+        self.deltas = [report.delta_json(d) for d in analysis.deltas]
+        self.delta_bytes = [orjson.dumps(d) for d in self.deltas]  # GET /deltas joins these: no encoding per request
+        self.delta_by_id: dict[str, tuple[Delta, dict]] = {
+            d.id: (d, j) for d, j in zip(analysis.deltas, self.deltas)
+        }
+        self.summary = report.summary(analysis)
+        self.rows = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ROW_TABLES}
+        (self.last_capture_at,) = con.execute(
+            "SELECT max(ingested_at) FROM captures WHERE status <> 'ingesting'"
+        ).fetchone()
+        self.svg: str | None = None
+        self._lock = threading.Lock()
+        self._users = 0
+        self._retired = False
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        cur = self.con.cursor()
+        cur.execute("USE site")
+        return cur
+
+    def acquire(self) -> bool:
+        with self._lock:
+            if self._retired:
+                return False
+            self._users += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            close = self._retired and not self._users
+        if close:
+            self.con.close()
+
+    def retire(self) -> None:
+        with self._lock:
+            self._retired = True
+            close = not self._users
+        if close:
+            self.con.close()
+
+    def picture(self) -> str:
+        """The zone picture, rendered on first use (analyser/picture.py)."""
+        if self.svg is None:
+            from .picture import render_svg
+
+            self.svg = render_svg(self.analysis)
+        return self.svg
+
+
+def _signature(path: str) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _mtime(path: str) -> int:
+    with contextlib.suppress(OSError):
+        return os.stat(path).st_mtime_ns
+    return 0
+
+
+def _open(path: str | None) -> duckdb.DuckDBPyConnection:
+    """A connection whose `site` is the snapshot (read-only), or an empty sorf database; `memory` holds hosts."""
+    con = duckdb.connect(config=CONFIG)
+    if path is None:
+        con.execute("ATTACH ':memory:' AS site")
+        con.execute("USE site")
+        con.execute(SCHEMA)
+        con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+    else:
+        con.execute("ATTACH ? AS site (READ_ONLY)", [path])
+        con.execute("USE site")
+    return con
+
+
+def open_database(db: str) -> duckdb.DuckDBPyConnection:
+    """The database itself, read-only, as `_open` gives a snapshot (for `sorf evidence`)."""
+    if not os.path.isfile(db):
+        raise DatabaseError(f"{db}: no such database (create it with `sorf ingest ... --db {db}`)")
+    try:
+        con = _open(db)
+    except duckdb.Error as exc:
+        raise DatabaseError(f"{db}: cannot open: {exc}") from None
+    try:
+        check_schema(con, db)
+    except DatabaseError:
+        con.close()
+        raise
+    return con
+
+
+def analyse_into(con: duckdb.DuckDBPyConnection, zf: ZoneFile, database: str) -> Analysis:
+    """Analyse the connection's `site` and keep the address -> zone table the queries join with."""
+    observer = Observer(con, zf.index())
+    analysis = Comparison(zf, observer).run(database)
+    ips = list(observer.hosts)
+    con.register("_served_hosts", pa.table({
+        "ip": pa.array(ips, pa.string()),
+        "zone": pa.array([observer.hosts[i][1] for i in ips], pa.string()),
+        "kind": pa.array([observer.hosts[i][0] for i in ips], pa.string()),
+    }))  # fmt: skip
+    con.execute(f"CREATE OR REPLACE TABLE {HOSTS_TABLE} AS SELECT * FROM _served_hosts")
+    con.unregister("_served_hosts")
+    return analysis
+
+
+class Source:
+    """The database and zone file being served: their current State, kept fresh by a polling thread."""
+
+    def __init__(self, db: str, zones: str, poll_s: float = POLL_S):
+        self.db = os.path.abspath(db)
+        self.zones_path = zones
+        self.poll_s = poll_s
+        self.zone_file = load_zone_file(zones)  # ZoneFileError: the caller reports it; nothing is served
+        self._zones_mtime = _mtime(zones)
+        self.problems: list[str] = []  # what the last refresh could not do, for /health
+        self._serving = snapshot.hold_serving(self.db)  # from now on, an ingest publishes snapshots for us
+        self._loaded: tuple | None = None  # signature of the snapshot the state was built from
+        self.state = self._build()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- generations -----------------------------------------------------------------------------------------------
+
+    def _build(self) -> State:
+        """A State of the freshest data there is: the snapshot, refreshed from the database when it is free."""
+        snap = snapshot.snapshot_path(self.db)
+        if self._database_newer(snap):
+            self._copy_database(snap)
+        sig = _signature(snap)
+        path = snap if sig is not None else None
+        con = _open(path)
+        try:
+            check_schema(con, self.db)
+            analysis = analyse_into(con, self.zone_file, self.db)
+        except BaseException:
+            con.close()
+            raise
+        self._loaded = sig
+        as_of = datetime.fromtimestamp(sig[2] / 1e9, UTC).replace(tzinfo=None) if sig else self._now()
+        return State(con, analysis, path, as_of)
+
+    @staticmethod
+    def _now() -> datetime:
+        return datetime.now(UTC).replace(tzinfo=None)
+
+    def _database_newer(self, snap: str) -> bool:
+        if not os.path.exists(self.db):
+            return False
+        newest = max(_mtime(self.db), _mtime(self.db + ".wal"))
+        return _signature(snap) is None or newest > _mtime(snap)
+
+    def _copy_database(self, snap: str) -> bool:
+        """Copy the database to the snapshot if no ingest holds it; False if one does (it publishes itself)."""
+        try:
+            con = duckdb.connect(self.db, read_only=True)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                return False
+            raise DatabaseError(f"{self.db}: cannot open: {exc}") from None
+        try:
+            check_schema(con, self.db)
+            if os.path.exists(self.db + ".wal"):  # what the file alone lacks: copy the tables, not the bytes
+                tmp = f"{snap}.{os.getpid()}.tmp"
+                con.execute("ATTACH ? AS snap", [tmp])
+                con.execute(f"COPY FROM DATABASE \"{_catalog(con)}\" TO snap")
+                con.execute("DETACH snap")
+                os.replace(tmp, snap)
+            else:  # held read-only, nobody writes it: the bytes are consistent
+                snapshot.publish_file(self.db)
+        finally:
+            con.close()
+        return True
+
+    def refresh(self) -> bool:
+        """Build and swap in a new State if anything changed; the old one serves until then."""
+        try:
+            zones_changed = self._reload_zones()
+            snap = snapshot.snapshot_path(self.db)
+            if not zones_changed and not self._database_newer(snap) and _signature(snap) == self._loaded:
+                return False
+            new = self._build()
+        except (DatabaseError, duckdb.Error, OSError) as exc:
+            self._problem(f"still serving the data of {self.state.data_as_of:%Y-%m-%d %H:%M:%S} UTC: {exc}")
+            return False
+        old, self.state = self.state, new
+        old.retire()
+        self.problems = [p for p in self.problems if p.startswith(self.zones_path)]
+        return True
+
+    def _reload_zones(self) -> bool:
+        mtime = _mtime(self.zones_path)
+        if mtime == self._zones_mtime:
+            return False
+        self._zones_mtime = mtime
+        try:
+            self.zone_file = load_zone_file(self.zones_path)
+        except (ZoneFileError, OSError) as exc:
+            self._problem(f"{self.zones_path}: not reloaded, the previous zone file is still used: {exc}")
+            return False
+        self.problems = []
+        return True
+
+    def _problem(self, text: str) -> None:
+        if text not in self.problems:
+            log.warning("%s", text)
+            self.problems.append(text)
+
+    @contextlib.contextmanager
+    def current(self) -> Iterator[State]:
+        """The State to answer one request from; it stays open until the request is done."""
+        while True:
+            state = self.state
+            if state.acquire():
+                break
+        try:
+            yield state
+        finally:
+            state.release()
+
+    # --- the polling thread ------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._poll, name="sorf-refresh", daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            self.refresh()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.state.retire()
+        self._serving.close()
+
+
+def _catalog(con: duckdb.DuckDBPyConnection) -> str:
+    (name,) = con.execute("SELECT current_database()").fetchone()
+    return name.replace('"', '""')
