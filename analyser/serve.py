@@ -168,6 +168,7 @@ class Source:
         self.problems: list[str] = []  # what the last refresh could not do, for /health
         self._serving = snapshot.hold_serving(self.db)  # from now on, an ingest publishes snapshots for us
         self._loaded: tuple | None = None  # signature of the snapshot the state was built from
+        self._catch_up()
         self.state = self._build()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -175,10 +176,8 @@ class Source:
     # --- generations -----------------------------------------------------------------------------------------------
 
     def _build(self) -> State:
-        """A State of the freshest data there is: the snapshot, refreshed from the database when it is free."""
+        """A State of the snapshot as it is now (an empty database if there is none yet)."""
         snap = snapshot.snapshot_path(self.db)
-        if self._database_newer(snap):
-            self._copy_database(snap)
         sig = _signature(snap)
         path = snap if sig is not None else None
         con = _open(path)
@@ -195,6 +194,13 @@ class Source:
     @staticmethod
     def _now() -> datetime:
         return datetime.now(UTC).replace(tzinfo=None)
+
+    def _catch_up(self) -> bool:
+        """Copy the database to the snapshot if it is newer and free; True if the snapshot changed since loaded."""
+        snap = snapshot.snapshot_path(self.db)
+        if self._database_newer(snap):
+            self._copy_database(snap)
+        return _signature(snap) != self._loaded
 
     def _database_newer(self, snap: str) -> bool:
         if not os.path.exists(self.db):
@@ -228,8 +234,7 @@ class Source:
         """Build and swap in a new State if anything changed; the old one serves until then."""
         try:
             zones_changed = self._reload_zones()
-            snap = snapshot.snapshot_path(self.db)
-            if not zones_changed and not self._database_newer(snap) and _signature(snap) == self._loaded:
+            if not self._catch_up() and not zones_changed:
                 return False
             new = self._build()
         except (DatabaseError, duckdb.Error, OSError) as exc:
