@@ -259,7 +259,7 @@ def _row_routes(app: FastAPI, src: Source) -> None:
     def assets(host: Text = None, zone: Text = None, limit: Limit = 100, offset: Offset = 0):
         """Every address seen, with its zone (none: in no declared zone), MACs, VLANs, roles and identity."""
         with src.current() as s:
-            return queries.assets(s.cursor(), _host(host), zone, limit, offset).json()
+            return queries.page(s.cursor(), "assets", {"host": _host(host), "zone": zone}, limit, offset, s.totals).json()
 
     @app.get(f"{PREFIX}/flows", response_model=schema.FlowPage, responses=ERRORS, tags=["data"])
     def flows(
@@ -271,7 +271,7 @@ def _row_routes(app: FastAPI, src: Source) -> None:
         values = {"host": _host(host), "zone": zone, "from_zone": from_zone, "to_zone": to_zone, "protocol": protocol,
                   "port": port, "capture_id": capture_id, "since": _utc(since), "until": _utc(until)}  # fmt: skip
         with src.current() as s:
-            return queries.page(s.cursor(), "flows", values, limit, offset).json()
+            return queries.page(s.cursor(), "flows", values, limit, offset, s.totals).json()
 
     @app.get(f"{PREFIX}/operations", response_model=schema.OperationPage, responses=ERRORS, tags=["data"])
     def operations(
@@ -286,7 +286,7 @@ def _row_routes(app: FastAPI, src: Source) -> None:
                   "function": function, "access": access, "direction": direction, "capture_id": capture_id,
                   "since": _utc(since), "until": _utc(until)}  # fmt: skip
         with src.current() as s:
-            return queries.page(s.cursor(), "operations", values, limit, offset).json()
+            return queries.page(s.cursor(), "operations", values, limit, offset, s.totals).json()
 
 
 # --- deltas -----------------------------------------------------------------------------------------------------------
@@ -338,7 +338,7 @@ def _delta_routes(app: FastAPI, src: Source) -> None:
         """One delta, with the rows behind it (the operations or flows it counts), paginated."""
         with src.current() as s:
             d, body = _find(s, delta_id)
-            kind, rows = queries.evidence_page(s.cursor(), d, limit, offset)
+            kind, rows = queries.evidence_page(s.cursor(), d, limit, offset, s.totals)
         ends = {k: f"frame.number == {e.frame}" for k, e in (("first", d.traffic.first), ("last", d.traffic.last)) if e}
         return {"delta": body, "evidence": {"kind": kind, **rows.json()}, "wireshark": ends,
                 "pcap": f"{PREFIX}/deltas/{d.id}/evidence.pcap"}  # fmt: skip

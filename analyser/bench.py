@@ -1,10 +1,13 @@
-"""`make bench`: time `sorf analyse` on a large synthetic site.
+"""`make bench`: time `sorf analyse`, and `sorf serve`'s answers, on a large synthetic site.
 
 The database is generated directly in SQL (range()-based inserts into flows and
 operations, not via pcap), with a zone file to match: by default 500 zones (50 of
 them nested inside others), 2,000 conduits and 1,000,000 flows, most of them
 conforming and a few of every kind of delta. `sorf analyse` then runs as its own
-process and its wall time and peak RSS are printed.
+process and its wall time and peak RSS are printed. Then `sorf serve` runs on the same
+database: the time to its first answer (the first analysis), and the latency of
+GET /api/v1/deltas and of filtered /flows and /operations pages, over one keep-alive
+connection, beside that of /api/v1/health (a constant answer: the floor of the stack).
 
     python -m analyser.bench [--flows N] [--zones N] [--conduits N] [--keep DIR]
 """
@@ -12,8 +15,11 @@ process and its wall time and peak RSS are printed.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -173,6 +179,75 @@ def timed(argv: list[str], out_path: str) -> tuple[float, int, int]:
     return elapsed, usage.ru_maxrss * 1024, code
 
 
+API_REQUESTS = 200  # per endpoint
+API_TARGET_MS = 100  # p95, docs/api.md
+API_PATHS = {  # label -> path; z0003 is a /24 zone with conduits, 10.0.3.5 a host in it
+    "health (floor)": "/api/v1/health",
+    "deltas": "/api/v1/deltas",
+    "deltas, filtered": "/api/v1/deltas?severity=high&severity=critical&zone=z0003",
+    "flows, filtered": "/api/v1/flows?zone=z0003&protocol=modbus&limit=100",
+    "flows, by host": "/api/v1/flows?host=10.0.3.5&limit=100&offset=100",
+    "operations, filtered": "/api/v1/operations?access=write&zone=z0003&limit=100",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_ready(proc: subprocess.Popen, port: int, timeout_s: float = 300) -> float:
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout_s:
+        if proc.poll() is not None:
+            raise SystemExit(f"bench: sorf serve exited with status {proc.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/api/v1/health")
+            if conn.getresponse().status == 200:
+                return time.perf_counter() - start
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("bench: sorf serve did not answer")
+
+
+def _latencies(port: int, path: str) -> list[float]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    out = []
+    for _ in range(API_REQUESTS + 5):  # the first five warm the connection and caches; not counted
+        start = time.perf_counter()
+        conn.request("GET", path)
+        response = conn.getresponse()
+        response.read()
+        if response.status != 200:
+            raise SystemExit(f"bench: GET {path}: {response.status}")
+        out.append(time.perf_counter() - start)
+    conn.close()
+    return out[5:]
+
+
+def bench_api(db: Path, zones: Path) -> None:
+    """`sorf serve` on the bench database: first analysis, then latency per endpoint."""
+    port = _free_port()
+    argv = [sys.executable, "-m", "sensor.cli", "serve", "--db", str(db), "--zones", str(zones), "--port", str(port)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        ready = _wait_ready(proc, port)
+        print(f"sorf serve: first answer after {ready:.1f} s (snapshot and first analysis)")
+        print(f"{'GET':24} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'p95 / floor':>12}")
+        floor = None
+        for label, path in API_PATHS.items():
+            times = sorted(_latencies(port, path))
+            p50, p95 = statistics.median(times) * 1e3, times[int(0.95 * len(times)) - 1] * 1e3
+            floor = floor or p95
+            flag = "" if label.startswith("health") or p95 < API_TARGET_MS else f"  over the {API_TARGET_MS} ms target"
+            print(f"{label:24} {p50:8.1f} {p95:8.1f} {times[-1] * 1e3:8.1f} {p95 / floor:11.1f}x{flag}")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analyser.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--flows", type=int, default=1_000_000)
@@ -195,13 +270,18 @@ def main(argv: list[str] | None = None) -> int:
             results[fmt] = timed([sys.executable, "-m", "sensor.cli", "analyse", "--db", str(db), "--zones", str(zones),
                                   "--format", fmt], out)  # fmt: skip
         analysis = json.loads((directory / "analysis.json").read_text())
+        summary(analysis, results, args.flows)
+        bench_api(db, zones)
+    return 0
+
+
+def summary(analysis: dict, results: dict, flows: int) -> None:
     s = analysis["summary"]
     print(f"deltas: {s['deltas']:,} ({', '.join(f'{k} {v:,}' for k, v in s['by_category'].items() if v)}); "
           f"{s['crossings_observed']:,} observed crossings, {s['hosts']:,} hosts")  # fmt: skip
     print(f"{'sorf analyse':16} {'seconds':>8} {'flows/s':>12} {'peak RSS':>10}")
     for fmt, (secs, rss, _code) in results.items():
-        print(f"{'--format ' + fmt:16} {secs:8.2f} {args.flows / secs:12,.0f} {rss / 2**20:7.0f} MB")
-    return 0
+        print(f"{'--format ' + fmt:16} {secs:8.2f} {flows / secs:12,.0f} {rss / 2**20:7.0f} MB")
 
 
 if __name__ == "__main__":

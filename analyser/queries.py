@@ -23,16 +23,13 @@ EVIDENCE_FLOWS = 100  # flows whose frames go into an evidence pcap, earliest fi
 EVIDENCE_FRAMES = 10_000  # frames in an evidence pcap (its operation frames always go in)
 HOSTS_TABLE = "memory.main.hosts"  # ip, zone, kind: written once per analysis (analyser/serve.py)
 
-_ZONES = f"LEFT JOIN {HOSTS_TABLE} s ON s.ip = f.src_ip LEFT JOIN {HOSTS_TABLE} d ON d.ip = f.dst_ip"
-_ENDS = {
+_IN_ZONE = f"(SELECT ip FROM {HOSTS_TABLE} WHERE zone = ${{name}})"
+FLOW_FILTERS = {  # clauses on flows f
     "host": "(f.src_ip = $host OR f.dst_ip = $host)",
-    "zone": "(s.zone = $zone OR d.zone = $zone)",
-    "from_zone": "s.zone = $from_zone",
-    "to_zone": "d.zone = $to_zone",
+    "zone": f"(f.src_ip IN {_IN_ZONE.format(name='zone')} OR f.dst_ip IN {_IN_ZONE.format(name='zone')})",
+    "from_zone": f"f.src_ip IN {_IN_ZONE.format(name='from_zone')}",
+    "to_zone": f"f.dst_ip IN {_IN_ZONE.format(name='to_zone')}",
     "ports": "list_contains($ports, coalesce(f.dst_port, -1))",
-}
-FLOW_FILTERS = {
-    **_ENDS,
     "protocol": "f.app_protocol = $protocol",
     "port": "f.dst_port = $port",
     "capture_id": "f.capture_id = $capture_id",
@@ -41,13 +38,12 @@ FLOW_FILTERS = {
 }
 # A carrier (EtherNet/IP SendRRData around CIP: an `other` request of the flow's own protocol in a frame that
 # also holds another protocol's request) is not counted by the analysis (analyser/observe.py); nor listed here.
-_NOT_CARRIER = """NOT (o.access_class = 'other' AND o.protocol = f.app_protocol AND EXISTS (
-    SELECT 1 FROM operations r WHERE r.flow_id = o.flow_id AND r.frame = o.frame AND r.direction = 'request'
-                                 AND r.protocol <> o.protocol))"""
-OPERATION_FILTERS = {
-    **_ENDS,
+_NOT_CARRIER = """NOT (o.access_class = 'other'
+    AND o.protocol = (SELECT app_protocol FROM flows x WHERE x.flow_id = o.flow_id)
+    AND EXISTS (SELECT 1 FROM operations r WHERE r.flow_id = o.flow_id AND r.frame = o.frame
+                                           AND r.direction = 'request' AND r.protocol <> o.protocol))"""
+OPERATION_FILTERS = {  # clauses on operations o
     "protocol": "o.protocol = $protocol",
-    "flow_protocol": "f.app_protocol = $flow_protocol",
     "function": "(upper(o.function_name) = upper($function) OR CAST(o.function_code AS VARCHAR) = $function)",
     "access": "o.access_class = $access",
     "direction": "o.direction = $direction",
@@ -56,20 +52,41 @@ OPERATION_FILTERS = {
     "until": "o.ts <= $until",
     "counted": _NOT_CARRIER,  # value ignored: present means "only what the analysis counts"
 }
+# filters of operations on the flow they belong to: applied as o.flow_id IN (flows matching them)
+OPERATION_FLOW_FILTERS = {**{k: FLOW_FILTERS[k] for k in ("host", "zone", "from_zone", "to_zone", "ports")},
+                          "flow_protocol": "f.app_protocol = $flow_protocol"}  # fmt: skip
 
+_ENDS = (
+    f"LEFT JOIN {HOSTS_TABLE} s ON s.ip = f.src_ip LEFT JOIN {HOSTS_TABLE} d ON d.ip = f.dst_ip "
+    "LEFT JOIN captures c ON c.capture_id = {alias}.capture_id"
+)
 _FLOW_SELECT = ", ".join(f"f.{c}" for c in FLOW_COLUMNS) + ", s.zone AS src_zone, d.zone AS dst_zone, c.path"
 _OPERATION_SELECT = (
     ", ".join(f"o.{c}" for c in OPERATION_COLUMNS)
     + ", f.src_ip, f.src_port, f.dst_ip, f.dst_port, s.zone AS src_zone, d.zone AS dst_zone, c.path"
 )
-FLOWS_FROM = f"FROM flows f {_ZONES} LEFT JOIN captures c ON c.capture_id = f.capture_id"
-OPERATIONS_FROM = (
-    f"FROM operations o JOIN flows f ON f.flow_id = o.flow_id {_ZONES} LEFT JOIN captures c ON c.capture_id = o.capture_id"
-)
-PAGES = {  # kind -> (select list, from, filters, order)
-    "flows": (_FLOW_SELECT, FLOWS_FROM, FLOW_FILTERS, "f.first_ts, f.capture_id, f.first_frame"),
-    "operations": (_OPERATION_SELECT, OPERATIONS_FROM, OPERATION_FILTERS, "o.ts, o.capture_id, o.frame"),
-}
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """How one kind of row is filtered (on its own table alone), ordered and then dressed with zones and paths."""
+
+    table: str  # "flows f" or "operations o"
+    alias: str
+    filters: dict[str, str]
+    order: str
+    select: str
+    joins: str  # what joins a page's rows to their flow, zones and capture
+
+
+KINDS = {
+    "flows": Kind("flows f", "f", FLOW_FILTERS, "f.first_ts, f.capture_id, f.first_frame", _FLOW_SELECT,
+                  _ENDS.format(alias="f")),
+    "operations": Kind("operations o", "o", OPERATION_FILTERS, "o.ts, o.capture_id, o.frame", _OPERATION_SELECT,
+                       "JOIN flows f ON f.flow_id = o.flow_id " + _ENDS.format(alias="o")),
+    "assets": Kind("assets a", "a", {"host": "a.ip = $host", "zone": f"a.ip IN {_IN_ZONE.format(name='zone')}"},
+                   "a.ip", "a.*, h.zone, h.kind", f"LEFT JOIN {HOSTS_TABLE} h ON h.ip = a.ip"),
+}  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -83,23 +100,39 @@ class Page:
         return {"total": self.total, "limit": self.limit, "offset": self.offset, "items": self.items}
 
 
-def _where(filters: dict[str, str], values: dict) -> tuple[str, dict]:
+def _where(kind: Kind, values: dict) -> tuple[str, dict]:
     """The WHERE clause for the filters given a value (None: not filtered), and its parameters."""
     chosen = {k: v for k, v in values.items() if v is not None}
-    unknown = set(chosen) - set(filters)
+    on_flow = {k: v for k, v in chosen.items() if kind.alias == "o" and k in OPERATION_FLOW_FILTERS}
+    unknown = set(chosen) - set(kind.filters) - set(on_flow)
     if unknown:
         raise ValueError(f"no such filter: {', '.join(sorted(unknown))}")
-    clauses = [filters[k] for k in chosen]
+    clauses = [kind.filters[k] for k in chosen if k not in on_flow]
+    if on_flow:
+        clauses.append("o.flow_id IN (SELECT f.flow_id FROM flows f WHERE "
+                       + " AND ".join(OPERATION_FLOW_FILTERS[k] for k in on_flow) + ")")  # fmt: skip
+    filters = {**kind.filters, **OPERATION_FLOW_FILTERS} if on_flow else kind.filters
     params = {k: v for k, v in chosen.items() if f"${k}" in filters[k]}
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-def page(cur: duckdb.DuckDBPyConnection, kind: str, values: dict, limit: int, offset: int) -> Page:
-    """One page of flows or operations matching the filters, with the total count."""
-    select, source, filters, order = PAGES[kind]
-    where, params = _where(filters, values)
-    total = cur.execute(f"SELECT count(*) {source}{where}", params).fetchone()[0]
-    cur.execute(f"SELECT {select} {source}{where} ORDER BY {order} LIMIT $limit OFFSET $offset",
+def page(cur: duckdb.DuckDBPyConnection, kind: str, values: dict, limit: int, offset: int,
+         totals: dict | None = None) -> Page:  # fmt: skip
+    """One page of flows or operations matching the filters, with the total count.
+
+    The filters run on the table alone, and only the page's rows (materialized first) are joined to their flow,
+    zones and capture: a join of every row cost more than the rest together. ``totals`` caches counts: the data of a State never changes."""
+    k = KINDS[kind]
+    where, params = _where(k, values)
+    key = (kind, where, tuple(sorted((n, str(v)) for n, v in params.items())))
+    total = None if totals is None else totals.get(key)
+    if total is None:
+        total = cur.execute(f"SELECT count(*) FROM {k.table}{where}", params).fetchone()[0]
+        if totals is not None:
+            totals[key] = total
+    rows = f"SELECT {k.alias}.rowid FROM {k.table}{where} ORDER BY {k.order} LIMIT $limit OFFSET $offset"
+    cur.execute(f"WITH page AS MATERIALIZED (SELECT * FROM {k.table} WHERE {k.alias}.rowid IN ({rows})) "
+                f"SELECT {k.select} FROM page {k.alias} {k.joins} ORDER BY {k.order}",
                 {**params, "limit": limit, "offset": offset})  # fmt: skip
     names = [d[0] for d in cur.description]
     return Page(total, limit, offset, [row_json(names, r) for r in cur.fetchall()])
@@ -117,20 +150,6 @@ def row_json(names: list[str], values: tuple) -> dict:
 
 
 JSON_TEXT = ("details", "identity")  # columns holding JSON text: served as objects
-ASSET_FILTERS = {"host": "a.ip = $host", "zone": "h.zone = $zone"}
-
-
-def assets(cur: duckdb.DuckDBPyConnection, host: str | None, zone: str | None, limit: int, offset: int) -> Page:
-    """Assets with the zone the analysis put each address in."""
-    where, params = _where(ASSET_FILTERS, {"host": host, "zone": zone})
-    source = f"FROM assets a LEFT JOIN {HOSTS_TABLE} h ON h.ip = a.ip"
-    total = cur.execute(f"SELECT count(*) {source}{where}", params).fetchone()[0]
-    cur.execute(f"SELECT a.*, h.zone, h.kind {source}{where} ORDER BY a.ip LIMIT $limit OFFSET $offset",
-                {**params, "limit": limit, "offset": offset})  # fmt: skip
-    names = [d[0] for d in cur.description]
-    return Page(total, limit, offset, [row_json(names, r) for r in cur.fetchall()])
-
-
 # --- the rows behind a delta ------------------------------------------------------------------------------------------
 
 
@@ -147,12 +166,13 @@ def evidence_filters(d: Delta) -> tuple[str, dict] | None:
     return "flows", {**ends, "protocol": d.protocol}
 
 
-def evidence_page(cur: duckdb.DuckDBPyConnection, d: Delta, limit: int, offset: int) -> tuple[str, Page]:
+def evidence_page(cur: duckdb.DuckDBPyConnection, d: Delta, limit: int, offset: int,
+                  totals: dict | None = None) -> tuple[str, Page]:  # fmt: skip
     chosen = evidence_filters(d)
     if chosen is None:
         return "none", Page(0, limit, offset, [])
     kind, values = chosen
-    return kind, page(cur, kind, values, limit, offset)
+    return kind, page(cur, kind, values, limit, offset, totals)
 
 
 _FLOW_KEY = "f.capture_id, f.vlan, f.transport, f.src_ip, f.src_port, f.dst_ip, f.dst_port, f.first_frame, f.last_frame"
@@ -161,34 +181,35 @@ _FLOW_KEY = "f.capture_id, f.vlan, f.transport, f.src_ip, f.src_port, f.dst_ip, 
 def evidence_frames(
     cur: duckdb.DuckDBPyConnection, d: Delta, max_flows: int, max_frames: int
 ) -> tuple[list[tuple], set[tuple[int, int]]]:
-    """The flows behind a delta (up to max_flows, earliest first, as analyser.evidence.FlowKey fields) and the frames that must be in its evidence:
-    the first and last evidence, and the operations it counts (up to max_frames)."""
+    """The flows behind a delta (up to max_flows, earliest first, as analyser.evidence.FlowKey fields) and the
+    frames that must be in its evidence: the first and last evidence, and the operations it counts (up to
+    max_frames)."""
     frames = {(e.capture_id, e.frame) for e in (d.traffic.first, d.traffic.last) if e is not None}
     chosen = evidence_filters(d)
     if chosen is None:
         return [], frames
     kind, values = chosen
-    _, source, filters, order = PAGES[kind]
-    where, params = _where(filters, values)
+    k = KINDS[kind]
+    where, params = _where(k, values)
     if kind == "operations":
-        cur.execute(f"SELECT o.capture_id, o.frame {source}{where} ORDER BY {order} LIMIT $n", {**params, "n": max_frames})
+        cur.execute(f"SELECT o.capture_id, o.frame FROM {k.table}{where} ORDER BY {k.order} LIMIT $n",
+                    {**params, "n": max_frames})  # fmt: skip
         frames |= set(cur.fetchall())
-        source, where = f"{FLOWS_FROM} WHERE f.flow_id IN (SELECT o.flow_id {source}{where})", ""
-        order = PAGES["flows"][3]
-    cur.execute(f"SELECT DISTINCT {_FLOW_KEY}, f.first_ts {source}{where} ORDER BY {order} LIMIT $n",
+        where = f" WHERE f.flow_id IN (SELECT o.flow_id FROM {k.table}{where})"
+    cur.execute(f"SELECT {_FLOW_KEY} FROM flows f{where} ORDER BY {KINDS['flows'].order} LIMIT $n",
                 {**params, "n": max_flows})  # fmt: skip
-    return [r[:9] for r in cur.fetchall()], frames
+    return cur.fetchall(), frames
 
 
 def write_delta_evidence(cur: duckdb.DuckDBPyConnection, d: Delta, out, max_flows: int = EVIDENCE_FLOWS,
                          max_frames: int = EVIDENCE_FRAMES):  # fmt: skip
     """Write the frames behind a delta to ``out`` (analyser/evidence.py); None if it has none.
     Raises evidence.EvidenceError when a capture file has moved or changed."""
-    from . import evidence
-
     keys, frames = evidence_frames(cur, d, max_flows, max_frames)
     if not keys and not frames:
         return None
+    from . import evidence  # reads capture files: only when there are frames to copy
+
     rows = cur.execute("SELECT capture_id, path, sha256 FROM captures").fetchall()
     files = {r[0]: evidence.CaptureFile(*r) for r in rows}
     return evidence.write_evidence(files, [evidence.FlowKey(*k) for k in keys], frames, out, max_frames=max_frames)

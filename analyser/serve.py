@@ -58,14 +58,13 @@ class State:
             "SELECT max(ingested_at) FROM captures WHERE status <> 'ingesting'"
         ).fetchone()
         self.svg: str | None = None
+        self.totals = Totals()  # row counts per filter: this data never changes
         self._lock = threading.Lock()
         self._users = 0
         self._retired = False
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
-        cur = self.con.cursor()
-        cur.execute("USE site")
-        return cur
+        return site_cursor(self.con)
 
     def acquire(self) -> bool:
         with self._lock:
@@ -97,6 +96,17 @@ class State:
         return self.svg
 
 
+class Totals(dict):
+    """A bounded cache of counts: the oldest entry goes when it is full."""
+
+    LIMIT = 4096
+
+    def __setitem__(self, key, value) -> None:
+        if len(self) >= self.LIMIT:
+            del self[next(iter(self))]
+        super().__setitem__(key, value)
+
+
 def _signature(path: str) -> tuple | None:
     try:
         st = os.stat(path)
@@ -123,6 +133,13 @@ def _open(path: str | None) -> duckdb.DuckDBPyConnection:
         con.execute("ATTACH ? AS site (READ_ONLY)", [path])
         con.execute("USE site")
     return con
+
+
+def site_cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A cursor of a connection made by `_open`, for one thread: a cursor starts in the `memory` catalog."""
+    cur = con.cursor()
+    cur.execute("USE site")
+    return cur
 
 
 def open_database(db: str) -> duckdb.DuckDBPyConnection:

@@ -219,9 +219,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_evidence(args: argparse.Namespace) -> int:
     from analyser.evidence import EvidenceError
-
     from analyser.queries import write_delta_evidence
-    from analyser.serve import analyse_into, open_database
+    from analyser.serve import analyse_into, open_database, site_cursor
 
     zones = _load_zones(args.zones)
     if zones is None:
@@ -236,7 +235,7 @@ def cmd_evidence(args: argparse.Namespace) -> int:
             return 2
         try:
             with open(args.out, "wb") as out:
-                result = write_delta_evidence(con.cursor(), delta, out)
+                result = write_delta_evidence(site_cursor(con), delta, out)
         except EvidenceError as exc:
             os_remove_quietly(args.out)
             sys.stderr.write(f"sorf: {exc}\n")
