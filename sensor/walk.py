@@ -291,7 +291,7 @@ def walk_pcapng(
         size = len(buf)
         two = struct.Struct(endian + "II").unpack_from
         one = struct.Struct(endian + "I").unpack_from
-        epb = struct.Struct(endian + "8xI12xI").unpack_from  # an enhanced packet block's interface, captured length
+        epb = struct.Struct(endian + "8xI8xI").unpack_from  # an enhanced packet block's interface (8), captured length (20)
         blocks = array("q")  # packet blocks: offset in buf
         ifaces = array("q")
         add_block, add_iface = blocks.append, ifaces.append
@@ -311,7 +311,7 @@ def walk_pcapng(
                 endian = "<" if bom == b"\x4d\x3c\x2b\x1a" else ">"
                 two = struct.Struct(endian + "II").unpack_from
                 one = struct.Struct(endian + "I").unpack_from
-                epb = struct.Struct(endian + "8xI12xI").unpack_from
+                epb = struct.Struct(endian + "8xI8xI").unpack_from
                 interfaces = []
                 btype, blen = two(buf, pos)
             if blen & 3 or blen < 12 or blen > MAX_RECORD:

@@ -70,10 +70,11 @@ def _option(endian: str, code: int, value: bytes) -> bytes:
     return struct.pack(endian + "HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
 
 
-def pcapng_file(interfaces, packets, *, endian: str = "<") -> bytes:
+def pcapng_file(interfaces, packets, *, endian: str = "<", snaplen: int | None = None) -> bytes:
     """interfaces: (link, tsresol byte or None); packets: (iface, ts_ns, data).
 
-    Timestamps are written in each interface's units (floored)."""
+    Timestamps are written in each interface's units (floored); with a snaplen, packets are cut to it and keep
+    their original length (an EPB whose captured length is less than its packet length)."""
     out = [_block(endian, 0x0A0D0D0A, struct.pack(endian + "IHHq", 0x1A2B3C4D, 1, 0, -1))]
     units = []
     for link, tsresol in interfaces:
@@ -86,7 +87,8 @@ def pcapng_file(interfaces, packets, *, endian: str = "<") -> bytes:
         units.append(2 ** (r & 0x7F) if r & 0x80 else 10**r)
     for iface, ts_ns, data in packets:
         ts = ts_ns * units[iface] // 1_000_000_000
-        body = struct.pack(endian + "IIIII", iface, ts >> 32, ts & 0xFFFFFFFF, len(data), len(data)) + data
+        orig, data = len(data), data[:snaplen]
+        body = struct.pack(endian + "IIIII", iface, ts >> 32, ts & 0xFFFFFFFF, min(orig, snaplen or orig), orig) + data
         out.append(_block(endian, 6, body))
     return b"".join(out)
 
@@ -297,9 +299,12 @@ def case_tso():
     return pcap_file(timed(frames), 1)
 
 
+def snapped_frames() -> list[bytes]:
+    return [eth(p) for p in tcp_session("10.4.0.1", "10.4.0.2", 40007, 502, data=(b"Q" * 600, b"A" * 1400))]
+
+
 def case_snapped():
-    frames = [eth(p) for p in tcp_session("10.4.0.1", "10.4.0.2", 40007, 502, data=(b"Q" * 600, b"A" * 1400))]
-    return pcap_file(timed(frames), 1, snaplen=128)
+    return pcap_file(timed(snapped_frames()), 1, snaplen=128)
 
 
 CASES = {
@@ -316,6 +321,8 @@ CASES = {
     "sll2.pcap": lambda: pcap_file(timed([sll2(p) for p in basic_traffic()]), 276),
     "raw-ip.pcap": lambda: pcap_file(timed(basic_traffic() + ipv6_extension_headers()), 101),
     "snapped.pcap": case_snapped,
+    # an EPB's captured length under its packet length: read as damage until the walk read the right field
+    "snapped.pcapng": lambda: pcapng_file([(1, None)], [(0, *r) for r in timed(snapped_frames())], snaplen=128),
     "tso.pcap": case_tso,
     "ipv4-options.pcap": lambda: pcap_file(timed([eth(p) for p in ipv4_options()]), 1),
     "ipv4-fragments.pcap": lambda: pcap_file(timed([eth(p) for p in ip_fragments()]), 1),
