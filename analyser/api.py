@@ -375,6 +375,6 @@ def export(s: State, d) -> bytes:
     try:
         if queries.write_delta_evidence(s.cursor(), d, out, EVIDENCE_FLOWS, EVIDENCE_FRAMES) is None:
             raise HTTPException(404, f"delta {d.id} has no frames: {d.message}")
-    except EvidenceError as exc:
-        raise HTTPException(exc.status, str(exc)) from None
+    except EvidenceError as exc:  # a capture file that cannot be read conflicts with its record, as a changed one
+        raise HTTPException(409 if exc.status >= 500 else exc.status, str(exc)) from None
     return out.getvalue()
