@@ -31,6 +31,7 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from pydantic import StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dissectors import ACCESS_CLASSES
@@ -55,6 +56,7 @@ MAX_LIMIT = 1000
 
 # query parameter types: bounded, printable text; closed vocabularies as enums
 Text = Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
+IdText = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[0-9a-zA-Z_-]+$")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"rows per page, 1-{MAX_LIMIT}")]
 Offset = Annotated[int, Query(ge=0, le=2**40, description="rows to skip")]
 Time = Annotated[datetime | None, Query(description="ISO 8601; without a zone, UTC")]
@@ -294,6 +296,8 @@ def _row_routes(app: FastAPI, src: Source) -> None:
 
 def _matches(d: dict, f: dict) -> bool:
     """Does a delta (its JSON) pass the filters of GET /deltas?"""
+    if f["id"] and d["id"] not in f["id"]:
+        return False
     if f["category"] and d["category"] not in f["category"]:
         return False
     if f["severity"] and d["severity"] not in f["severity"]:
@@ -320,11 +324,12 @@ def _delta_routes(app: FastAPI, src: Source) -> None:
         category: Annotated[list[CategoryQ] | None, Query()] = None,
         severity: Annotated[list[SeverityQ] | None, Query()] = None, min_severity: SeverityQ | None = None,
         zone: Text = None, protocol: Text = None, access: AccessQ | None = None, host: Text = None,
-        since: Time = None, until: Time = None, limit: Limit = 100, offset: Offset = 0,
+        since: Time = None, until: Time = None, id: Annotated[list[IdText] | None, Query(max_length=500)] = None,
+        limit: Limit = 100, offset: Offset = 0,
     ):  # fmt: skip
         """Deltas, worst first. `category` and `severity` may repeat; `zone` matches either end (or, for a host in no
-        zone, a zone it talked to); `host` the host or one of the host pairs listed."""
-        f = {"category": category, "severity": severity, "min_severity": min_severity, "zone": zone,
+        zone, a zone it talked to); `host` the host or one of the host pairs listed; `id` (may repeat) these deltas."""
+        f = {"id": set(id) if id else None, "category": category, "severity": severity, "min_severity": min_severity, "zone": zone,
              "protocol": protocol, "access": access, "host": _host(host),
              "since": report.iso(_utc(since)), "until": report.iso(_utc(until))}  # fmt: skip
         with src.current() as s:

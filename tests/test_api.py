@@ -127,6 +127,8 @@ def test_delta_filters(client, expected):
     first = min(d["first_seen"] for d in deltas if d["first_seen"])
     assert _get(client, f"/deltas?until={first}")["total"] == 1  # the earliest delta alone
     assert _get(client, "/deltas?since=2030-01-01T00:00:00Z")["total"] == 0
+    two = [deltas[3]["id"], deltas[0]["id"]]
+    assert _ids(_get(client, f"/deltas?id={two[0]}&id={two[1]}")) == [two[1], two[0]]  # in severity order
     page = [_ids(_get(client, f"/deltas?limit=2&offset={o}")) for o in (0, 2, 4)]
     assert [i for p in page for i in p] == [d["id"] for d in deltas]
     assert _get(client, "/deltas?limit=2")["total"] == len(deltas)
