@@ -15,6 +15,7 @@ Content-Security-Policy that allows only 'self'.
 from __future__ import annotations
 
 import hmac
+import importlib.util
 import io
 import ipaddress
 import logging
@@ -25,7 +26,6 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import orjson
-import swagger_ui_bundle
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
@@ -44,6 +44,8 @@ from .serve import Source, State
 
 log = logging.getLogger("sorf.api")
 WEB = Path(__file__).parent / "web"
+# Swagger UI's files as the fastapi-offline package ships them (a current Swagger UI, which reads OpenAPI 3.1)
+SWAGGER_UI = Path(importlib.util.find_spec("fastapi_offline").origin).parent / "static"
 PREFIX = "/api/v1"
 CSP = (
     "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; object-src 'none'; "
@@ -167,7 +169,7 @@ DOCS_HTML = """<!doctype html>
 <body><div id="swagger-ui"></div>
 <script src="/docs/swagger/swagger-ui-bundle.js"></script><script src="/docs/init.js"></script></body></html>
 """
-DOCS_INIT = "window.ui = SwaggerUIBundle({url: '/openapi.json', dom_id: '#swagger-ui'});\n"
+DOCS_INIT = "window.ui = SwaggerUIBundle({url: '/openapi.json', dom_id: '#swagger-ui', validatorUrl: null});\n"
 
 
 def _pages(app: FastAPI) -> None:
@@ -184,7 +186,7 @@ def _pages(app: FastAPI) -> None:
         return Response(DOCS_INIT, media_type="text/javascript")
 
     app.mount("/static", StaticFiles(directory=WEB), name="static")
-    app.mount("/docs/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger")
+    app.mount("/docs/swagger", StaticFiles(directory=SWAGGER_UI), name="swagger")
 
 
 # --- the analysis ---------------------------------------------------------------------------------------------------------

@@ -421,3 +421,14 @@ def test_with_a_token_the_page_asks_for_it_once_then_shows_the_deltas(served_wit
     saved = tmp_path / download.suggested_filename
     download.save_as(saved)
     assert saved.read_bytes()[:4] == PCAPNG_MAGIC
+
+
+def test_the_api_documentation_works_offline(served, browsing, tmp_path):
+    """/docs is Swagger UI from the swagger-ui-bundle package, not from a CDN: it lists every endpoint."""
+    page = browsing.page
+    page.goto(served.base + "/docs")
+    expect(page.locator(".opblock-summary-path").first).to_be_visible()
+    paths = set(page.locator(".opblock-summary-path").all_text_contents())
+    expected = set(httpx.get(served.base + "/openapi.json").json()["paths"])
+    assert {p.replace("\u200b", "") for p in paths} == expected
+    screenshot(page, tmp_path, "sorf-docs")
