@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import orjson
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
@@ -40,7 +40,7 @@ from sensor.store import SCHEMA_VERSION
 from . import queries, report, schema
 from .model import CATEGORIES, SEVERITIES, severity_rank
 from .queries import EVIDENCE_FLOWS, EVIDENCE_FRAMES
-from .serve import Source, State
+from .serve import Source, SourceClosed, State
 
 log = logging.getLogger("sorf.api")
 WEB = Path(__file__).parent / "web"
@@ -66,7 +66,7 @@ SeverityQ = Literal[SEVERITIES]  # type: ignore[valid-type]
 CategoryQ = Literal[CATEGORIES]  # type: ignore[valid-type]
 AccessQ = Literal[ACCESS_CLASSES]  # type: ignore[valid-type]
 DirectionQ = Literal["request", "response"]
-ERRORS = {s: {"model": schema.Error} for s in (400, 401, 404, 409, 422)}
+ERRORS = {s: {"model": schema.Error} for s in (400, 401, 404, 409, 422, 503)}
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -81,10 +81,24 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "invalid request: " + "; ".join(parts)
 
 
-def _utc(value: datetime | None) -> datetime | None:
+def _utc(value: datetime | None, name: str) -> datetime | None:
+    """A time in UTC, as the database keeps them; 422 for one whose offset takes it outside years 1-9999."""
     if value is None or value.tzinfo is None:
         return value
-    return value.astimezone(UTC).replace(tzinfo=None)
+    try:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:
+        raise HTTPException(422, f"{name}: {value.isoformat()} is outside years 1-9999 in UTC") from None
+
+
+def _known_parameters(request: Request) -> None:
+    """422 for a query parameter the endpoint does not take: a misspelt filter (`severty`) must not filter nothing."""
+    route = request.scope.get("route")
+    known = {p.alias for p in route.dependant.query_params} if route is not None else set()
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        takes = ", ".join(sorted(known)) or "no parameters"
+        raise HTTPException(422, f"unknown parameter {', '.join(repr(u[:40]) for u in unknown[:5])} (this takes: {takes})")
 
 
 def _host(text: str | None) -> str | None:
@@ -107,6 +121,7 @@ def create_app(db: str, zones: str, token: str | None = None, source: Source | N
         src.close()
 
     app = FastAPI(
+        dependencies=[Depends(_known_parameters)],
         title="sorf", version=str(report.VERSION), lifespan=lifespan, docs_url=None, redoc_url=None,
         description="Observed conduits between IEC 62443 zones, the deltas from the declared ones, and the "
         "frames that prove them. Read-only. docs/api.md describes every endpoint.",
@@ -125,18 +140,22 @@ def create_app(db: str, zones: str, token: str | None = None, source: Source | N
 
 
 def _protect(app: FastAPI, token: str | None) -> None:
-    expected = f"Bearer {token}".encode() if token else None
+    expected = token.encode() if token else None
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
         path = request.url.path
-        if expected is not None and path.startswith("/api/"):
-            given = request.headers.get("authorization", "").encode("utf-8", "replace")
-            if not hmac.compare_digest(given, expected):
-                response = _error(401, "this server needs its token: send 'Authorization: Bearer <token>'")
-                response.headers["WWW-Authenticate"] = "Bearer"
-                return _secure(response, path)
+        if expected is not None and path.startswith("/api/") and not _authorized(request, expected):
+            response = _error(401, "this server needs its token: send 'Authorization: Bearer <token>'")
+            response.headers["WWW-Authenticate"] = "Bearer"
+            return _secure(response, path)
         return _secure(await call_next(request), path)
+
+
+def _authorized(request: Request, expected: bytes) -> bool:
+    """`Authorization: Bearer <token>` (the scheme in any case, RFC 9110), the token compared in constant time."""
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode("utf-8", "replace"), expected)
 
 
 def _secure(response: Response, path: str) -> Response:
@@ -147,18 +166,27 @@ def _secure(response: Response, path: str) -> Response:
 
 
 def _errors(app: FastAPI) -> None:
+    """Every error is `{"error": {"status", "message"}}`, with the security headers: the handler of an unexpected
+    exception answers outside the middleware that adds them."""
+
     @app.exception_handler(RequestValidationError)
-    async def invalid(_request: Request, exc: RequestValidationError):
-        return _error(422, _validation_message(exc))
+    async def invalid(request: Request, exc: RequestValidationError):
+        return _secure(_error(422, _validation_message(exc)), request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException):
-        return _error(exc.status_code, str(exc.detail))
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        response = _error(exc.status_code, str(exc.detail))
+        response.headers.update(exc.headers or {})  # 405's Allow, 401's WWW-Authenticate
+        return _secure(response, request.url.path)
+
+    @app.exception_handler(SourceClosed)
+    async def closed(request: Request, exc: SourceClosed):
+        return _secure(_error(503, str(exc)), request.url.path)
 
     @app.exception_handler(Exception)
-    async def internal(_request: Request, exc: Exception):  # logged here, never shown as a traceback
+    async def internal(request: Request, exc: Exception):  # logged here, never shown as a traceback
         log.exception("internal error")
-        return _error(500, f"internal error: {type(exc).__name__}")
+        return _secure(_error(500, f"internal error: {type(exc).__name__}"), request.url.path)
 
 
 # --- the page, and the API's own documentation ------------------------------------------------------------------------
@@ -263,7 +291,9 @@ def _row_routes(app: FastAPI, src: Source) -> None:
     def assets(host: Text = None, zone: Text = None, limit: Limit = 100, offset: Offset = 0):
         """Every address seen, with its zone (none: in no declared zone), MACs, VLANs, roles and identity."""
         with src.current() as s:
-            return queries.page(s.cursor(), "assets", {"host": _host(host), "zone": zone}, limit, offset, s.totals).json()
+            return queries.page(
+                s.cursor(), "assets", {"host": _host(host), "zone": zone}, limit, offset, s.totals
+            ).json()
 
     @app.get(f"{PREFIX}/flows", response_model=schema.FlowPage, responses=ERRORS, tags=["data"])
     def flows(
@@ -273,7 +303,7 @@ def _row_routes(app: FastAPI, src: Source) -> None:
     ):  # fmt: skip
         """Flows (docs/schema.md) with the zone of each end, filtered, earliest first."""
         values = {"host": _host(host), "zone": zone, "from_zone": from_zone, "to_zone": to_zone, "protocol": protocol,
-                  "port": port, "capture_id": capture_id, "since": _utc(since), "until": _utc(until)}  # fmt: skip
+                  "port": port, "capture_id": capture_id, "since": _utc(since, "since"), "until": _utc(until, "until")}  # fmt: skip
         with src.current() as s:
             return queries.page(s.cursor(), "flows", values, limit, offset, s.totals).json()
 
@@ -288,7 +318,7 @@ def _row_routes(app: FastAPI, src: Source) -> None:
         `function` is a function name (case-insensitive) or code."""
         values = {"host": _host(host), "zone": zone, "from_zone": from_zone, "to_zone": to_zone, "protocol": protocol,
                   "function": function, "access": access, "direction": direction, "capture_id": capture_id,
-                  "since": _utc(since), "until": _utc(until)}  # fmt: skip
+                  "since": _utc(since, "since"), "until": _utc(until, "until")}  # fmt: skip
         with src.current() as s:
             return queries.page(s.cursor(), "operations", values, limit, offset, s.totals).json()
 
@@ -333,7 +363,7 @@ def _delta_routes(app: FastAPI, src: Source) -> None:
         zone, a zone it talked to); `host` the host or one of the host pairs listed; `id` (may repeat) these deltas."""
         f = {"id": set(id) if id else None, "category": category, "severity": severity, "min_severity": min_severity, "zone": zone,
              "protocol": protocol, "access": access, "host": _host(host),
-             "since": report.iso(_utc(since)), "until": report.iso(_utc(until))}  # fmt: skip
+             "since": report.iso(_utc(since, "since")), "until": report.iso(_utc(until, "until"))}  # fmt: skip
         with src.current() as s:
             chosen = [i for i, d in enumerate(s.deltas) if _matches(d, f)]
             items = b",".join(s.delta_bytes[i] for i in chosen[offset : offset + limit])
@@ -348,11 +378,11 @@ def _delta_routes(app: FastAPI, src: Source) -> None:
             kind, rows = queries.evidence_page(s.cursor(), d, limit, offset, s.totals)
         ends = {k: f"frame.number == {e.frame}" for k, e in (("first", d.traffic.first), ("last", d.traffic.last)) if e}
         return {"delta": body, "evidence": {"kind": kind, **rows.json()}, "wireshark": ends,
-                "pcap": f"{PREFIX}/deltas/{d.id}/evidence.pcap"}  # fmt: skip
+                "pcap": f"{PREFIX}/deltas/{d.id}/evidence.pcap" if d.traffic.flows else None}  # fmt: skip
 
     @app.get(
         f"{PREFIX}/deltas/{{delta_id}}/evidence.pcap", tags=["deltas"],
-        responses={200: {"content": {"application/vnd.tcpdump.pcap": {}}}, **ERRORS}, response_class=Response,
+        responses={200: {"content": {"application/x-pcapng": {}}}, **ERRORS}, response_class=Response,
     )  # fmt: skip
     def evidence_pcap(delta_id: Annotated[str, _DeltaId]):
         """The frames behind a delta, copied from the original capture files (pcapng, original timestamps): its
@@ -361,7 +391,7 @@ def _delta_routes(app: FastAPI, src: Source) -> None:
             d, _ = _find(s, delta_id)
             data = export(s, d)
         headers = {"Content-Disposition": f'attachment; filename="sorf-evidence-{d.id}.pcapng"'}
-        return Response(data, media_type="application/vnd.tcpdump.pcap", headers=headers)
+        return Response(data, media_type="application/x-pcapng", headers=headers)
 
 
 _DeltaId = PathParam(min_length=1, max_length=64, pattern=r"^[0-9a-zA-Z_-]+$")

@@ -211,7 +211,9 @@ class Health(_Out):
 
 
 def _page(name: str, item: Any) -> type[BaseModel]:
-    return create_model(name, __base__=_Out, total=(int, ...), limit=(int, ...), offset=(int, ...), items=(list[item], ...))
+    return create_model(
+        name, __base__=_Out, total=(int, ...), limit=(int, ...), offset=(int, ...), items=(list[item], ...)
+    )
 
 
 def _list(name: str, item: Any) -> type[BaseModel]:
@@ -291,4 +293,4 @@ class DeltaDetail(_Out):
     delta: Delta
     evidence: EvidenceRows  # type: ignore[valid-type]
     wireshark: dict[str, str]
-    pcap: str
+    pcap: str | None  # None: a delta with no frames (unused_conduit)

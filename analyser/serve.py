@@ -38,6 +38,10 @@ ROW_TABLES = ("captures", "flows", "operations", "identities", "anomalies", "ass
 CONFIG = {"memory_limit": "1GB", "threads": 2}
 
 
+class SourceClosed(RuntimeError):
+    """A request came after the server closed its source."""
+
+
 class State:
     """One analysed snapshot; requests take a cursor of it between ``acquire`` and ``release``."""
 
@@ -49,9 +53,7 @@ class State:
         self.analysed_at = datetime.now(UTC).replace(tzinfo=None)
         self.deltas = [report.delta_json(d) for d in analysis.deltas]
         self.delta_bytes = [orjson.dumps(d) for d in self.deltas]  # GET /deltas joins these: no encoding per request
-        self.delta_by_id: dict[str, tuple[Delta, dict]] = {
-            d.id: (d, j) for d, j in zip(analysis.deltas, self.deltas)
-        }
+        self.delta_by_id: dict[str, tuple[Delta, dict]] = {d.id: (d, j) for d, j in zip(analysis.deltas, self.deltas)}
         self.summary = report.summary(analysis)
         self.rows = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ROW_TABLES}
         (self.last_capture_at,) = con.execute(
@@ -238,7 +240,7 @@ class Source:
             if os.path.exists(self.db + ".wal"):  # what the file alone lacks: copy the tables, not the bytes
                 tmp = f"{snap}.{os.getpid()}.tmp"
                 con.execute("ATTACH ? AS snap", [tmp])
-                con.execute(f"COPY FROM DATABASE \"{_catalog(con)}\" TO snap")
+                con.execute(f'COPY FROM DATABASE "{_catalog(con)}" TO snap')
                 con.execute("DETACH snap")
                 os.replace(tmp, snap)
             else:  # held read-only, nobody writes it: the bytes are consistent
@@ -287,6 +289,8 @@ class Source:
             state = self.state
             if state.acquire():
                 break
+            if state is self.state:  # retired and not replaced: the source is closed
+                raise SourceClosed(f"{self.db}: the server is shutting down")
         try:
             yield state
         finally:
@@ -295,6 +299,12 @@ class Source:
     # --- the polling thread ------------------------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start polling; after a close (a server's lifespan can end and start again), announce and load anew."""
+        if self._serving.closed:
+            self._serving = snapshot.hold_serving(self.db)
+            self._catch_up()
+            self.state = self._build()
+        self._stop.clear()
         self._thread = threading.Thread(target=self._poll, name="sorf-refresh", daemon=True)
         self._thread.start()
 

@@ -114,10 +114,14 @@ def test_delta_filters(client, expected):
         return [d["id"] for d in deltas if pred(d)]
 
     assert _ids(_get(client, "/deltas?severity=critical")) == want(lambda d: d["severity"] == "critical")
-    assert _ids(_get(client, "/deltas?severity=high&severity=info")) == want(lambda d: d["severity"] in ("high", "info"))
+    assert _ids(_get(client, "/deltas?severity=high&severity=info")) == want(
+        lambda d: d["severity"] in ("high", "info")
+    )
     assert _ids(_get(client, "/deltas?min_severity=high")) == want(lambda d: d["severity"] in ("high", "critical"))
     assert _ids(_get(client, "/deltas?category=access_exceeded")) == want(lambda d: d["category"] == "access_exceeded")
-    assert _ids(_get(client, "/deltas?protocol=enip")) == want(lambda d: d["protocol"] == "enip" or "enip" in d["protocols"])
+    assert _ids(_get(client, "/deltas?protocol=enip")) == want(
+        lambda d: d["protocol"] == "enip" or "enip" in d["protocols"]
+    )
     assert _ids(_get(client, "/deltas?access=program")) == want(lambda d: "program" in d["access"])
     control = want(lambda d: "control" in (d["from_zone"], d["to_zone"], *d["peer_zones"]))
     assert _ids(_get(client, "/deltas?zone=control")) == control and len(control) == 4
@@ -152,7 +156,9 @@ def test_every_delta_lists_the_rows_it_counts(client, expected):
             first = d["evidence"]["first"]["frame"]
             assert body["wireshark"]["first"] == f"frame.number == {first}"
             frames = {r.get("frame", r.get("first_frame")) for r in ev["items"]}
-            assert first in frames or any(r.get("first_frame", 0) <= first <= r.get("last_frame", 0) for r in ev["items"])
+            assert first in frames or any(
+                r.get("first_frame", 0) <= first <= r.get("last_frame", 0) for r in ev["items"]
+            )
 
 
 def test_flow_filters_match_sql(client, demo):
@@ -167,7 +173,10 @@ def test_flow_filters_match_sql(client, demo):
         ("until=2026-01-05T09:00:40%2B01:00", "first_ts <= TIMESTAMP '2026-01-05 08:00:40'"),
     ]
     for query, where in cases:
-        want = [r[0] for r in _sql(db, f"SELECT flow_id FROM flows WHERE {where} ORDER BY first_ts, capture_id, first_frame")]
+        want = [
+            r[0]
+            for r in _sql(db, f"SELECT flow_id FROM flows WHERE {where} ORDER BY first_ts, capture_id, first_frame")
+        ]
         body = _get(client, f"/flows?{query}&limit=1000")
         assert [f["flow_id"] for f in body["items"]] == want, query
         assert body["total"] == len(want) > 0, query
@@ -253,3 +262,10 @@ def test_a_changed_or_moved_capture_is_refused_by_name(demo, expected, tmp_path)
         capture.rename(tmp_path / "elsewhere.pcap")
         r = c.get(f"{API}/deltas/{d['id']}/evidence.pcap")
         assert r.status_code == 404 and str(capture) in r.json()["error"]["message"]
+
+
+def test_an_unknown_parameter_is_an_error_not_a_filter_that_filters_nothing(client):
+    r = client.get(f"{API}/deltas?severty=high")
+    assert r.status_code == 422
+    assert "'severty'" in r.json()["error"]["message"] and "severity" in r.json()["error"]["message"]
+    assert client.get(f"{API}/flows?protocol=modbus&limit=1").status_code == 200
