@@ -28,12 +28,12 @@ class DatabaseError(RuntimeError):
     """The database cannot be analysed (missing, not sorf's, another schema version)."""
 
 
-def connect(path: str) -> duckdb.DuckDBPyConnection:
-    """Open a sorf database read-only; the analyser never changes it."""
+def connect(path: str, opener=lambda p: duckdb.connect(p, read_only=True)) -> duckdb.DuckDBPyConnection:
+    """Open a sorf database read-only (``opener`` says how); the analyser never changes it."""
     if not os.path.isfile(path):
         raise DatabaseError(f"{path}: no such database (create it with `sorf ingest ... --db {path}`)")
     try:
-        con = duckdb.connect(path, read_only=True)
+        con = opener(path)
     except duckdb.Error as exc:
         raise DatabaseError(f"{path}: cannot open: {exc}") from None
     try:

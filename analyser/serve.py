@@ -28,7 +28,7 @@ from sensor.store import SCHEMA, SCHEMA_VERSION
 from . import report
 from .deltas import Comparison
 from .model import Analysis, Delta
-from .observe import DatabaseError, Observer, check_schema
+from .observe import DatabaseError, Observer, check_schema, connect
 from .queries import HOSTS_TABLE
 from .zones import ZoneFile, ZoneFileError, load_zone_file
 
@@ -146,18 +146,7 @@ def site_cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
 
 def open_database(db: str) -> duckdb.DuckDBPyConnection:
     """The database itself, read-only, as `_open` gives a snapshot (for `sorf evidence`)."""
-    if not os.path.isfile(db):
-        raise DatabaseError(f"{db}: no such database (create it with `sorf ingest ... --db {db}`)")
-    try:
-        con = _open(db)
-    except duckdb.Error as exc:
-        raise DatabaseError(f"{db}: cannot open: {exc}") from None
-    try:
-        check_schema(con, db)
-    except DatabaseError:
-        con.close()
-        raise
-    return con
+    return connect(db, _open)
 
 
 def analyse_into(con: duckdb.DuckDBPyConnection, zf: ZoneFile, database: str) -> Analysis:

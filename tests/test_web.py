@@ -159,6 +159,18 @@ def open_overview(page: Page, served: Served, count: int) -> None:
     expect(rows(page)).to_have_count(count)
 
 
+def _download_evidence(page: Page, delta_id: str, tmp_path: Path) -> Path:
+    """Click the delta page's pcap link; the file saved, checked to be a pcapng named after the delta."""
+    with page.expect_download() as info:
+        page.get_by_role("link", name="Download evidence (pcapng)").click()
+    download = info.value
+    assert download.suggested_filename == f"sorf-evidence-{delta_id}.pcapng"
+    saved = tmp_path / download.suggested_filename
+    download.save_as(saved)
+    assert saved.read_bytes()[:4] == PCAPNG_MAGIC
+    return saved
+
+
 def screenshot(page: Page, tmp_path: Path, name: str) -> None:
     page.screenshot(path=tmp_path / f"{name}.png", full_page=True)
     page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
@@ -302,14 +314,7 @@ def test_a_delta_page_shows_its_evidence_and_downloads_it(served, browsing, tmp_
     frame_column = "frame" if detail["evidence"]["kind"] == "operations" else "first_frame"
     expect(table.first.locator("td").first).to_have_text(str(detail["evidence"]["items"][0][frame_column]))
 
-    with page.expect_download() as info:
-        page.get_by_role("link", name="Download evidence (pcapng)").click()
-    download = info.value
-    assert download.suggested_filename == f"sorf-evidence-{chosen['id']}.pcapng"
-    saved = tmp_path / download.suggested_filename
-    download.save_as(saved)
-    assert saved.read_bytes()[:4] == PCAPNG_MAGIC
-    _tshark_reads(saved)
+    _tshark_reads(_download_evidence(page, chosen["id"], tmp_path))
     screenshot(page, tmp_path, "sorf-web-delta")
 
     page.get_by_role("link", name="All deltas").click()
@@ -414,13 +419,7 @@ def test_with_a_token_the_page_asks_for_it_once_then_shows_the_deltas(served_wit
 
     chosen = next(d for d in deltas if d["evidence"])
     page.goto(f"{served.base}/#/delta/{chosen['id']}")
-    with page.expect_download() as info:  # a link cannot carry the header: fetched, then handed over as a Blob
-        page.get_by_role("link", name="Download evidence (pcapng)").click()
-    download = info.value
-    assert download.suggested_filename == f"sorf-evidence-{chosen['id']}.pcapng"
-    saved = tmp_path / download.suggested_filename
-    download.save_as(saved)
-    assert saved.read_bytes()[:4] == PCAPNG_MAGIC
+    _download_evidence(page, chosen["id"], tmp_path)  # a link cannot carry the header: fetched, handed over as a Blob
 
 
 def test_the_api_documentation_works_offline(served, browsing, tmp_path):
