@@ -207,7 +207,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from analyser.api import create_app
 
-    sys.stderr.write(f"sorf: analysing {args.db} against {args.zones} ...\n")
+    if os.path.exists(args.db):
+        sys.stderr.write(f"sorf: analysing {args.db} against {args.zones} ...\n")
+    else:
+        sys.stderr.write(f"sorf: no {args.db} yet: serving an empty window until `sorf ingest` writes it\n")
     app = create_app(args.db, args.zones, token=token)
     host = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{host}:{args.port}/"
