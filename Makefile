@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 # captures/make_bench.py (deterministic, not committed) when missing or older than the generator.
 BENCH_CAPTURES ?= captures/bench-1m.pcap
 BENCH_SCALE ?= captures/bench-4m.pcap
+# and ingest + analyse of a SYN-scan flood (many flows, many hosts; captures/make_flood.py, not committed)
+BENCH_FLOOD ?= captures/flood-2m.pcap
 
 .PHONY: demo serve test bench clean
 
@@ -29,9 +31,10 @@ serve: $(BIN)/sorf
 test: $(BIN)/sorf
 	$(BIN)/python -m pytest -q
 
-bench: $(BIN)/sorf $(BENCH_CAPTURES) $(BENCH_SCALE)
+bench: $(BIN)/sorf $(BENCH_CAPTURES) $(BENCH_SCALE) $(BENCH_FLOOD)
 	$(BIN)/python -m sensor.bench $(BENCH_CAPTURES) --scale $(BENCH_SCALE)
 	$(BIN)/python -m analyser.bench
+	$(BIN)/python -m sensor.floodbench $(BENCH_FLOOD)
 
 captures/bench-1m.pcap: captures/make_bench.py
 	$(PYTHON) captures/make_bench.py --packets 1000000 $@
@@ -39,5 +42,11 @@ captures/bench-1m.pcap: captures/make_bench.py
 captures/bench-4m.pcap: captures/make_bench.py
 	$(PYTHON) captures/make_bench.py --packets 4000000 $@
 
+captures/flood-2m.pcap: captures/make_flood.py
+	$(PYTHON) captures/make_flood.py --flows 2000000 $@
+
+captures/flood-200k-x10.pcap: captures/make_flood.py
+	$(PYTHON) captures/make_flood.py --sources 200000 --ports 10 $@
+
 clean:
-	rm -rf $(VENV) demo.duckdb demo.duckdb.wal demo.duckdb.snapshot demo.duckdb.serving .pytest_cache *.egg-info captures/bench*.pcap
+	rm -rf $(VENV) demo.duckdb demo.duckdb.wal demo.duckdb.snapshot demo.duckdb.serving .pytest_cache *.egg-info captures/bench*.pcap captures/flood*.pcap

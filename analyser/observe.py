@@ -1,8 +1,9 @@
 """What crossed which boundary: hosts into zones, flows into observed conduits.
 
-Distinct addresses are few (thousands) even when flows are many (millions), so
-each address is matched to its zone in Python (longest prefix, ipaddress), the
-mapping is registered with DuckDB as an Arrow table, and everything else is
+Distinct addresses are usually few (thousands) even when flows are many (millions),
+but a scan brings one per flow: each IPv4 address is matched to its zone in SQL, all
+at once (longest prefix; anything else one by one in Python with ipaddress), into
+the `_hosts` table, and everything else is
 joined and aggregated in SQL. All values reach SQL as parameters or registered
 tables; the SQL text is constant.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Mapping
 
 import duckdb
 import pyarrow as pa
@@ -85,14 +87,24 @@ def _ts_evidence(ev: dict | None, paths: dict[int, str]) -> Evidence | None:
 
 # Flows summed per (initiator, responder, protocol, responder port): a site has far
 # fewer of these than flows, and every later step reads them, not the flows.
-# port is -1 where the transport has none.
+# port is -1 where the transport has none. The first and last flow are found by min and max of one
+# HUGEINT (time in µs, capture_id, frame): arg_min over structs held ~300 bytes a group (a scan has
+# a group per flow), this 32.
 PAIR_FLOWS = """
 CREATE OR REPLACE TEMP TABLE fp AS
-SELECT src_ip, dst_ip, app_protocol AS protocol, coalesce(dst_port, -1) AS port, count(*) AS flows,
-       sum(packets_orig + packets_resp) AS packets, sum(bytes_orig + bytes_resp) AS bytes,
-       arg_min({'capture_id': capture_id, 'frame': first_frame, 'ts': first_ts}, (first_ts, capture_id, first_frame)) AS first,
-       arg_max({'capture_id': capture_id, 'frame': last_frame, 'ts': last_ts}, (last_ts, capture_id, last_frame)) AS last
-FROM flows GROUP BY ALL
+WITH g AS (
+    SELECT src_ip, dst_ip, app_protocol AS protocol, coalesce(dst_port, -1) AS port, count(*) AS flows,
+           sum(packets_orig + packets_resp) AS packets, sum(bytes_orig + bytes_resp) AS bytes,
+           min((epoch_us(first_ts)::HUGEINT << 64) | (capture_id::HUGEINT << 40) | first_frame) AS f,
+           max((epoch_us(last_ts)::HUGEINT << 64) | (capture_id::HUGEINT << 40) | last_frame) AS l
+    FROM flows GROUP BY ALL
+)
+SELECT src_ip, dst_ip, protocol, port, flows, packets, bytes,
+       {'capture_id': ((f >> 40) & 16777215)::INTEGER, 'frame': (f & 1099511627775)::BIGINT,
+        'ts': make_timestamp((f >> 64)::BIGINT)} AS first,
+       {'capture_id': ((l >> 40) & 16777215)::INTEGER, 'frame': (l & 1099511627775)::BIGINT,
+        'ts': make_timestamp((l >> 64)::BIGINT)} AS last
+FROM g
 """
 
 # Request operations, likewise summed per pair and access class. Responses repeat their
@@ -149,9 +161,11 @@ SOURCES = {
         FROM zo z JOIN _akeys k ON k.src_zone = z.src_zone AND k.dst_zone = z.dst_zone AND k.protocol = z.protocol
                                 AND k.port = z.port AND k.access = z.access_class""",
     "unzoned": """
-        SELECT z.src_ip AS key, z.* FROM zp z WHERE z.src_kind = 'host' AND z.src_zone IS NULL
+        SELECT z.src_ip AS key, z.* FROM zp z SEMI JOIN _uz ON _uz.host = z.src_ip
+        WHERE z.src_kind = 'host' AND z.src_zone IS NULL
         UNION ALL
-        SELECT z.dst_ip AS key, z.* FROM zp z WHERE z.dst_kind = 'host' AND z.dst_zone IS NULL AND z.dst_ip <> z.src_ip""",
+        SELECT z.dst_ip AS key, z.* FROM zp z SEMI JOIN _uz ON _uz.host = z.dst_ip
+        WHERE z.dst_kind = 'host' AND z.dst_zone IS NULL AND z.dst_ip <> z.src_ip""",
 }
 
 TRAFFIC = """
@@ -182,19 +196,30 @@ WHERE o.direction = 'request' AND o.access_class IN (SELECT access FROM _akeys)
 GROUP BY ALL
 """
 
-UNZONED_DETAIL = """
-WITH sides AS (
-    SELECT src_ip AS host, protocol, dst_zone AS peer_zone FROM zp WHERE src_kind = 'host' AND src_zone IS NULL
-    UNION ALL
-    SELECT dst_ip, protocol, src_zone FROM zp WHERE dst_kind = 'host' AND dst_zone IS NULL
+# Hosts in no zone: a scan brings millions, so the per-host queries below read only `_uz`, the
+# UNZONED_TOP hosts in most flows (deltas.UNZONED_DELTAS of them).
+UNZONED_SIDES = """
+SELECT src_ip AS host, protocol, dst_zone AS peer_zone, flows FROM zp WHERE src_kind = 'host' AND src_zone IS NULL
+UNION ALL
+SELECT dst_ip, protocol, src_zone, flows FROM zp WHERE dst_kind = 'host' AND dst_zone IS NULL
+"""
+
+UNZONED_ALL = (
+    "CREATE OR REPLACE TEMP TABLE _uz AS SELECT host, sum(flows) AS flows FROM (" + UNZONED_SIDES + ") GROUP BY host"
 )
-SELECT host, list_sort(list_distinct(list(protocol))), list_sort(list_distinct(list(peer_zone))) FROM sides GROUP BY host
+UNZONED_TOP = "CREATE OR REPLACE TEMP TABLE _uz AS SELECT * FROM _uz ORDER BY flows DESC, host LIMIT $limit"
+
+UNZONED_DETAIL = """
+WITH sides AS (""" + UNZONED_SIDES + """)
+SELECT host, list_sort(list_distinct(list(protocol))), list_sort(list_distinct(list(peer_zone)))
+FROM sides SEMI JOIN _uz USING (host) GROUP BY host
 """
 
 UNZONED_ACCESS = """
-SELECT src_ip, access_class, sum(operations)::BIGINT FROM zo WHERE src_kind = 'host' AND src_zone IS NULL GROUP BY ALL
+SELECT src_ip, access_class, sum(operations)::BIGINT FROM zo SEMI JOIN _uz ON _uz.host = zo.src_ip
+WHERE src_kind = 'host' AND src_zone IS NULL GROUP BY ALL
 UNION ALL
-SELECT dst_ip, access_class, sum(operations)::BIGINT FROM zo
+SELECT dst_ip, access_class, sum(operations)::BIGINT FROM zo SEMI JOIN _uz ON _uz.host = zo.dst_ip
 WHERE dst_kind = 'host' AND dst_zone IS NULL AND dst_ip <> src_ip GROUP BY ALL
 """
 
@@ -226,7 +251,7 @@ class Observer:
         self.index = index
         self.max_pairs = max_pairs
         self.paths: dict[int, str] = {}
-        self.hosts: dict[str, tuple[str, str | None]] = {}  # ip -> (kind, zone)
+        self.hosts: Hosts = Hosts(None)  # ip -> (kind, zone), once assign_hosts has run
         self._access_keys = False
 
     # --- window and hosts ------------------------------------------------------------------------------------------
@@ -243,34 +268,21 @@ class Observer:
         flows = self.con.execute("SELECT count(*) FROM flows").fetchone()[0]
         return Window(captures, min(firsts, default=None), max(lasts, default=None), sensors, flows)
 
-    def assign_hosts(self) -> dict[str, tuple[str, str | None]]:
+    def assign_hosts(self) -> Hosts:
         """Every address in flows -> (kind, zone); registers them as the `_hosts` table and
         builds the per-pair tables with their zones (zp: flows, zo: request operations)."""
         self.con.execute(PAIR_FLOWS)
-        ips = [r[0] for r in self.con.execute("SELECT src_ip FROM fp UNION SELECT dst_ip FROM fp").fetchall()]
-        kinds, zones = [], []
-        for text in ips:
-            try:
-                ip = ipaddress.ip_address(text)
-            except ValueError:  # not written by sorf; keep it, in no zone
-                kinds.append("host")
-                zones.append(None)
-                continue
-            kind = host_kind(ip, self.index)
-            kinds.append(kind)
-            zones.append(self.index.lookup(ip) if kind == "host" else None)
-        self.hosts = {ip: (k, z) for ip, k, z in zip(ips, kinds, zones)}
-        table = pa.table(
-            {
-                "ip": pa.array(ips, pa.string()),
-                "zone": pa.array(zones, pa.string()),
-                "kind": pa.array(kinds, pa.string()),
-            }
-        )
-        self.con.register("_hosts", table)
+        self.con.execute(HOST_IPS, {"v4": _IPV4})
+        others = self.con.execute("SELECT ip FROM _ips WHERE addr IS NULL").fetchall()
+        self.con.register("_hosts_other", _hosts_other([r[0] for r in others], self.index))
+        self.con.register("_nets", _nets(self.index))
+        self.con.execute(HOSTS_V4)
+        self.con.execute("DROP TABLE _ips")
+        self.hosts = Hosts(self.con)
         self.con.execute(CARRIERS)
         self.con.execute(PAIR_OPERATIONS)
         self.con.execute(ZONED.format(name="zp", table="fp"))
+        self.con.execute("DROP TABLE fp")  # zp holds it all
         self.con.execute(ZONED.format(name="zo", table="fo"))
         return self.hosts
 
@@ -344,8 +356,17 @@ class Observer:
 
     # --- hosts in no zone -------------------------------------------------------------------------------------------
 
+    def unzoned_hosts(self, limit: int) -> int:
+        """Hosts in no zone, in all; ``unzoned`` and traffic('unzoned') then describe at most ``limit`` of
+        them (`_uz`): those in most flows, then by address text."""
+        self.con.execute(UNZONED_ALL)
+        ((total,),) = self.con.execute("SELECT count(*) FROM _uz").fetchall()
+        if total > limit >= 0:
+            self.con.execute(UNZONED_TOP, {"limit": limit})
+        return total
+
     def unzoned(self) -> dict[str, tuple[list[str], list[str], dict[str, int]]]:
-        """Host in no zone -> (protocols, peer zones, request operations by access class)."""
+        """Host in no zone (of `_uz`, unzoned_hosts) -> (protocols, peer zones, request operations by access class)."""
         out = {h: (protocols, peers, {}) for h, protocols, peers in self.con.execute(UNZONED_DETAIL).fetchall()}
         for host, access, n in self.con.execute(UNZONED_ACCESS).fetchall():
             ops = out[host][2]
@@ -382,6 +403,106 @@ class Observer:
                 NON_HOST, {"max_pairs": limit}
             ).fetchall()
         ]
+
+
+class Hosts(Mapping):
+    """ip -> (kind, zone) of every address in flows: the `_hosts` table (millions of addresses in a scan, so
+    no Python object per address unless someone iterates or looks one up). Results are fetched to the end
+    (fetchall): a half-read one keeps DuckDB from registering a table on the connection (serve.py)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection | None):
+        self.con = con
+        self._rows: dict[str, tuple[str, str | None]] | None = None if con is not None else {}
+
+    def _all(self) -> dict[str, tuple[str, str | None]]:
+        if self._rows is None:
+            self._rows = {ip: (kind, zone) for ip, zone, kind in self.con.execute("SELECT * FROM _hosts").fetchall()}
+        return self._rows
+
+    def __len__(self) -> int:
+        return len(self._all()) if self.con is None else self.con.execute("SELECT count(*) FROM _hosts").fetchall()[0][0]
+
+    def __iter__(self):
+        return iter(self._all())
+
+    def __getitem__(self, ip: str) -> tuple[str, str | None]:
+        return self._all()[ip]
+
+    def count(self) -> int:
+        """Addresses of kind 'host'."""
+        if self.con is None:
+            return 0
+        return self.con.execute("SELECT count(*) FROM _hosts WHERE kind = 'host'").fetchall()[0][0]
+
+    def per_zone(self) -> dict[str, int]:
+        """Hosts per zone (zones with none left out)."""
+        if self.con is None:
+            return {}
+        sql = "SELECT zone, count(*) FROM _hosts WHERE kind = 'host' AND zone IS NOT NULL GROUP BY zone"
+        return dict(self.con.execute(sql).fetchall())
+
+
+# An IPv4 address as sorf writes it (no leading zeros, as ipaddress wants it): matched to its zone in SQL.
+_IPV4 = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}"
+
+# Every address, with its IPv4 number if it is dotted-quad IPv4 (NULL otherwise: _hosts_other)
+HOST_IPS = """
+CREATE OR REPLACE TEMP TABLE _ips AS
+SELECT ip, CASE WHEN regexp_full_match(ip, $v4) THEN
+           (split_part(ip, '.', 1)::BIGINT << 24) | (split_part(ip, '.', 2)::BIGINT << 16)
+           | (split_part(ip, '.', 3)::BIGINT << 8) | split_part(ip, '.', 4)::BIGINT END AS addr
+FROM (SELECT src_ip AS ip FROM fp UNION SELECT dst_ip FROM fp)
+"""
+
+# host_kind and ZoneIndex.lookup for every IPv4 address at once: the longest declared prefix (_nets: plen,
+# mask, net, zone) wins; broadcast is 255.255.255.255 or the last address of that network if /30 or shorter.
+HOSTS_V4 = """
+CREATE OR REPLACE TEMP TABLE _hosts AS
+WITH v4 AS (SELECT ip, addr FROM _ips WHERE addr IS NOT NULL),
+plens AS (SELECT DISTINCT plen, mask FROM _nets),
+best AS (
+    SELECT v.ip, arg_max(n.zone, n.plen) AS zone, max(n.plen) AS plen
+    FROM v4 v CROSS JOIN plens p JOIN _nets n ON n.plen = p.plen AND n.net = (v.addr & p.mask)
+    GROUP BY v.ip
+),
+kinds AS (
+    SELECT v.ip, b.zone, CASE
+        WHEN v.addr >> 28 = 14 THEN 'multicast'
+        WHEN v.addr = 0 THEN 'unspecified'
+        WHEN v.addr = 4294967295 THEN 'broadcast'
+        WHEN b.plen <= 30 AND v.addr & ((1::BIGINT << (32 - b.plen)) - 1) = (1::BIGINT << (32 - b.plen)) - 1
+            THEN 'broadcast'
+        ELSE 'host' END AS kind
+    FROM v4 v LEFT JOIN best b USING (ip)
+)
+SELECT ip, CASE WHEN kind = 'host' THEN zone END AS zone, kind FROM kinds
+UNION ALL
+SELECT ip, zone, kind FROM _hosts_other
+"""
+
+
+def _nets(index: ZoneIndex) -> pa.Table:
+    rows = [(plen, mask, net, zone) for plen, mask, nets in index.tables[4] for net, zone in nets.items()]
+    cols = list(zip(*rows)) or [(), (), (), ()]
+    return pa.table({"plen": pa.array(cols[0], pa.int64()), "mask": pa.array(cols[1], pa.int64()),
+                     "net": pa.array(cols[2], pa.int64()), "zone": pa.array(cols[3], pa.string())})  # fmt: skip
+
+
+def _hosts_other(texts: list[str | None], index: ZoneIndex) -> pa.Table:
+    """(ip, zone, kind) of the addresses that are not dotted-quad IPv4 (IPv6, text sorf did not write)."""
+    zones, kinds = [], []
+    for text in texts:
+        try:
+            ip = ipaddress.ip_address(text)
+        except (ValueError, TypeError):  # not written by sorf; keep it, in no zone
+            kinds.append("host")
+            zones.append(None)
+            continue
+        kind = host_kind(ip, index)
+        kinds.append(kind)
+        zones.append(index.lookup(ip) if kind == "host" else None)
+    return pa.table({"ip": pa.array(texts, pa.string()), "zone": pa.array(zones, pa.string()),
+                     "kind": pa.array(kinds, pa.string())})  # fmt: skip
 
 
 def _ip_key(text: str) -> tuple:

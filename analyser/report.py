@@ -31,6 +31,30 @@ STATEMENT = (
     "none was observed in this window: that is not proof that the boundary blocks it."
 )
 NOT_OBSERVED = "no crossing observed in this window"
+UNZONED_SHOWN = 10  # unzoned_host deltas the table and Markdown show; the rest are summed up in one line
+
+
+def _shown(a: Analysis) -> tuple[list[Delta], str | None]:
+    """The deltas the table and Markdown list (all but the unzoned_host ones past UNZONED_SHOWN), and the
+    line that sums up the rest (None if none is left out). JSON lists them all."""
+    shown, listed, flows = [], 0, 0
+    for d in a.deltas:
+        if d.category == "unzoned_host":
+            listed += 1
+            if listed > UNZONED_SHOWN:
+                flows += d.traffic.flows
+                continue
+        shown.append(d)
+    rest = max(listed - UNZONED_SHOWN, 0)
+    unlisted = a.unzoned_hosts - listed
+    if not rest and unlisted <= 0:
+        return shown, None
+    line = f"{rest + max(unlisted, 0):,} more hosts in no zone"
+    if rest:
+        line += f": {rest:,} more unzoned_host deltas ({_flows(flows)}) in --format json"
+    if unlisted > 0:
+        line += f"{'; ' if rest else ': '}{unlisted:,} hosts beyond the {listed:,} in most flows have no delta of their own"
+    return shown, line + f" ({a.unzoned_hosts:,} hosts in no zone in all)"
 
 
 def iso(value: datetime | None) -> str | None:
@@ -386,7 +410,8 @@ def render_table(a: Analysis) -> str:
     out.append(f"DELTAS ({s['deltas']}{': ' + counts if counts else ''})")
     if not a.deltas:
         out.append("  none in this window")
-    for d in a.deltas:
+    shown, more = _shown(a)
+    for d in shown:
         where = f"{d.from_zone} -> {d.to_zone}" if d.from_zone else (d.host or "")
         what = d.protocol or ""
         out.append(f"  [{d.severity}] {d.category}  {where}  {what}".rstrip() + f"  id {d.id}")
@@ -397,6 +422,8 @@ def render_table(a: Analysis) -> str:
             out.append(f"      seen      {_short_ts(d.traffic.first_seen)} to {_short_ts(d.traffic.last_seen)} UTC")
         if d.traffic.first:
             out.append(f"      evidence  {_frames(d.traffic)}")
+    if more:
+        out.append(f"  ... and {more}")
     for title, headers, rows, empty in _sections(a, md=False):
         out += ["", title]
         out += _table(headers, rows) if rows or empty is None else [f"  {empty}"]
@@ -431,6 +458,7 @@ def render_markdown(a: Analysis) -> str:
     out += ["", f"> {STATEMENT}", ""]
     s = summary(a)
     out += [f"## Deltas ({s['deltas']})", ""]
+    shown, more = _shown(a)
     if a.deltas:
         rows = [
             [
@@ -444,11 +472,13 @@ def render_markdown(a: Analysis) -> str:
                 _frames(d.traffic),
                 f"`{d.id}`",
             ]
-            for d in a.deltas
+            for d in shown
         ]
         out += _md_table(
             ["severity", "category", "where", "protocol", "access", "flows", "finding", "evidence", "id"], rows
         )
+        if more:
+            out += ["", f"And {more}."]
     else:
         out.append("No delta in this window.")
     for title, headers, rows, empty in _sections(a, md=True):

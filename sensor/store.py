@@ -7,6 +7,7 @@ describes every table and column; keep the two in step.
 
 from __future__ import annotations
 
+import os
 import queue
 import socket
 import threading
@@ -31,6 +32,7 @@ SCHEMA_VERSION = 2
 BATCH_ROWS = 24_576  # rows per insert: a batch waits while one is written, so this is memory; DuckDB takes ~0.9 us a row either way
 ROW_GROUP = 30_720  # rows per DuckDB row group: the inserter holds one per table (DuckDB's 122,880: +30 MB RSS)
 MEMORY_LIMIT = "40MB"  # DuckDB buffer pool: inserted pages are written out, not kept (32 MB ran out on the 4M bench)
+REBUILD_MEMORY_LIMIT = "160MB"  # the assets rebuild only (rebuild_assets): a 2M-address flood failed at 100 MB
 LOCK_WAIT_S = 30  # a server copying the database to its snapshot holds it for a moment: wait, then give up
 
 TS = pa.timestamp("us")
@@ -89,19 +91,38 @@ ANOMALY_COLUMNS = {
 _OPERATION_SCHEMA = pa.schema(list(OPERATION_COLUMNS.items()))
 _BULK_COLUMNS = list(OPERATION_COLUMNS)[4:]  # what a bulk decoder gives: all but capture_id, frame, ts, flow_id
 
+# Assets in two steps, both without a list per address: each address's distinct (mac, vlan, role) with
+# min/max/sum, then per address min/max (one value: no list needed); lists only for the few addresses with
+# several. list() per group over millions of addresses (a scan) needed over 200 MB of DuckDB memory.
+# A flow's two sides count it once (flow ids are unique across captures); identity rows count no flow.
 ASSETS_REBUILD = """
 DELETE FROM assets;
 INSERT INTO assets
 WITH sides AS (
-    SELECT src_ip AS ip, src_mac AS mac, vlan, first_ts, last_ts, flow_id,
+    SELECT src_ip AS ip, src_mac AS mac, vlan, first_ts, last_ts, 1 AS flows,
            CASE WHEN app_protocol NOT IN ('unknown', transport) THEN app_protocol || '_client' END AS role
     FROM flows
-    UNION ALL
-    SELECT dst_ip, dst_mac, vlan, first_ts, last_ts, flow_id,
+    UNION ALL  -- a flow from an address to itself counts once
+    SELECT dst_ip, dst_mac, vlan, first_ts, last_ts, CASE WHEN dst_ip = src_ip THEN 0 ELSE 1 END,
            CASE WHEN app_protocol NOT IN ('unknown', transport) THEN app_protocol || '_server' END
     FROM flows
     UNION ALL
-    SELECT ip, NULL, NULL, NULL, NULL, NULL, role FROM identities WHERE role IS NOT NULL
+    SELECT ip, NULL, NULL, NULL, NULL, 0, role FROM identities WHERE role IS NOT NULL
+),
+combos AS MATERIALIZED (  -- each address's distinct (mac, vlan, role)
+    SELECT ip, mac, vlan, role, min(first_ts) AS first_ts, max(last_ts) AS last_ts, sum(flows) AS flows
+    FROM sides GROUP BY ip, mac, vlan, role
+),
+one AS (  -- no lists: most addresses have one of each, and a list per group needs memory per group
+    SELECT ip, min(mac) AS mac, max(mac) <> min(mac) AS macs, min(vlan) AS vlan, max(vlan) <> min(vlan) AS vlans,
+           min(role) AS role, max(role) <> min(role) AS roles,
+           min(first_ts) AS first_ts, max(last_ts) AS last_ts, sum(flows) AS flows
+    FROM combos GROUP BY ip
+),
+many AS (  -- the lists of the few addresses with more than one
+    SELECT ip, list_sort(list_distinct(list(mac))) AS macs, list_sort(list_distinct(list(vlan))) AS vlans,
+           list_sort(list_distinct(list(role))) AS roles
+    FROM combos SEMI JOIN (SELECT ip FROM one WHERE macs OR vlans OR roles) USING (ip) GROUP BY ip
 ),
 latest AS (  -- the most recent value of each identity field
     SELECT ip, field, arg_max(value, ts) AS value FROM identities WHERE field IS NOT NULL GROUP BY ip, field
@@ -110,17 +131,24 @@ identity AS (  -- a JSON object with its keys in order, whatever the thread coun
     SELECT ip, '{' || string_agg(to_json(field) || ':' || to_json(value), ',' ORDER BY field) || '}' AS identity
     FROM latest GROUP BY ip
 )
-SELECT ip, list_sort(list_distinct(list(mac))), list_sort(list_distinct(list(vlan))),
-       min(first_ts), max(last_ts), count(DISTINCT flow_id),
-       list_sort(list_distinct(list(role))), any_value(identity.identity)
-FROM sides LEFT JOIN identity USING (ip)
-GROUP BY ip;
+SELECT ip,
+       CASE WHEN one.macs THEN many.macs WHEN one.mac IS NULL THEN [] ELSE [one.mac] END,
+       CASE WHEN one.vlans THEN many.vlans WHEN one.vlan IS NULL THEN [] ELSE [one.vlan] END,
+       one.first_ts, one.last_ts, one.flows,
+       CASE WHEN one.roles THEN many.roles WHEN one.role IS NULL THEN [] ELSE [one.role] END,
+       identity.identity
+FROM one LEFT JOIN many USING (ip) LEFT JOIN identity USING (ip);
 """
+
+
+TEXT_CACHE = 65_536  # addresses kept as text per writer: a scan from 2M sources held 2M of each (~400 MB)
 
 
 def _ip_text(raw: bytes, cache: dict[bytes, str]) -> str:
     text = cache.get(raw)
     if text is None:
+        if len(cache) >= TEXT_CACHE:
+            cache.clear()
         text = cache[raw] = socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
     return text
 
@@ -130,6 +158,8 @@ def _mac_text(raw: bytes | None, cache: dict[bytes, str | None]) -> str | None:
         return None
     text = cache.get(raw)
     if text is None:
+        if len(cache) >= TEXT_CACHE:
+            cache.clear()
         text = cache[raw] = raw.hex(":")
     return text
 
@@ -253,16 +283,21 @@ class Store:
         self.path = path
         # a small fanless box: DuckDB spills to disk rather than grow with the capture. The file is
         # attached, not opened, to set its row group size; it spills beside itself, as if opened.
-        config = {"memory_limit": MEMORY_LIMIT, "threads": 1, "temp_directory": path + ".tmp"}
+        limit = os.environ.get("SORF_MEMORY_LIMIT") or MEMORY_LIMIT  # more, when DuckDB runs out at MEMORY_LIMIT
+        config = {"memory_limit": limit, "threads": 1, "temp_directory": path + ".tmp"}
         self.con = duckdb.connect(config=config)
-        self._attach(path)
-        self.con.execute("USE site")
-        self.con.execute(SCHEMA)
-        row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row is None:
-            self.con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
-        elif int(row[0]) != SCHEMA_VERSION:
-            raise RuntimeError(f"{path}: schema version {row[0]}, this sorf writes version {SCHEMA_VERSION}")
+        try:
+            self._attach(path)
+            self.con.execute("USE site")
+            self.con.execute(SCHEMA)
+            row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                self.con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+            elif int(row[0]) != SCHEMA_VERSION:
+                raise RuntimeError(f"{path}: schema version {row[0]}, this sorf writes version {SCHEMA_VERSION}")
+        except BaseException:  # not a database, locked, read-only, full: let go of the file at once
+            self.con.close()
+            raise
         self.inserter = _Inserter(self.con)
 
     def _attach(self, path: str) -> None:
@@ -346,8 +381,15 @@ class Store:
         return CaptureWriter(self, capture_id)
 
     def rebuild_assets(self) -> None:
+        """The one statement whose memory grows with the addresses (a group and a primary-key entry each):
+        it gets REBUILD_MEMORY_LIMIT of DuckDB memory, at a point where the inserter holds nothing."""
         self.inserter.drain()
-        self.con.execute(ASSETS_REBUILD)
+        limit = self.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        self.con.execute(f"SET memory_limit = '{REBUILD_MEMORY_LIMIT}'")
+        try:
+            self.con.execute(ASSETS_REBUILD)
+        finally:
+            self.con.execute(f"SET memory_limit = '{limit}'")
 
 
 class CaptureWriter:
