@@ -19,7 +19,9 @@ which files could be read at all (an unreadable file uses no capture_id), so the
 numbering is the serial one even when a worker fails.
 
 Workers are started with 'spawn', never forked from a process holding a DuckDB
-connection. A worker that raises reports its file as unreadable; a worker process
+connection. A worker that raises reports its file as unreadable, unless DuckDB failed
+for want of memory, disk space or permission (sensor/cli.py DATABASE_FAILURES): then
+the run stops at that capture's turn, as the serial run would. A worker process
 that dies (killed, out of memory) breaks the pool: its file is tried again alone,
 the others in a new pool, so one bad file costs only itself.
 """
@@ -28,12 +30,15 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import signal
 import tempfile
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from typing import Iterable
+
+import duckdb
 
 from .ingest import UNREADABLE, CaptureResult, Progress, duplicate_of, expand, ingest_file, sha256_of, tune_gc
 from .ingest import ingest as serial_ingest
@@ -89,8 +94,34 @@ def _digest(path: str) -> str | CaptureResult:
     return digest
 
 
+class WorkerDatabaseError(RuntimeError):
+    """DuckDB failed in a worker (out of memory, disk full, ...): the run stops at that capture's turn, as a
+    serial run would, with the captures before it kept. Made of strings, to cross from the worker."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(kind, message)
+        self.kind, self.message = kind, message
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def _failed(path: str, exc: BaseException) -> CaptureResult:
-    return CaptureResult(path, UNREADABLE, f"could not be ingested: {type(exc).__name__}: {exc}")
+    from .cli import one_line
+
+    return CaptureResult(path, UNREADABLE, f"could not be ingested: {getattr(exc, 'kind', type(exc).__name__)}: "
+                         f"{one_line(str(exc))}")  # fmt: skip
+
+
+def _worker_failed(path: str, exc: BaseException) -> CaptureResult:
+    """A worker's exception as its file's result; raised again if it was the database failing, not the file."""
+    if isinstance(exc, WorkerDatabaseError):
+        from .cli import DATABASE_FAILURES
+
+        general = DATABASE_FAILURES[-1][0]
+        if any(p != general and re.search(p, exc.message.lower()) for p, *_ in DATABASE_FAILURES):
+            raise exc
+    return _failed(path, exc)
 
 
 # --------------------------------------------------------------------------- in a worker process
@@ -104,7 +135,7 @@ def _init_worker(queue) -> None:
 
 
 def _work(index: int, path: str, digest: str, db: str, sensor: str | None) -> CaptureResult:
-    """Ingest one capture into a new database of its own; never raises."""
+    """Ingest one capture into a new database of its own; raises only WorkerDatabaseError."""
     queue = _progress_queue
     progress = None if queue is None else lambda _path, _done, _total, packets: queue.put((index, packets))
     try:
@@ -113,6 +144,8 @@ def _work(index: int, path: str, digest: str, db: str, sensor: str | None) -> Ca
             return ingest_file(store, path, sensor=sensor, progress=progress, digest=digest)
         finally:
             store.close()
+    except duckdb.Error as exc:  # the parent decides: the database failing, or this file
+        raise WorkerDatabaseError(type(exc).__name__, str(exc)) from None
     except BaseException as exc:  # a bug must cost only this file
         return _failed(path, exc)
 
@@ -196,7 +229,7 @@ class _Run:
         except BrokenProcessPool:
             pass
         except Exception as exc:
-            return _failed(path, exc)
+            return _worker_failed(path, exc)
         # A worker process died, and with it the pool. Try this file again alone: if
         # it dies again it was the cause. The others go to a new pool.
         self.pool.shutdown(wait=True)
@@ -213,7 +246,7 @@ class _Run:
                     "could not be ingested: the process reading it ended abruptly (killed, or out of memory?)",
                 )
             except Exception as exc:
-                result = _failed(path, exc)
+                result = _worker_failed(path, exc)
         except BaseException:
             _terminate(alone)
             raise
