@@ -138,6 +138,9 @@ class FramedStream(Dissector):
 
     max_buffer: ClassVar[int] = 1 << 16
     header_len: ClassVar[int]
+    # while resyncing, a header at the first byte of a segment is judged as at the start of a stream (not strict):
+    # senders start a PDU with a segment, so there the header alone is evidence enough, whatever its function code
+    resync_at_segment: ClassVar[bool] = False
     buffers: dict[bool, bytearray] = field(default_factory=lambda: {True: bytearray(), False: bytearray()})
     resyncing: dict[bool, bool] = field(default_factory=lambda: {True: False, False: False})
 
@@ -169,12 +172,13 @@ class FramedStream(Dissector):
         later; framing anomalies come in stream order. Framing reads no parse state,
         so framing first and parsing after is the same as interleaving them."""
         buf = self.buffers[from_orig]
+        segment = len(buf) if self.resync_at_segment else -1  # where this segment's bytes start in buf
         buf += data
         out: list[bytes | Anomaly] = []
         pos = 0
         hlen = self.header_len
         while len(buf) - pos >= hlen:
-            n = self.pdu_length(buf, pos, from_orig, self.resyncing[from_orig])
+            n = self.pdu_length(buf, pos, from_orig, self.resyncing[from_orig] and pos != segment)
             if n < 0:
                 if not self.resyncing[from_orig]:
                     self.resyncing[from_orig] = True

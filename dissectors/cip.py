@@ -580,7 +580,7 @@ class CipSession:
     def message(self, b: bytes, start: int, end: int, ctx: Context) -> list[Record]:
         """Records for the CIP message in b[start:end] (a CPF data item's payload)."""
         out: list[Record] = []
-        if end - start < 2:
+        if end - start < 2 and (end <= start or b[start] & 0x80):  # a request's service byte alone is kept
             out.append(Anomaly("cip", "malformed_pdu", f"CIP message of {end - start} bytes in {ctx.command}"))
             return out
         if b[start] & 0x80:
@@ -613,10 +613,11 @@ class CipSession:
 
     def _request(self, b: bytes, start: int, end: int, ctx: Context, out: list[Record], container: int | None,
                  position: int, depth: int = 0) -> _Request | None:  # fmt: skip
-        if end - start < 2:
+        if end - start < 2 and (container is not None or end <= start):
             out.append(Anomaly("cip", "malformed_pdu", f"embedded CIP request of {end - start} bytes"))
             return None
-        service, words = _REQ.unpack_from(b, start)
+        # a message cut after its service byte still says what was asked (docs/protocols/enip.md, damaged PDUs)
+        service, words = _REQ.unpack_from(b, start) if end - start >= 2 else (b[start], 1)
         path_end = start + 2 + 2 * words
         truncated = path_end > end
         if truncated:

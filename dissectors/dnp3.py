@@ -923,9 +923,13 @@ class DNP3(FramedStream):
                 Anomaly(
                     "dnp3",
                     "too_long",
-                    f"{src}->{dst}: fragment reassembly over {MAX_FRAGMENT} bytes after {partial[2]} segments; discarded",
+                    f"{src}->{dst}: fragment reassembly over {MAX_FRAGMENT} bytes after {partial[2]} segments; "
+                    "the rest is discarded",
                 )
             )
+            # the application header was in the first segment: the operation is recorded from what was reassembled,
+            # so that a fragment made too long cannot hide it (docs/protocols/dnp3.md, damaged PDUs)
+            out.extend(self.application(bytes(buf), src, dst, ctrl, from_orig, partial[2], cut=True))
             return out
         partial[0] = (seq + 1) & 0x3F
         if fin:
@@ -943,7 +947,10 @@ class DNP3(FramedStream):
         )
 
     # --- application layer ---
-    def application(self, frag: bytes, src: int, dst: int, ctrl: int, from_orig: bool, segments: int) -> list[Record]:
+    def application(self, frag: bytes, src: int, dst: int, ctrl: int, from_orig: bool, segments: int,
+                    cut: bool = False) -> list[Record]:  # fmt: skip
+        """One Operation for an application fragment. ``cut``: only its first bytes were reassembled (too_long);
+        the objects are walked as far as they go, and the walk stopping at the cut is no anomaly of its own."""
         if len(frag) < 2:
             return [Anomaly("dnp3", "truncated", f"{src}->{dst}: application fragment of {len(frag)} bytes")]
         ac, fc = frag[0], frag[1]
@@ -958,6 +965,8 @@ class DNP3(FramedStream):
             details["con"] = True
         if segments > 1:
             details["segments"] = segments
+        if cut:
+            details["too_long"] = True
         if not ac & 0x80 or not ac & 0x40:
             details["fir"], details["fin"] = bool(ac & 0x80), bool(ac & 0x40)
         if dst >= 0xFFFD:
@@ -1002,10 +1011,10 @@ class DNP3(FramedStream):
                 details["file_name"] = parsed.file_name
             if parsed.user_name is not None:
                 details["user_name"] = parsed.user_name
-            if parsed.incomplete:
+            if parsed.incomplete or cut:
                 details["objects_incomplete"] = True
             status.extend(parsed.status)
-            if parsed.error is not None:
+            if parsed.error is not None and not cut:
                 out.append(Anomaly("dnp3", "malformed_objects", f"{src}->{dst} {name}: {parsed.error}"))
         if not response and fc != CONFIRM and entry is not None:
             if len(self.pending) >= MAX_PENDING:

@@ -69,8 +69,9 @@ MAX_LENGTH = 65511  # the largest encapsulated data length the spec allows
 MAX_ITEMS = 32
 
 
-def _items(b: bytes, pos: int, end: int) -> tuple[list[tuple[int, int, int]], str | None]:
-    """Common Packet Format: [(type id, data offset, length)], and what is wrong with it, if anything."""
+def _items(b: bytes, pos: int, end: int, keep_cut: bool = True) -> tuple[list[tuple[int, int, int]], str | None]:
+    """Common Packet Format: [(type id, data offset, length)], and what is wrong with it, if anything. With
+    ``keep_cut``, an item that runs past the end is kept with the bytes that are there."""
     if pos + 2 > end:
         return [], "no item count"
     count = _H.unpack_from(b, pos)[0]
@@ -81,7 +82,9 @@ def _items(b: bytes, pos: int, end: int) -> tuple[list[tuple[int, int, int]], st
             return items, f"item {i + 1} of {count} missing"
         type_id, length = _ITEM.unpack_from(b, pos)
         pos += 4
-        if pos + length > end:
+        if pos + length > end:  # cut: the item is kept with what is there, so its message header is still read
+            if keep_cut:
+                items.append((type_id, pos, end - pos))
             return items, f"item {i + 1} (type 0x{type_id:04x}) claims {length} bytes, {end - pos} left"
         items.append((type_id, pos, length))
         pos += length
@@ -417,7 +420,7 @@ class CipIO(Dissector):
 
     def parse(self, data: bytes, from_orig: bool) -> list[Record]:
         """One datagram: the unit of CIP I/O."""
-        items, problem = _items(data, 0, len(data))
+        items, problem = _items(data, 0, len(data), False)  # cyclic data cut short: nothing but the anomaly
         out: list[Record] = []
         if problem:
             out.append(Anomaly("cip_io", "malformed_pdu", problem))

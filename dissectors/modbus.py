@@ -15,7 +15,7 @@ from typing import ClassVar
 import numpy as np
 import pyarrow as pa
 
-from .base import REQUEST, RESPONSE, FramedStream, Identity, Operation, Record, details_json
+from .base import REQUEST, RESPONSE, Anomaly, FramedStream, Identity, Operation, Record, details_json
 from .bulk import BulkRows, PduBatch, gather, headers
 
 # function code -> (name, access class); Modbus Application Protocol v1.1b3 section 6
@@ -154,6 +154,23 @@ def _length_fits(fc: int, length: int, request: bool, buf: bytes | bytearray, po
     return True
 
 
+# function -> bytes of its request's fixed part (MBAP header and function code included): a request cut before
+# its end is still the operation, with a `truncated_pdu` anomaly (docs/protocols/modbus.md, damaged PDUs)
+REQUEST_SIZES = {1: 12, 2: 12, 3: 12, 4: 12, 5: 12, 6: 12, 8: 12, 15: 13, 16: 13, 20: 9, 21: 9, 22: 14, 23: 17, 24: 10,
+                 43: 9, 90: 10}  # fmt: skip
+
+
+def _cut_request(code: int, pdu: bytes) -> str | None:
+    """What a request lacks for its function, or None when it is whole."""
+    n = len(pdu)
+    need = REQUEST_SIZES.get(code, 8)
+    if n < need:
+        return f"{FUNCTIONS[code][0]} request of {n - 6} bytes after the MBAP length, {need - 6} needed"
+    if code in (15, 16, 23) and n < need + pdu[need - 1]:
+        return f"{FUNCTIONS[code][0]} request: byte count {pdu[need - 1]}, {n - need} bytes of values"
+    return None
+
+
 def _exception(code: int | None) -> str:
     """Status of an exception reply, from its exception code (None: the reply ends before it)."""
     return "EXCEPTION" if code is None else EXCEPTIONS.get(code, f"EXCEPTION_{code}")
@@ -192,6 +209,9 @@ class ModbusTCP(FramedStream):
     heuristic: ClassVar[bool] = True
     magic: ClassVar[tuple[int, bytes]] = (2, b"\0\0")  # the MBAP protocol identifier
     header_len: ClassVar[int] = 8
+    # after a gap, an MBAP header starting a segment is a PDU even with an undefined function code (an `other`
+    # operation, docs/protocols/modbus.md); scanning inside a segment still needs a length the function explains
+    resync_at_segment: ClassVar[bool] = True
 
     # transaction id -> (function, address, quantity, access class, details) of unanswered requests
     pending: dict[int, tuple] = field(default_factory=dict)
@@ -241,6 +261,10 @@ class ModbusTCP(FramedStream):
         out: list[Record] = [op]
         if request:
             self._request(op, pdu)
+            if code in FUNCTIONS:
+                cut = _cut_request(code, pdu)
+                if cut is not None:
+                    out.append(Anomaly("modbus", "truncated_pdu", cut))
             if len(self.pending) >= MAX_PENDING:
                 del self.pending[next(iter(self.pending))]
             self.pending[tid] = (code, op.address, op.quantity, op.access_class, op.details)
@@ -271,15 +295,18 @@ class ModbusTCP(FramedStream):
         n = len(batch.start)
         data, start, length, flow = batch.data, batch.start, batch.length, batch.flow
         # the MBAP header, address and quantity (bytes past a PDU's end are masked by the length checks)
-        header = gather(data, start, 12).view(np.uint8).reshape(-1, 12)
-        words = header.view(">u2").astype(np.int64)  # tid, protocol, length, unit + function, address, quantity
+        header = gather(data, start, 13).view(np.uint8).reshape(-1, 13)
+        # tid, protocol, length, unit + function, address, quantity
+        words = np.ascontiguousarray(header[:, :12]).view(">u2").astype(np.int64)
         tid, address, quantity = words[:, 0], words[:, 4], words[:, 5]
         fc = header[:, 7].astype(np.int64)
         client = np.fromiter((d.client_is_orig for d in batch.dissectors), bool, len(batch.dissectors))
         request = batch.from_orig == client[flow]
         # fc 16 needs every value it keeps (an odd tail would make parse raise)
         fc16 = (fc == 16) & (length >= 13 + 2 * np.minimum(quantity, MAX_VALUES))
-        good_request = request & (length >= 12) & ((fc >= 1) & (fc <= 6) | (fc == 15) | fc16)
+        # fc 15 and 16 with every byte their byte count announces (a cut one gets an anomaly from parse)
+        whole = length >= 13 + header[:, 12].astype(np.int64)
+        good_request = request & (length >= 12) & ((fc >= 1) & (fc <= 6) | (fc == 15) & whole | fc16 & whole)
         good_response = ~request & (length >= 8)
 
         # runs of requests of one flow; the PDUs right after a run of k are its candidate k responses

@@ -684,6 +684,7 @@ class S7comm(FramedStream):
         self.plus_frags: dict[bool, tuple | None] = {True: None, False: None}  # S7comm-plus PDU spanning fragments
         self.plc_sides: set[tuple] = set()  # (protocol, side) already reported as s7_plc
         self.unknown_payload = False
+        self.dt_dropping: dict[bool, bool] = {True: False, False: False}  # DT units after an overflow, up to EOT
 
     # ------------------------------------------------------------ framing
     @classmethod
@@ -718,6 +719,7 @@ class S7comm(FramedStream):
 
     def gap(self, from_orig: bool) -> list[Record]:
         self.dt[from_orig].clear()
+        self.dt_dropping[from_orig] = False
         self.szl_frags[from_orig] = None
         self.plus_frags[from_orig] = None
         return super().gap(from_orig)
@@ -782,12 +784,29 @@ class S7comm(FramedStream):
     def _dt(self, seg: bytes, eot: int, from_orig: bool) -> list[Record]:
         """A COTP data unit: the S7 PDU is complete at the unit with the EOT bit."""
         buf = self.dt[from_orig]
+        if self.dt_dropping[from_orig]:  # the rest of a data unit too long to reassemble
+            self.dt_dropping[from_orig] = not eot
+            return []
         if not eot:
             if len(buf) + len(seg) > MAX_REASSEMBLY:
+                head = bytes(buf + seg)
                 buf.clear()
-                return [
-                    Anomaly("cotp", "buffer_overflow", f"over {MAX_REASSEMBLY} bytes of COTP DT without EOT; dropped")
-                ]
+                self.dt_dropping[from_orig] = True
+                out: list[Record] = [
+                    Anomaly("cotp", "buffer_overflow",
+                            f"over {MAX_REASSEMBLY} bytes of COTP DT without EOT; the rest up to EOT dropped")
+                ]  # fmt: skip
+                # the S7 header and function were in the first units: the operation is recorded from them
+                # (its lengths run past what is kept: a bad_header anomaly), so size cannot hide it
+                if head[:1] == b"\x32":
+                    out.extend(self._s7(head, from_orig))
+                elif head[:1] == b"\x72" and len(head) > 4 and head[1] not in (S7P_KEEPALIVE, S7P_EXT_KEEPALIVE):
+                    version, off = head[1], 4
+                    if version == S7P_V3 and head[off] == S7P_DIGEST_LEN:
+                        off += 1 + S7P_DIGEST_LEN
+                    details = {"version": version, "version_name": S7P_VERSIONS.get(version, f"0x{version:02x}")}
+                    out.extend(self._s7plus_op(head[off:], details, from_orig))
+                return out
             buf += seg
             return []
         if buf:
@@ -826,7 +845,7 @@ class S7comm(FramedStream):
     def idle(self, from_orig: bool) -> bool:
         """No open job, no COTP DT unit held, and the answering side already reported as the PLC: a unit of
         ``bulk`` then parses as on a fresh flow, less the PLC role, and leaves the state as it found it."""
-        held = self.dt[True] or self.dt[False]
+        held = self.dt[True] or self.dt[False] or self.dt_dropping[True] or self.dt_dropping[False]
         return not self.pending and not held and ("s7comm", not from_orig) in self.plc_sides
 
     @staticmethod
@@ -1232,15 +1251,18 @@ class S7comm(FramedStream):
         """Userdata: function group and subfunction, SZL reads, clock, block functions."""
         if len(param) < 8:
             out.append(Anomaly("s7comm", "bad_header", f"userdata parameter of {len(param)} bytes"))
-            direction = REQUEST if from_orig == self.client_is_orig else RESPONSE
-            return Operation("s7comm", direction, None, "USER_DATA", "other", details=details)
+            if len(param) < 7 or param[0] == 0x01 or param[4] == 0x13:
+                direction = REQUEST if from_orig == self.client_is_orig else RESPONSE
+                return Operation("s7comm", direction, None, "USER_DATA", "other", details=details)
+            # cut in the sequence number: type, group and subfunction are there, so is the operation
         last_unit = 0
         if param[0] == 0x01:  # mode transition indication (newer Wireshark): 4 unknown bytes, then the mode
             kind, group, sub, seq = 0, 0, param[6], None
         elif param[4] == 0x13:  # PBC USEND indication: no type/group byte
             kind, group, sub, seq = 0, 0x06, 0, None
         else:
-            kind, group, sub, seq = param[5] >> 6, param[5] & 0x3F, param[6], param[7]
+            kind, group, sub = param[5] >> 6, param[5] & 0x3F, param[6]
+            seq = param[7] if len(param) > 7 else None
             if param[4] == 0x12 and len(param) >= 12:
                 details["data_unit_reference"], last_unit = param[8], param[9]
                 details["last_data_unit"] = last_unit == 0

@@ -21,6 +21,11 @@ PENDING_CAP = 1 << 18  # bytes held out of order before giving up on the hole
 Piece = tuple[bytes | None, int, int]  # (bytes, or None for a gap; frame; ts)
 
 
+def _distance(a: int, b: int) -> int:
+    """How far apart two sequence numbers are, either way round."""
+    return min((a - b) % SEQ_MOD, (b - a) % SEQ_MOD)
+
+
 class StreamDirection:
     """Reorders one direction's segments; push() returns the pieces now in order."""
 
@@ -59,6 +64,11 @@ class StreamDirection:
                 self._drain(out)
             return out
         if rel > WINDOW:
+            ack = self.peer_ack
+            if ack is not None and _distance(seq, ack) <= WINDOW and _distance(ack, self.next_seq) > WINDOW:
+                # the peer acknowledges bytes around this segment, far from where the stream was thought to be:
+                # it is the stream that moved (a stray segment set the start). Resume here after a gap.
+                return self._reanchor(seq, data, frame, ts)
             return []  # wildly out of window: ignore rather than wait
         old = self.pending.get(seq)
         if old is None or len(old[0]) < len(data):
@@ -67,6 +77,13 @@ class StreamDirection:
         if self.pending_bytes > PENDING_CAP or self._hole_acked():
             return self.skip_hole()
         return []
+
+    def _reanchor(self, seq: int, data: bytes, frame: int, ts: int) -> list[Piece]:
+        self.gaps += 1
+        self.pending.clear()
+        self.pending_bytes = 0
+        self.next_seq = (seq + len(data)) % SEQ_MOD
+        return [(None, frame, ts), (data, frame, ts)]
 
     def acked(self, ack: int) -> list[Piece]:
         """The peer acknowledged up to ``ack``; a hole it covers will never fill."""

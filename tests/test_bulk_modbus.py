@@ -97,7 +97,8 @@ def test_writes():
 
 
 def test_fc16_values_must_all_be_there():
-    many = struct.pack("!BHHB", 16, 0, 100, 200) + bytes(2 * MAX_VALUES)  # only MAX_VALUES kept
+    many = struct.pack("!BHHB", 16, 0, 100, 200) + bytes(200)  # whole; only MAX_VALUES of the 100 kept in details
+    assert MAX_VALUES < 100
     short = struct.pack("!BHHB", 16, 0, 4, 8) + bytes(4)  # two of four values
     assert bulk_pdus([(Q, adu(1, many)), (R, adu(1, struct.pack("!BHH", 16, 0, 100)))]) == [0, 1]
     assert bulk_pdus([(Q, adu(1, short)), (R, adu(1, struct.pack("!BHH", 16, 0, 4)))]) == []

@@ -263,13 +263,16 @@ def test_repeated_segment_is_ignored():
     assert len(ops(out)) == 1 and kinds(out) == []
 
 
-def test_too_long_reassembly_is_an_anomaly_and_dropped():
+def test_too_long_reassembly_is_an_anomaly_and_still_the_operation():
     seg = 249
     n = MAX_FRAGMENT // seg + 2
     parts = frames(bytes([0xC1, 0x02]) + bytes(seg * n), MASTER, OUTSTATION, seq=0)
     d = DNP3()
     out = d.feed(b"".join(parts), True)
-    assert ops(out) == [] and kinds(out) == ["too_long"]
+    assert kinds(out) == ["too_long"]
+    [op] = ops(out)  # the WRITE was in the first segment: it is recorded, not hidden by the size
+    assert (op.function_code, op.function_name, op.access_class) == (2, "WRITE", "write")
+    assert op.details["too_long"] is True and op.details["objects_incomplete"] is True
     assert [op.function_name for op in ops(d.feed(request(0x01, bytes([60, 1, 6]), seq=2), True))] == ["READ"]
 
 
@@ -606,9 +609,9 @@ def test_roles_reach_the_assets(corpus_db):
     assert "dnp3_master" in roles["10.10.20.5"] and "dnp3_outstation" in roles["10.10.20.8"]
 
 
-def test_too_long_reassembly_capture_gives_one_anomaly_and_no_operation(corpus_db):
+def test_too_long_reassembly_capture_gives_one_anomaly_and_the_operation(corpus_db):
     with duckdb.connect(str(corpus_db), read_only=True) as con:
         path = str(SHARED / "dnp3/suricata_dnp3-too-long-reassembly-request.pcap")
         kinds_ = con.execute("SELECT kind FROM anomalies JOIN captures USING (capture_id) WHERE path = ? AND protocol = 'dnp3'", [path]).fetchall()
         n = con.execute("SELECT count(*) FROM operations JOIN captures USING (capture_id) WHERE path = ? AND protocol = 'dnp3'", [path]).fetchone()[0]
-    assert kinds_ == [("too_long",)] and n == 0
+    assert kinds_ == [("too_long",)] and n == 1  # the READ whose fragment grew too long (frame 36) is still recorded
