@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 
 import duckdb
 import orjson
-import pyarrow as pa
 
 from sensor import snapshot
 from sensor.store import SCHEMA, SCHEMA_VERSION
@@ -153,14 +152,8 @@ def analyse_into(con: duckdb.DuckDBPyConnection, zf: ZoneFile, database: str) ->
     """Analyse the connection's `site` and keep the address -> zone table the queries join with."""
     observer = Observer(con, zf.index())
     analysis = Comparison(zf, observer).run(database)
-    ips = list(observer.hosts)
-    con.register("_served_hosts", pa.table({
-        "ip": pa.array(ips, pa.string()),
-        "zone": pa.array([observer.hosts[i][1] for i in ips], pa.string()),
-        "kind": pa.array([observer.hosts[i][0] for i in ips], pa.string()),
-    }))  # fmt: skip
-    con.execute(f"CREATE OR REPLACE TABLE {HOSTS_TABLE} AS SELECT * FROM _served_hosts")
-    con.unregister("_served_hosts")
+    # the observer's temp table, kept where every cursor of the connection sees it (temp tables are per cursor)
+    con.execute(f"CREATE OR REPLACE TABLE {HOSTS_TABLE} AS SELECT ip, zone, kind FROM _hosts")
     return analysis
 
 
