@@ -58,7 +58,8 @@ MAX_LIMIT = 1000
 
 # query parameter types: bounded, printable text; closed vocabularies as enums
 Text = Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
-IdText = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[0-9a-zA-Z_-]+$")]
+DELTA_ID = {"min_length": 1, "max_length": 64, "pattern": r"^[0-9a-zA-Z_-]+$"}  # a delta id (deltas.delta_id), loosely
+IdText = Annotated[str, StringConstraints(**DELTA_ID)]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"rows per page, 1-{MAX_LIMIT}")]
 Offset = Annotated[int, Query(ge=0, le=2**40, description="rows to skip")]
 Time = Annotated[datetime | None, Query(description="ISO 8601; without a zone, UTC")]
@@ -394,7 +395,7 @@ def _delta_routes(app: FastAPI, src: Source) -> None:
         return Response(data, media_type="application/x-pcapng", headers=headers)
 
 
-_DeltaId = PathParam(min_length=1, max_length=64, pattern=r"^[0-9a-zA-Z_-]+$")
+_DeltaId = PathParam(**DELTA_ID)
 
 
 def _find(s: State, delta_id: str):

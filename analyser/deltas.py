@@ -359,14 +359,19 @@ def _order(d: Delta) -> tuple:
     )  # fmt: skip
 
 
+def bound_memory(con, spill: str) -> None:
+    """DuckDB's memory for an analysis (`sorf analyse`, `sorf serve`, `sorf evidence`): the per-pair tables of a
+    scan (a pair per flow) spill to ``spill`` rather than grow: 2M flows peaked at 1.2 GB without a limit."""
+    con.execute(f"SET temp_directory = '{spill.replace(chr(39), chr(39) * 2)}'")
+    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+
+
 def analyse(database: str, zf: ZoneFile, max_pairs: int = 100) -> Analysis:
     """Compare one zone file with what one sorf database observed."""
     con = connect(database)
     try:
         with tempfile.TemporaryDirectory(prefix="sorf-analyse-") as spill:
-            # the per-pair tables of a scan (a pair per flow) spill rather than grow: 2M flows peaked at 1.2 GB
-            con.execute(f"SET temp_directory = '{spill}'")
-            con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+            bound_memory(con, spill)
             return Comparison(zf, Observer(con, zf.index(), max_pairs)).run(database)
     finally:
         con.close()

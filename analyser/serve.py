@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import tempfile
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -25,7 +26,7 @@ from sensor import snapshot
 from sensor.store import SCHEMA, SCHEMA_VERSION
 
 from . import report
-from .deltas import Comparison
+from .deltas import Comparison, bound_memory
 from .model import Analysis, Delta
 from .observe import DatabaseError, Observer, check_schema, connect
 from .queries import HOSTS_TABLE
@@ -34,7 +35,7 @@ from .zones import ZoneFile, ZoneFileError, load_zone_file
 log = logging.getLogger("sorf.serve")
 POLL_S = 0.5
 ROW_TABLES = ("captures", "flows", "operations", "identities", "anomalies", "assets")
-CONFIG = {"memory_limit": "1GB", "threads": 2}
+CONFIG = {"threads": 2}  # its memory: deltas.bound_memory, as for `sorf analyse`
 
 
 class SourceClosed(RuntimeError):
@@ -148,8 +149,10 @@ def open_database(db: str) -> duckdb.DuckDBPyConnection:
     return connect(db, _open)
 
 
-def analyse_into(con: duckdb.DuckDBPyConnection, zf: ZoneFile, database: str) -> Analysis:
-    """Analyse the connection's `site` and keep the address -> zone table the queries join with."""
+def analyse_into(con: duckdb.DuckDBPyConnection, zf: ZoneFile, database: str, spill: str) -> Analysis:
+    """Analyse the connection's `site` and keep the address -> zone table the queries join with; DuckDB spills
+    to ``spill``, within the memory of `sorf analyse`."""
+    bound_memory(con, spill)
     observer = Observer(con, zf.index())
     analysis = Comparison(zf, observer).run(database)
     # the observer's temp table, kept where every cursor of the connection sees it (temp tables are per cursor)
@@ -165,6 +168,7 @@ class Source:
         self.zones_path = zones
         self.poll_s = poll_s
         self.zone_file = load_zone_file(zones)  # ZoneFileError: the caller reports it; nothing is served
+        self._spill = tempfile.TemporaryDirectory(prefix="sorf-serve-")  # DuckDB's, for every State; gone at exit
         self._zones_mtime = _mtime(zones)
         self.problems: list[str] = []  # what the last refresh could not do, for /health
         self._serving = snapshot.hold_serving(self.db)  # from now on, an ingest publishes snapshots for us
@@ -184,7 +188,7 @@ class Source:
         con = _open(path)
         try:
             check_schema(con, self.db)
-            analysis = analyse_into(con, self.zone_file, self.db)
+            analysis = analyse_into(con, self.zone_file, self.db, self._spill.name)
         except BaseException:
             con.close()
             raise

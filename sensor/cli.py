@@ -128,17 +128,9 @@ def cmd_analyse(args: argparse.Namespace) -> int:
     from analyser.deltas import analyse
     from analyser.model import severity_rank
     from analyser.report import RENDERERS
-    from analyser.zones import ZoneFileError, load_zone_file
 
-    try:
-        zones = load_zone_file(args.zones)
-    except ZoneFileError as exc:
-        sys.stderr.write(f"{exc}\n")
-        n = len(exc.problems)
-        sys.stderr.write(f"sorf: {args.zones}: {n} problem{'s' * (n != 1)} in the zone file; nothing analysed\n")
-        return 2
-    except OSError as exc:
-        sys.stderr.write(f"sorf: {args.zones}: {exc.strerror or exc}\n")
+    zones = _load_zones(args.zones, then="; nothing analysed")
+    if zones is None:
         return 2
     result = analyse(args.db, zones)
     sys.stdout.write(RENDERERS[args.format](result))
@@ -150,8 +142,8 @@ def cmd_analyse(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_zones(path: str):
-    """The zone file, or None after printing its problems (as `sorf analyse` does)."""
+def _load_zones(path: str, then: str = ""):
+    """The zone file, or None after printing its problems, one per line, then how many (and ``then``)."""
     from analyser.zones import ZoneFileError, load_zone_file
 
     try:
@@ -159,7 +151,7 @@ def _load_zones(path: str):
     except ZoneFileError as exc:
         sys.stderr.write(f"{exc}\n")
         n = len(exc.problems)
-        sys.stderr.write(f"sorf: {path}: {n} problem{'s' * (n != 1)} in the zone file\n")
+        sys.stderr.write(f"sorf: {path}: {n} problem{'s' * (n != 1)} in the zone file{then}\n")
     except OSError as exc:
         sys.stderr.write(f"sorf: {path}: {exc.strerror or exc}\n")
     return None
@@ -191,8 +183,6 @@ def _port_free(host: str, port: int) -> str | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import os
-
     token = args.token or os.environ.get("SORF_TOKEN") or None
     if not _loopback(args.host) and not token:
         sys.stderr.write(f"sorf: refusing to serve on {args.host} without a token: give --token T or set SORF_TOKEN "
@@ -233,21 +223,24 @@ def cmd_evidence(args: argparse.Namespace) -> int:
     zones = _load_zones(args.zones)
     if zones is None:
         return 2
+    import tempfile
+
     con = open_database(args.db)
     try:
-        analysis = analyse_into(con, zones, args.db)
-        delta = next((d for d in analysis.deltas if d.id == args.delta_id), None)
-        if delta is None:
-            sys.stderr.write(f"sorf: no delta {args.delta_id!r} in {args.db} against {args.zones} "
-                             "(`sorf analyse` lists them with their ids)\n")  # fmt: skip
-            return 2
-        try:
-            with open(args.out, "wb") as out:
-                result = write_delta_evidence(site_cursor(con), delta, out)
-        except EvidenceError as exc:
-            os_remove_quietly(args.out)
-            sys.stderr.write(f"sorf: {exc}\n")
-            return 2
+        with tempfile.TemporaryDirectory(prefix="sorf-evidence-") as spill:  # DuckDB's, while the connection is open
+            analysis = analyse_into(con, zones, args.db, spill)
+            delta = next((d for d in analysis.deltas if d.id == args.delta_id), None)
+            if delta is None:
+                sys.stderr.write(f"sorf: no delta {args.delta_id!r} in {args.db} against {args.zones} "
+                                 "(`sorf analyse` lists them with their ids)\n")  # fmt: skip
+                return 2
+            try:
+                with open(args.out, "wb") as out:
+                    result = write_delta_evidence(site_cursor(con), delta, out)
+            except EvidenceError as exc:
+                os_remove_quietly(args.out)
+                sys.stderr.write(f"sorf: {exc}\n")
+                return 2
     finally:
         con.close()
     if result is None:
@@ -261,7 +254,6 @@ def cmd_evidence(args: argparse.Namespace) -> int:
 
 def os_remove_quietly(path: str) -> None:
     import contextlib
-    import os
 
     with contextlib.suppress(OSError):
         os.remove(path)

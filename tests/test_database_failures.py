@@ -295,12 +295,11 @@ def test_the_memory_limit_can_be_raised(tmp_path, capsys, monkeypatch, clean):
 
 @contextlib.contextmanager
 def mounted(where: Path, *options: str, source: str = "tmpfs"):
-    """A mount for the length of the block (root only: skipped otherwise)."""
+    """A mount for the length of the block (root, as CI is: a failure to mount fails the test)."""
     where.mkdir(exist_ok=True)
     args = ["mount", *options, source, str(where)]
     res = subprocess.run(args, capture_output=True, text=True, check=False)
-    if res.returncode:
-        pytest.skip(f"cannot mount here ({' '.join(args)}: {res.stderr.strip()})")
+    assert res.returncode == 0, f"cannot mount here ({' '.join(args)}: {res.stderr.strip()})"
     try:
         yield where
     finally:
@@ -372,8 +371,8 @@ def test_immutable_folder(tmp_path, capsys, clean):
     """chattr +i on the folder: root may not create the .wal beside the database."""
     db = tmp_path / "site.duckdb"
     assert ingest(capsys, db, [GOOD])[0] == 0
-    if subprocess.run(["chattr", "+i", str(tmp_path)], capture_output=True, check=False).returncode:
-        pytest.skip("chattr +i does not work here")
+    res = subprocess.run(["chattr", "+i", str(tmp_path)], capture_output=True, text=True, check=False)
+    assert res.returncode == 0, f"chattr +i does not work here: {res.stderr.strip()}"
     try:
         rc, err = ingest(capsys, db, RUN)
     finally:
@@ -388,9 +387,9 @@ def test_immutable_folder(tmp_path, capsys, clean):
     assert_rerun_is_clean(capsys, db, [GOOD, *RUN], clean)
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="runs sorf as nobody: needs root")
 def test_folder_the_user_may_not_write(clean):
-    """chmod 0555 stops a user who is not root: `sorf` runs as nobody (setpriv)."""
+    """chmod 0555 stops a user who is not root: `sorf` runs as nobody (setpriv; the tests run as root, as CI)."""
+    assert os.geteuid() == 0 and shutil.which("setpriv"), "runs sorf as nobody through setpriv: needs root"
     folder = Path(tempfile.mkdtemp(prefix="sorf-ro-", dir="/tmp"))  # tmp_path's parent is root's only
     try:
         db, new = folder / "site.duckdb", folder / "new.duckdb"
