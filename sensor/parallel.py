@@ -20,7 +20,7 @@ numbering is the serial one even when a worker fails.
 
 Workers are started with 'spawn', never forked from a process holding a DuckDB
 connection. A worker that raises reports its file as unreadable, unless DuckDB failed
-for want of memory, disk space or permission (sensor/cli.py DATABASE_FAILURES): then
+for want of memory, disk space or permission (sensor/failures.py): then
 the run stops at that capture's turn, as the serial run would. A worker process
 that dies (killed, out of memory) breaks the pool: its file is tried again alone,
 the others in a new pool, so one bad file costs only itself.
@@ -30,16 +30,16 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import re
 import signal
 import tempfile
+from collections.abc import Iterable
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
-from typing import Iterable
 
 import duckdb
 
+from .failures import WorkerDatabaseError, known_failure, one_line
 from .ingest import UNREADABLE, CaptureResult, Progress, duplicate_of, expand, ingest_file, sha256_of, tune_gc
 from .ingest import ingest as serial_ingest
 from .store import Store
@@ -94,33 +94,15 @@ def _digest(path: str) -> str | CaptureResult:
     return digest
 
 
-class WorkerDatabaseError(RuntimeError):
-    """DuckDB failed in a worker (out of memory, disk full, ...): the run stops at that capture's turn, as a
-    serial run would, with the captures before it kept. Made of strings, to cross from the worker."""
-
-    def __init__(self, kind: str, message: str):
-        super().__init__(kind, message)
-        self.kind, self.message = kind, message
-
-    def __str__(self) -> str:
-        return self.message
-
-
 def _failed(path: str, exc: BaseException) -> CaptureResult:
-    from .cli import one_line
-
     return CaptureResult(path, UNREADABLE, f"could not be ingested: {getattr(exc, 'kind', type(exc).__name__)}: "
                          f"{one_line(str(exc))}")  # fmt: skip
 
 
 def _worker_failed(path: str, exc: BaseException) -> CaptureResult:
     """A worker's exception as its file's result; raised again if it was the database failing, not the file."""
-    if isinstance(exc, WorkerDatabaseError):
-        from .cli import DATABASE_FAILURES
-
-        general = DATABASE_FAILURES[-1][0]
-        if any(p != general and re.search(p, exc.message.lower()) for p, *_ in DATABASE_FAILURES):
-            raise exc
+    if isinstance(exc, WorkerDatabaseError) and known_failure(exc.message):
+        raise exc
     return _failed(path, exc)
 
 

@@ -26,7 +26,7 @@ import duckdb
 import pytest
 
 import sensor.store
-from sensor.cli import DATABASE_FAILURES, database_failure
+from sensor.failures import DATABASE_FAILURES, database_failure
 from sensor.cli import main as sorf
 
 ROOT = Path(__file__).resolve().parent.parent
