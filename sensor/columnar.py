@@ -116,7 +116,7 @@ class Columnar:
             s = int(data[i])
             frame, t = int(frames[i]), int(ts[i])
             try:
-                pkt = decode(int(links[i]), c.buf[s : s + int(incl[i])], t)
+                pkt = decode(int(links[i]), c.buf[s : s + int(incl[i])], t, frame)
             except Malformed as exc:
                 self.stats.malformed += 1
                 writer.anomaly(frame, t, None, Anomaly("decode", "malformed_packet", str(exc)))

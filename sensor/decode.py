@@ -7,6 +7,7 @@ tuples out: this runs for every packet, so it avoids objects (dpkt's cost 5x).
 from __future__ import annotations
 
 import struct
+from itertools import islice
 from typing import NamedTuple
 
 # link types (LINKTYPE_* numbers as stored in pcap/pcapng)
@@ -29,7 +30,9 @@ TCP, UDP = 6, 17
 IPV6_EXT = frozenset((0, 43, 60, 135, 139, 140))  # hop-by-hop, routing, dest opts, mobility, HIP, shim6
 IPV6_FRAGMENT, IPV6_AH, IPV6_NONE = 44, 51, 59
 
-FRAG_MAX_DATAGRAMS = 4096
+MAX_VLAN_TAGS = 8  # QinQ stacks two, providers three: a deeper stack is no frame an endpoint takes (issue 12 §5)
+FRAG_MAX_DATAGRAMS = 4096  # datagrams waiting for fragments; past this the oldest eighth is dropped
+FRAG_MAX_BYTES = 16 << 20  # fragment bytes waiting, all datagrams together: 4096 x 64 KB would be 256 MB
 FRAG_TIMEOUT_US = 60_000_000
 
 _u16 = struct.Struct("!H").unpack_from
@@ -58,14 +61,22 @@ class Packet(NamedTuple):
 
 
 class Decoder:
-    """Decodes frames of any supported link type; holds IP fragments until complete."""
+    """Decodes frames of any supported link type; holds IP fragments until complete.
+
+    Fragments wait within FRAG_MAX_DATAGRAMS datagrams and FRAG_MAX_BYTES bytes; the
+    datagrams given up on are counted, not reported one by one (a flood of first
+    fragments is a million of them): ``incomplete`` sums them up at the end."""
 
     def __init__(self) -> None:
         self.fragments: dict[tuple, _Datagram] = {}
+        self.fragment_bytes = 0
+        self.dropped = {"evicted": 0, "timed_out": 0}  # datagrams given up on, by why
+        self.first_dropped: tuple[int | None, int] | None = None  # (frame, ts) of the first fragment of the first
 
-    def decode(self, link: int, data: bytes, ts: int) -> Packet | None:
+    def decode(self, link: int, data: bytes, ts: int, frame: int | None = None) -> Packet | None:
         """Return the decoded packet, or None for a frame that carries no IP packet
-        (ARP, LLDP, an IP fragment still waiting for the rest). Raises Malformed."""
+        (ARP, LLDP, an IP fragment still waiting for the rest). Raises Malformed.
+        ``frame`` (its number) is only kept as the evidence of an incomplete datagram."""
         vlan = 0
         src_mac = dst_mac = None
         if link == LINK_ETHERNET:
@@ -76,6 +87,8 @@ class Decoder:
             while etype in VLAN_TPIDS:
                 if len(data) < off + 4:
                     raise Malformed("802.1Q tag truncated")
+                if off >= 14 + 4 * MAX_VLAN_TAGS:
+                    raise Malformed(f"more than {MAX_VLAN_TAGS} 802.1Q tags")
                 vlan = _u16(data, off)[0] & 0x0FFF
                 etype = _u16(data, off + 2)[0]
                 off += 4
@@ -111,9 +124,13 @@ class Decoder:
             off = 4
         else:
             return None
+        if etype in VLAN_TPIDS and link in (LINK_SLL, LINK_SLL2):
+            tags_end = off + 4 * MAX_VLAN_TAGS
         while etype in VLAN_TPIDS and link in (LINK_SLL, LINK_SLL2):
             if len(data) < off + 4:
                 raise Malformed("802.1Q tag truncated")
+            if off >= tags_end:
+                raise Malformed(f"more than {MAX_VLAN_TAGS} 802.1Q tags")
             vlan = _u16(data, off)[0] & 0x0FFF
             etype = _u16(data, off + 2)[0]
             off += 4
@@ -138,7 +155,7 @@ class Decoder:
             start = off + ihl
             if frag & 0x3FFF:  # MF set or non-zero offset
                 key = (vlan, src, dst, _u16(data, off + 4)[0], proto)
-                payload = self._reassemble(key, (frag & 0x1FFF) * 8, bool(frag & 0x2000), data[start:end], ts)
+                payload = self._reassemble(key, (frag & 0x1FFF) * 8, bool(frag & 0x2000), data[start:end], ts, frame)
                 if payload is None:
                     return None
                 return _transport(vlan, src_mac, dst_mac, src, dst, proto, payload, 0, len(payload))
@@ -163,7 +180,7 @@ class Decoder:
                     fo = _u16(data, start + 2)[0]
                     ident = _u32(data, start + 4)[0]
                     key = (vlan, src, dst, ident, nxt)
-                    payload = self._reassemble(key, fo & 0xFFF8, bool(fo & 1), data[start + 8 : end], ts)
+                    payload = self._reassemble(key, fo & 0xFFF8, bool(fo & 1), data[start + 8 : end], ts, frame)
                     if payload is None:
                         return None
                     # the fragmentable part may itself start with extension headers
@@ -176,7 +193,9 @@ class Decoder:
             return None
         return _transport(vlan, src_mac, dst_mac, src, dst, proto, data, start, end)
 
-    def _reassemble(self, key: tuple, offset: int, more: bool, piece: bytes, ts: int) -> bytes | None:
+    def _reassemble(
+        self, key: tuple, offset: int, more: bool, piece: bytes, ts: int, frame: int | None
+    ) -> bytes | None:
         """Collect one fragment; return the whole IP payload once every piece is in.
 
         The key holds the VLAN: the same addresses and IP id on two VLANs are two
@@ -187,12 +206,17 @@ class Decoder:
         if dgram is None:
             if len(frags) >= FRAG_MAX_DATAGRAMS:
                 self.expire(ts, force=True)
-            dgram = frags[key] = _Datagram(ts)
+            dgram = frags[key] = _Datagram(ts, frame)
+        grown = len(piece) - len(dgram.pieces.get(offset, b""))
         dgram.pieces[offset] = piece
+        dgram.size += grown
+        self.fragment_bytes += grown
+        while self.fragment_bytes > FRAG_MAX_BYTES and frags:
+            self.expire(ts, force=True)
         if not more:
             dgram.total = offset + len(piece)
-        if dgram.total is None:
-            return None
+        if dgram.total is None or dgram.size < dgram.total or key not in frags:
+            return None  # fewer bytes than the datagram holds: no need to look for holes
         pos = 0
         for off in sorted(dgram.pieces):
             if off > pos:
@@ -201,6 +225,7 @@ class Decoder:
         if pos < dgram.total:
             return None
         del frags[key]
+        self.fragment_bytes -= dgram.size
         out = bytearray(dgram.total)
         for off in sorted(dgram.pieces):
             p = dgram.pieces[off][: dgram.total - off]
@@ -208,21 +233,48 @@ class Decoder:
         return bytes(out)
 
     def expire(self, now: int, force: bool = False) -> int:
-        """Drop datagrams whose fragments stopped coming; returns how many."""
-        stale = [k for k, d in self.fragments.items() if now - d.first_ts > FRAG_TIMEOUT_US]
+        """Drop datagrams whose fragments stopped coming (with ``force``, the oldest
+        eighth if none did); returns how many."""
+        frags = self.fragments
+        stale = [k for k, d in frags.items() if now - d.first_ts > FRAG_TIMEOUT_US]
+        why = "timed_out"
         if force and not stale:
-            stale = list(self.fragments)[: max(1, len(self.fragments) // 8)]
+            stale, why = list(islice(frags, max(1, len(frags) // 8))), "evicted"
         for k in stale:
-            del self.fragments[k]
+            dgram = frags.pop(k)
+            self.fragment_bytes -= dgram.size
+            self.dropped[why] += 1
+            if self.first_dropped is None:
+                self.first_dropped = (dgram.frame, dgram.first_ts)
         return len(stale)
+
+    def incomplete(self) -> tuple[int | None, int, str] | None:
+        """(frame, ts, detail) summing up the datagrams that never completed: those
+        given up on and those still waiting (at the end of the capture); None if none."""
+        left = len(self.fragments)
+        n = sum(self.dropped.values()) + left
+        if not n:
+            return None
+        if self.first_dropped is not None:
+            frame, ts = self.first_dropped
+        else:
+            first = next(iter(self.fragments.values()))
+            frame, ts = first.frame, first.first_ts
+        why = (
+            f"{self.dropped['evicted']} dropped when {FRAG_MAX_DATAGRAMS} datagrams or {FRAG_MAX_BYTES} bytes were "
+            f"waiting, {self.dropped['timed_out']} after {FRAG_TIMEOUT_US // 1_000_000} s, {left} still waiting at the end"
+        )
+        return frame, ts, f"{n} fragmented IP datagrams never completed ({why}); the first one's first fragment is here"
 
 
 class _Datagram:
-    __slots__ = ("first_ts", "pieces", "total")
+    __slots__ = ("first_ts", "frame", "pieces", "size", "total")
 
-    def __init__(self, ts: int):
+    def __init__(self, ts: int, frame: int | None):
         self.first_ts = ts
+        self.frame = frame  # of its first fragment
         self.pieces: dict[int, bytes] = {}
+        self.size = 0  # bytes in pieces
         self.total: int | None = None
 
 

@@ -252,6 +252,7 @@ def _replay_chunks(first, chunks, table, writer, registry, skip, tick) -> ChunkS
             engine.chunk(chunk)
             if not tick(engine.stats.packets):
                 break
+    _report_fragments(engine.decoder, writer)
     return engine.stats
 
 
@@ -276,7 +277,7 @@ def _replay_packets(first, packets, table, writer, skip, tick) -> ChunkStats:
                 skip(n, link, ts)
                 continue
             try:
-                pkt = decode(link, data, ts)
+                pkt = decode(link, data, ts, n)
                 if pkt is not None:
                     ip_packets += 1
                     on_packet(pkt, n, ts, orig_len)
@@ -288,7 +289,17 @@ def _replay_packets(first, packets, table, writer, skip, tick) -> ChunkStats:
                 writer.anomaly(n, ts, None, Anomaly("sensor", "internal_error", f"{type(exc).__name__}: {exc}"))
             if not n % PROGRESS_EVERY and not tick(n):
                 break
+    _report_fragments(decoder, writer)
     return ChunkStats(n, ip_packets, malformed, skipped, first_ts, last_ts)
+
+
+def _report_fragments(decoder: Decoder, writer) -> None:
+    """One anomaly for every IP datagram of the capture that never completed: one row
+    each would be a million rows for a flood of first fragments (issue 12 §5)."""
+    found = decoder.incomplete()
+    if found is not None:
+        frame, ts, detail = found
+        writer.anomaly(frame, ts, None, Anomaly("decode", "incomplete_fragments", detail))
 
 
 def tune_gc() -> None:

@@ -5,7 +5,12 @@ out-of-order segments wait for the hole to fill, and a hole that will never fill
 becomes a gap the dissector resyncs after. A hole is given up on as soon as the
 peer acknowledges data past it (the endpoint got bytes the sensor never saw: a
 SPAN port dropped them), or when too much is waiting. Memory per direction is
-bounded by PENDING_CAP.
+bounded by PENDING_CAP bytes in at most PENDING_SEGMENTS segments.
+
+Waiting segments are kept in a heap by their distance from an anchor (the stream
+position when the first of them arrived), so finding the next one costs log n: a
+stream with a hole every other segment (a one-way SPAN, no ACK to give a hole up
+on) took time quadratic in the segments held, 48 s for 20,000 of them.
 
 Each delivered piece keeps the frame and time of the segment that carried it, so
 a PDU's evidence is the frame holding its last byte even when it arrived early.
@@ -13,10 +18,13 @@ a PDU's evidence is the frame holding its last byte even when it arrived early.
 
 from __future__ import annotations
 
+from heapq import heappop, heappush
+
 SEQ_MOD = 1 << 32
 HALF = SEQ_MOD // 2
 WINDOW = 1 << 20  # segments further ahead than this are not worth waiting for
 PENDING_CAP = 1 << 18  # bytes held out of order before giving up on the hole
+PENDING_SEGMENTS = 1 << 12  # segments held out of order (tiny ones: their overhead, not their bytes, is the cost)
 
 Piece = tuple[bytes | None, int, int]  # (bytes, or None for a gap; frame; ts)
 
@@ -29,13 +37,18 @@ def _distance(a: int, b: int) -> int:
 class StreamDirection:
     """Reorders one direction's segments; push() returns the pieces now in order."""
 
-    __slots__ = ("next_seq", "peer_ack", "pending", "pending_bytes", "retransmitted", "gaps", "gap_bytes")
+    __slots__ = ("anchor", "gap_bytes", "gaps", "heap", "next_seq", "peer_ack", "pending", "pending_bytes",
+                 "retransmitted")  # fmt: skip
 
     def __init__(self) -> None:
         self.next_seq: int | None = None
         self.peer_ack: int | None = None  # highest acknowledgment the other side sent
+        # waiting segments by offset from ``anchor`` (next_seq when the first of them came): the offsets stay
+        # in order while next_seq moves on, up to the last of them (they are at most WINDOW ahead of it)
         self.pending: dict[int, tuple[bytes, int, int]] = {}
         self.pending_bytes = 0
+        self.anchor = 0
+        self.heap: list[int] = []  # the keys of ``pending``
         self.retransmitted = 0  # segments whose bytes had all been delivered already
         self.gaps = 0
         self.gap_bytes = 0
@@ -70,17 +83,31 @@ class StreamDirection:
                 # it is the stream that moved (a stray segment set the start). Resume here after a gap.
                 return self._reanchor(seq, data, frame, ts)
             return []  # wildly out of window: ignore rather than wait
-        old = self.pending.get(seq)
-        if old is None or len(old[0]) < len(data):
-            self.pending_bytes += len(data) - (len(old[0]) if old else 0)
-            self.pending[seq] = (data, frame, ts)
-        if self.pending_bytes > PENDING_CAP or self._hole_acked():
+        self._hold(seq, data, frame, ts)
+        if self.pending_bytes > PENDING_CAP or len(self.pending) > PENDING_SEGMENTS or self._hole_acked():
             return self.skip_hole()
         return []
+
+    def _hold(self, seq: int, data: bytes, frame: int, ts: int) -> None:
+        """Keep a segment that starts past a hole (the longer one, if two start at the same place)."""
+        if not self.pending:
+            self.anchor = self.next_seq  # type: ignore[assignment]
+        key = (seq - self.anchor) % SEQ_MOD
+        old = self.pending.get(key)
+        if old is None:
+            heappush(self.heap, key)
+        if old is None or len(old[0]) < len(data):
+            self.pending_bytes += len(data) - (len(old[0]) if old else 0)
+            self.pending[key] = (data, frame, ts)
+
+    def _offset(self) -> int:
+        """next_seq as an offset from the anchor, as the keys of ``pending`` are."""
+        return (self.next_seq - self.anchor) % SEQ_MOD  # type: ignore[operator]
 
     def _reanchor(self, seq: int, data: bytes, frame: int, ts: int) -> list[Piece]:
         self.gaps += 1
         self.pending.clear()
+        self.heap.clear()
         self.pending_bytes = 0
         self.next_seq = (seq + len(data)) % SEQ_MOD
         return [(None, frame, ts), (data, frame, ts)]
@@ -100,10 +127,10 @@ class StreamDirection:
         """Give up on the missing bytes: jump to the first waiting segment."""
         if not self.pending:
             return []
-        first = min(self.pending, key=lambda s: (s - self.next_seq) % SEQ_MOD)
+        first = self.heap[0]
         self.gaps += 1
-        self.gap_bytes += (first - self.next_seq) % SEQ_MOD
-        self.next_seq = first
+        self.gap_bytes += first - self._offset()
+        self.next_seq = (self.anchor + first) % SEQ_MOD
         _, frame, ts = self.pending[first]
         out: list[Piece] = [(None, frame, ts)]
         self._drain(out)
@@ -117,20 +144,15 @@ class StreamDirection:
         return out
 
     def _drain(self, out: list[Piece]) -> None:
-        while self.pending:
-            progressed = False
-            for seq in list(self.pending):
-                rel = (seq - self.next_seq) % SEQ_MOD
-                if rel >= HALF:
-                    rel -= SEQ_MOD
-                if rel > 0:
-                    continue
-                data, frame, ts = self.pending.pop(seq)
-                self.pending_bytes -= len(data)
-                if rel + len(data) > 0:
-                    data = data[-rel:] if rel else data
-                    out.append((data, frame, ts))
-                    self.next_seq = (self.next_seq + len(data)) % SEQ_MOD
-                progressed = True
-            if not progressed:
-                return
+        """Deliver the waiting segments the stream has reached, in stream order, trimmed of bytes already delivered."""
+        heap, pending = self.heap, self.pending
+        at = self._offset()
+        while heap and heap[0] <= at:
+            key = heappop(heap)
+            data, frame, ts = pending.pop(key)
+            self.pending_bytes -= len(data)
+            if key + len(data) > at:
+                data = data[at - key :]
+                out.append((data, frame, ts))
+                at += len(data)
+                self.next_seq = (self.next_seq + len(data)) % SEQ_MOD  # type: ignore[operator]
