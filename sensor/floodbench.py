@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.kept:
         print(*kept(args.kept))
         return 0
-    paths = [Path(p) for p in args.paths] or [CAPTURES / "flood-2m.pcap"]
+    paths = [Path(p).resolve() for p in args.paths] or [CAPTURES / "flood-2m.pcap"]  # resolved: GENERATED's keys
     for path in paths:
         if not path.exists() and path in GENERATED:
             print(f"generating {path.name} ...", flush=True)

@@ -9,6 +9,7 @@ by the number of concurrently active flows, not by the size of the capture.
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import Protocol
 
 import numpy as np
@@ -26,6 +27,10 @@ IDLE_US = 300_000_000  # a flow silent this long (capture time) is finished
 CLOSED_IDLE_US = 10_000_000  # after FIN or RST, only stragglers remain
 SWEEP_EVERY_US = 10_000_000
 MAX_FLOWS = 200_000  # active flows; beyond this the least recently seen are evicted
+# active flows of one packet (a scan's SYNs, a sweep's probes): beyond this the oldest are finished. A flood
+# no longer takes the table (1.2 KB a flow) from the conversations; at least twice the records the columnar
+# path opens flows for at once (columnar.FLOOD_PIECE), so that a chunk's evictions leave most of them
+MAX_SINGLE_PACKET = 8_192
 CLAIM_TRIES = 3  # payload-bearing packets a flow may offer the registry
 
 # history letters, Zeek conn.log style: upper case from the originator
@@ -130,6 +135,9 @@ class FlowTable:
         self.sink = sink
         self.flows: dict[tuple, tuple[Flow, bool]] = {}  # both directions' keys -> (flow, key is the originator's)
         self.live: dict[int, Flow] = {}  # flow_id -> flow: each active flow once, for sweeps
+        self.single: dict[int, Flow] = {}  # the live flows of one packet, oldest first
+        self.evicted = {"single_packet": 0, "least_recent": 0}  # flows finished early at MAX_SINGLE_PACKET, MAX_FLOWS
+        self.first_evicted: Flow | None = None
         self.id_base = capture_id << 32
         self.next_sweep = 0
         self.flow_count = 0
@@ -145,6 +153,7 @@ class FlowTable:
                 self.finish(flow)  # the ports are reused by a new connection
                 flow, from_orig = self.new_flow(pkt, key, frame, ts)
         self.update(flow, from_orig, pkt, frame, ts, length)
+        self.evict()
         if ts >= self.next_sweep:
             self.sweep(ts)
 
@@ -156,6 +165,8 @@ class FlowTable:
 
     def update(self, flow: Flow, from_orig: bool, pkt: Packet, frame: int, ts: int, length: int) -> None:
         """Everything one packet does to its flow: counters, TCP state, reassembly, dissection."""
+        if flow.packets_orig + flow.packets_resp == 1:
+            self.single.pop(flow.flow_id, None)
         if from_orig:
             flow.packets_orig += 1
             flow.bytes_orig += length
@@ -195,9 +206,23 @@ class FlowTable:
         self.flows[key] = (flow, from_sender)
         self.flows[rev] = (flow, not from_sender)
         self.live[flow.flow_id] = flow
+        self.single[flow.flow_id] = flow  # its first packet is counted next
+        return flow, from_sender
+
+    def evict(self) -> None:
+        """Keep the table within MAX_SINGLE_PACKET and MAX_FLOWS. Called once the packets at hand are counted
+        (after each packet; after each columnar chunk), never while a caller still holds flows it looked up."""
+        if len(self.single) > MAX_SINGLE_PACKET:
+            self._evict_single()
         if len(self.flows) > 2 * MAX_FLOWS:
             self._evict_oldest()
-        return flow, from_sender
+
+    def grew(self, flows: list[Flow]) -> None:
+        """These flows' counters were raised in bulk (the columnar path): those past one packet are no longer single."""
+        single = self.single
+        for flow in flows:
+            if flow.packets_orig + flow.packets_resp > 1:
+                single.pop(flow.flow_id, None)
 
     def _tcp_state(self, flow: Flow, from_orig: bool, flags: int, seq: int, payload: bytes) -> None:
         if flags & SYN:
@@ -284,15 +309,41 @@ class FlowTable:
         for flow in done:
             self.finish(flow)
 
+    def _evict_single(self) -> None:
+        """Finish the oldest one-packet flows, down to nine tenths of the cap: a later packet of one starts a new flow."""
+        oldest = list(islice(self.single.values(), len(self.single) - MAX_SINGLE_PACKET * 9 // 10))
+        self._finish_early("single_packet", oldest)
+
     def _evict_oldest(self) -> None:
+        """Finish the least recently seen flows, down to nine tenths of the cap."""
         flows = sorted(self.live.values(), key=lambda f: f.last_ts)
-        for flow in flows[: len(flows) // 10]:
+        oldest = flows[: len(flows) - MAX_FLOWS * 9 // 10]
+        self._finish_early("least_recent", oldest)
+
+    def _finish_early(self, why: str, flows: list[Flow]) -> None:
+        self.evicted[why] += len(flows)
+        if self.first_evicted is None and flows:
+            self.first_evicted = flows[0]
+        for flow in flows:
             self.finish(flow)
+
+    def evictions(self) -> tuple[int, int, str] | None:
+        """(frame, ts, detail) summing up the flows finished early at the caps (the first one's last
+        packet); None if none was."""
+        first = self.first_evicted
+        if first is None:
+            return None
+        single, oldest = self.evicted["single_packet"], self.evicted["least_recent"]
+        detail = (f"{single + oldest} flows finished before they ended: {single} of one packet when over "
+                  f"{MAX_SINGLE_PACKET} were waiting, {oldest} least recently seen when over {MAX_FLOWS} were active; "
+                  "a later packet of one of them starts a new flow")  # fmt: skip
+        return first.last_frame, first.last_ts, detail
 
     def finish(self, flow: Flow) -> None:
         for key in flow.keys:
             self.flows.pop(key, None)
         self.live.pop(flow.flow_id, None)
+        self.single.pop(flow.flow_id, None)
         if flow.streams is not None:
             self._deliver(flow, True, flow.streams[0].flush())
             self._deliver(flow, False, flow.streams[1].flush())

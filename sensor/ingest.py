@@ -198,6 +198,9 @@ def ingest_file(
         store.delete_capture(capture_id)
         return given_up
     table.close()
+    if (evicted := table.evictions()) is not None:
+        frame, ts, detail = evicted
+        writer.anomaly(frame, ts, None, Anomaly("sensor", "flow_table_full", detail))
     writer.end()
     n, skipped = stats.packets, stats.skipped
     if progress is not None:

@@ -32,7 +32,8 @@ SCHEMA_VERSION = 2
 BATCH_ROWS = 24_576  # rows per insert: a batch waits while one is written, so this is memory; DuckDB takes ~0.9 us a row either way
 ROW_GROUP = 30_720  # rows per DuckDB row group: the inserter holds one per table (DuckDB's 122,880: +30 MB RSS)
 MEMORY_LIMIT = "40MB"  # DuckDB buffer pool: inserted pages are written out, not kept (32 MB ran out on the 4M bench)
-REBUILD_MEMORY_LIMIT = "160MB"  # the assets rebuild only (rebuild_assets): a 2M-address flood failed at 100 MB
+REBUILD_MEMORY_MB = 80  # the assets rebuild (rebuild_assets) starts with this: a 2M-address flood needs 80, not 70
+REBUILD_ATTEMPTS = 5  # doubling each time: 1,280 MB at the last
 LOCK_WAIT_S = 30  # a server copying the database to its snapshot holds it for a moment: wait, then give up
 
 TS = pa.timestamp("us")
@@ -61,10 +62,17 @@ CREATE TABLE IF NOT EXISTS identities (
 CREATE TABLE IF NOT EXISTS anomalies (
     capture_id INTEGER, frame BIGINT, ts TIMESTAMP, flow_id BIGINT, protocol VARCHAR,
     kind VARCHAR, detail VARCHAR);
-CREATE TABLE IF NOT EXISTS assets (
-    ip VARCHAR PRIMARY KEY, macs VARCHAR[], vlans INTEGER[], first_ts TIMESTAMP,
+"""
+# Derived: one row per address, rebuilt whole after each ingest. No PRIMARY KEY: the rebuild's GROUP BY ip
+# makes ip unique, and the key's index on 2M addresses (a scan) cost more DuckDB memory than the rebuild itself;
+# a DELETE and INSERT of the same keys in one transaction even ran out at 160 MB. The rebuild drops and
+# creates the table, so a database written by an older sorf loses its key there.
+ASSETS_TABLE = """
+CREATE TABLE {} assets (
+    ip VARCHAR, macs VARCHAR[], vlans INTEGER[], first_ts TIMESTAMP,
     last_ts TIMESTAMP, flows BIGINT, roles VARCHAR[], identity VARCHAR);
 """
+SCHEMA += ASSETS_TABLE.format("IF NOT EXISTS")
 
 FLOW_COLUMNS = {
     "flow_id": pa.int64(), "capture_id": pa.int32(), "vlan": pa.int32(), "transport": pa.string(),
@@ -95,8 +103,7 @@ _BULK_COLUMNS = list(OPERATION_COLUMNS)[4:]  # what a bulk decoder gives: all bu
 # min/max/sum, then per address min/max (one value: no list needed); lists only for the few addresses with
 # several. list() per group over millions of addresses (a scan) needed over 200 MB of DuckDB memory.
 # A flow's two sides count it once (flow ids are unique across captures); identity rows count no flow.
-ASSETS_REBUILD = """
-DELETE FROM assets;
+ASSETS_REBUILD = "DROP TABLE assets;" + ASSETS_TABLE.format("") + """
 INSERT INTO assets
 WITH sides AS (
     SELECT src_ip AS ip, src_mac AS mac, vlan, first_ts, last_ts, 1 AS flows,
@@ -381,13 +388,23 @@ class Store:
         return CaptureWriter(self, capture_id)
 
     def rebuild_assets(self) -> None:
-        """The one statement whose memory grows with the addresses (a group and a primary-key entry each):
-        it gets REBUILD_MEMORY_LIMIT of DuckDB memory, at a point where the inserter holds nothing."""
+        """The one statement whose memory grows with the addresses (a group each), at a point where the
+        inserter holds nothing. It starts with REBUILD_MEMORY_MB of DuckDB memory and doubles it each
+        time that runs out (a scan from millions of addresses), up to REBUILD_ATTEMPTS times."""
         self.inserter.drain()
         limit = self.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
-        self.con.execute(f"SET memory_limit = '{REBUILD_MEMORY_LIMIT}'")
         try:
-            self.con.execute(ASSETS_REBUILD)
+            for attempt in range(REBUILD_ATTEMPTS):
+                self.con.execute("BEGIN TRANSACTION")
+                try:  # setting a limit below what DuckDB holds runs out of memory too
+                    self.con.execute(f"SET memory_limit = '{REBUILD_MEMORY_MB << attempt}MB'")
+                    self.con.execute(ASSETS_REBUILD)
+                    self.con.execute("COMMIT")
+                    return
+                except duckdb.OutOfMemoryException:
+                    self.con.execute("ROLLBACK")
+                    if attempt == REBUILD_ATTEMPTS - 1:
+                        raise
         finally:
             self.con.execute(f"SET memory_limit = '{limit}'")
 

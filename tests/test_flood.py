@@ -8,17 +8,21 @@ Results only, never times: `make bench` measures the 2M-flow flood.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 
+import sensor.store
 from analyser.deltas import UNZONED_DELTAS
 from analyser.report import UNZONED_SHOWN
+from sensor import flows
 from sensor.cli import main as sorf
 
 ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "captures" / "demo-plant.pcap"
 sys.path.insert(0, str(ROOT / "captures"))
 import make_flood
 
@@ -106,9 +110,29 @@ def test_flood_keeps_every_flow_and_asset(flood):
         plc = con.execute("SELECT flows, macs FROM assets WHERE ip = '10.20.2.10'").fetchone()
         assert plc == (20_000, ["02:00:5e:14:02:10"])
         assert con.execute("SELECT count(*) FROM assets WHERE flows = 1 AND len(macs) = 1").fetchone() == (20_000,)
+        # past MAX_SINGLE_PACKET one-packet flows the oldest were finished early: said once, with the count
+        (frame, detail), *more = con.execute("SELECT frame, detail FROM anomalies WHERE kind = 'flow_table_full'").fetchall()
+        evicted = int(detail.split()[0])
+        assert not more and frame == 1 and 20_000 - flows.MAX_SINGLE_PACKET <= evicted < 20_000
+        assert detail.endswith("a later packet of one of them starts a new flow")
     finally:
         con.close()
     assert _assets_match_old(flood) == 20_001
+
+
+def test_a_second_capture_rebuilds_the_flood_assets(flood, tmp_path, capsys, monkeypatch):
+    """The rebuild drops and recreates assets: with a PRIMARY KEY, deleting and inserting 2M keys in one
+    transaction ran out of memory. Started far too small here, it doubles its memory until it fits."""
+    db = tmp_path / "site.duckdb"
+    shutil.copy(flood, db)
+    monkeypatch.setattr(sensor.store, "REBUILD_MEMORY_MB", 2)
+    assert sorf(["ingest", str(DEMO), "--db", str(db), "--jobs", "1"]) == 0
+    capsys.readouterr()
+    with duckdb.connect(str(db), read_only=True) as con:
+        (hosts,) = con.execute("SELECT count(DISTINCT ip) FROM (SELECT src_ip AS ip FROM flows UNION SELECT dst_ip FROM flows)").fetchone()
+        assert con.execute("SELECT count(*), count(DISTINCT ip) FROM assets").fetchone() == (hosts, hosts)
+        assert hosts > 20_001
+    assert _assets_match_old(db) == hosts
 
 
 def test_sources_times_ports(tmp_path, capsys):
