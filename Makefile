@@ -6,10 +6,12 @@ BIN := $(VENV)/bin
 # captures/make_bench.py (deterministic, not committed) when missing or older than the generator.
 BENCH_CAPTURES ?= captures/bench-1m.pcap
 BENCH_SCALE ?= captures/bench-4m.pcap
+# `make fuzz` runs every fuzz target of tests/fuzz for its share of FUZZ_SECONDS (seeds and finds in .fuzz-corpus/)
+FUZZ_SECONDS ?= 600
 # and ingest + analyse of a SYN-scan flood (many flows, many hosts; captures/make_flood.py, not committed)
 BENCH_FLOOD ?= captures/flood-2m.pcap
 
-.PHONY: demo serve test bench clean
+.PHONY: demo serve test bench fuzz clean
 
 $(BIN)/sorf: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "sorf needs Python 3.11 or newer"; exit 1; }
@@ -30,6 +32,9 @@ serve: $(BIN)/sorf
 
 test: $(BIN)/sorf
 	$(BIN)/python -m pytest -q
+
+fuzz: $(BIN)/sorf
+	$(BIN)/python -m tests.fuzz --seconds $(FUZZ_SECONDS)
 
 bench: $(BIN)/sorf $(BENCH_CAPTURES) $(BENCH_SCALE) $(BENCH_FLOOD)
 	$(BIN)/python -m sensor.bench $(BENCH_CAPTURES) --scale $(BENCH_SCALE)

@@ -171,6 +171,31 @@ def _cut_request(code: int, pdu: bytes) -> str | None:
     return None
 
 
+# function -> bytes of its response's fixed part (MBAP header and function code included), and the functions whose
+# response then has as many bytes as the byte count at offset 8 says: a reply cut before its end is still the
+# operation, with a `truncated_pdu` anomaly, as a cut request is (docs/protocols/modbus.md, damaged PDUs)
+RESPONSE_SIZES = {1: 9, 2: 9, 3: 9, 4: 9, 5: 12, 6: 12, 7: 9, 8: 12, 11: 12, 12: 9, 15: 12, 16: 12, 17: 9, 20: 9,
+                  21: 9, 22: 14, 23: 9, 24: 10, 43: 9, 90: 10}  # fmt: skip
+COUNTED_RESPONSES = frozenset({1, 2, 3, 4, 12, 17, 20, 21, 23})
+
+
+def _cut_response(code: int, fc: int, pdu: bytes) -> str | None:
+    """What a reply lacks for its function, or None when it is whole. An exception reply cut before its
+    exception code is not one: its status says so (EXCEPTION), as tests/test_bulk_modbus.py has it."""
+    n, name = len(pdu), FUNCTIONS[code][0]
+    if fc & 0x80:
+        return None
+    need = RESPONSE_SIZES[code]
+    if n < need:
+        return f"{name} reply of {n - 6} bytes after the MBAP length, {need - 6} needed"
+    if code in COUNTED_RESPONSES and n < need + pdu[8]:
+        return f"{name} reply: byte count {pdu[8]}, {n - need} bytes of values"
+    count = int.from_bytes(pdu[8:10]) if code == 24 else 0  # a 2-byte count: the FIFO count, then the values
+    if n < need + count:
+        return f"{name} reply: byte count {count}, {n - need} bytes"
+    return None
+
+
 def _exception(code: int | None) -> str:
     """Status of an exception reply, from its exception code (None: the reply ends before it)."""
     return "EXCEPTION" if code is None else EXCEPTIONS.get(code, f"EXCEPTION_{code}")
@@ -278,6 +303,10 @@ class ModbusTCP(FramedStream):
                 op.status = _exception(pdu[8] if len(pdu) > 8 else None)
             else:
                 out.extend(self._response(op, pdu))
+            if code in FUNCTIONS:
+                cut = _cut_response(code, fc, pdu)
+                if cut is not None:
+                    out.append(Anomaly("modbus", "truncated_pdu", cut))
         op.target = _target(code, op.address, op.quantity)
         return out
 
@@ -307,7 +336,10 @@ class ModbusTCP(FramedStream):
         # fc 15 and 16 with every byte their byte count announces (a cut one gets an anomaly from parse)
         whole = length >= 13 + header[:, 12].astype(np.int64)
         good_request = request & (length >= 12) & ((fc >= 1) & (fc <= 6) | (fc == 15) & whole | fc16 & whole)
-        good_response = ~request & (length >= 8)
+        # replies with every byte their function needs (a cut one gets an anomaly from parse): a read's byte count
+        # of values, a write's echo; an exception reply from its function code on
+        need = np.where(fc >= 0x80, 8, np.where(fc <= 4, 9 + header[:, 8].astype(np.int64), 12))
+        good_response = ~request & (length >= 8) & (length >= need)
 
         # runs of requests of one flow; the PDUs right after a run of k are its candidate k responses
         change = np.ones(n, bool)

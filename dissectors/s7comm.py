@@ -39,6 +39,8 @@ _IS_TPDU = np.isin(np.arange(16), list(COTP_TPDUS))  # COTP_TPDUS by code, for p
 DT = 0xF
 # S7 connection types in the first byte of a 2-byte TSAP (the second is rack * 32 + slot)
 TSAP_CONNECTION_TYPES = {1: "PG", 2: "OP", 3: "S7_BASIC"}
+# CR / CC parameter 0xC0, TPDU size: code -> bytes (ISO 8073 13.3.4 b: 0x07 128 bytes up to 0x0D 8192)
+TPDU_SIZES = {code: 1 << code for code in range(0x07, 0x0E)}
 
 # ---------------------------------------------------------------- S7comm (protocol id 0x32)
 # ROSCTR -> (ICSNPP rosctr_name, direction)
@@ -561,6 +563,8 @@ _S7ANY = struct.Struct("!BHHB")  # transport size, length, DB number, area (the 
 _H = struct.Struct("!H")
 _I = struct.Struct("!I")
 _S7P_DATA = struct.Struct("!BHHHH")  # opcode, reserved, function, reserved, sequence number
+S7P_FUNCTION_END = 5  # bytes of the data part up to its function
+S7P_TRAILER_LEN = 4  # 0x72, version, 2 zero bytes: ends the last fragment of a PDU
 
 MAX_REASSEMBLY = 1 << 16  # bytes of COTP DT / S7 userdata / S7comm-plus fragments held per direction
 MAX_PENDING = 512  # unanswered requests remembered per flow to pair responses with them
@@ -693,7 +697,9 @@ class S7comm(FramedStream):
             return by_port and payload[:1] == b"\x03" and payload[1:2] in (b"", b"\0")
         version, reserved, length = _TPKT.unpack_from(payload)
         li, code = payload[4], payload[5] >> 4
-        return version == 3 and reserved == 0 and length >= 7 and 2 <= li < length - 4 and code in COTP_TPDUS
+        # on port 102 a connection TPDU cut short (its length indicator past the TPKT) is still the flow's start
+        fits = li < length - 4 or by_port and code != DT
+        return version == 3 and reserved == 0 and length >= 7 and li >= 2 and fits and code in COTP_TPDUS
 
     @staticmethod
     def pdu_lengths(data: np.ndarray, start: np.ndarray, length: np.ndarray) -> np.ndarray:
@@ -702,7 +708,7 @@ class S7comm(FramedStream):
         h, whole = headers(data, start, length, 6)
         tpkt = (h[:, 2] << 8) | h[:, 3]
         li, code = h[:, 4], h[:, 5] >> 4
-        ok = whole & (h[:, 0] == 3) & (h[:, 1] == 0) & (tpkt >= 7) & (li >= 2) & (li <= tpkt - 5)
+        ok = whole & (h[:, 0] == 3) & (h[:, 1] == 0) & (tpkt >= 7) & (li >= 2) & ((li <= tpkt - 5) | (code != DT))
         ok &= _IS_TPDU[code]
         return np.where(ok, tpkt, -1)
 
@@ -711,8 +717,8 @@ class S7comm(FramedStream):
         if version != 3 or reserved != 0 or length < 7:
             return -1
         li, code = buf[pos + 4], buf[pos + 5] >> 4
-        if li < 2 or li > length - 5 or code not in COTP_TPDUS:
-            return -1
+        if li < 2 or code not in COTP_TPDUS or li > length - 5 and (strict or code == DT):
+            return -1  # a connection TPDU cut short is a PDU (parse keeps what it holds), unless found by scanning
         if strict and code == DT and (li != 2 or buf[pos + 5] != 0xF0):
             return -1  # class 0 DT, the only one ISO-on-TCP uses: a scanned header needs to be exactly that
         return length
@@ -733,6 +739,8 @@ class S7comm(FramedStream):
                 out.append(
                     Anomaly("cotp", "bad_header", f"COTP length indicator {li} runs past the TPKT ({end} bytes)")
                 )
+                if li >= 1 and off + 1 < end and pdu[off + 1] >> 4 != DT:  # a cut CR, CC, DR...: what is there
+                    out.extend(self._cotp(pdu, off, li, pdu[off + 1] >> 4, from_orig))
                 break
             code = pdu[off + 1] >> 4
             if code == DT:
@@ -741,45 +749,60 @@ class S7comm(FramedStream):
                     break
                 out.extend(self._dt(pdu[off + 1 + li :], pdu[off + 2] & 0x80, from_orig))
                 break
-            out.append(self._cotp(pdu, off, li, code, from_orig))
+            out.extend(self._cotp(pdu, off, li, code, from_orig))
             off += 1 + li
         return out
 
-    def _cotp(self, pdu: bytes, off: int, li: int, code: int, from_orig: bool) -> Record:
-        """A COTP TPDU other than DT: connection set-up and tear-down, errors."""
+    def _cotp(self, pdu: bytes, off: int, li: int, code: int, from_orig: bool) -> list[Record]:
+        """A COTP TPDU other than DT: connection set-up and tear-down, errors. A unit cut short (its length
+        indicator runs past the TPKT) keeps the fields it holds."""
         name, direction, access = COTP_TPDUS.get(code, (f"UNKNOWN_0x{code:x}", REQUEST, "other"))
         op = Operation("cotp", direction, code, name, access)
         details: dict = {"pdu_code": f"0x{code:02x}"}
-        end = off + 1 + li
-        if li >= 3:
+        out: list[Record] = []
+        end = min(off + 1 + li, len(pdu))
+        held = end - off - 1  # bytes of the unit there are, from its TPDU code on
+        if held >= 3:
             details["dst_ref"] = _H.unpack_from(pdu, off + 2)[0]
-        if li >= 5 and code in (0xE, 0xD, 0x8, 0xC):  # the TPDUs that carry a source reference
+        if held >= 5 and code in (0xE, 0xD, 0x8, 0xC):  # the TPDUs that carry a source reference
             details["src_ref"] = _H.unpack_from(pdu, off + 4)[0]
-        if code in (0xE, 0xD) and li >= 6:  # CR, CC: class and options, then parameters
+        if code in (0xE, 0xD) and held >= 6:  # CR, CC: class and options, then parameters
             details["class"] = pdu[off + 6] >> 4
-            p = off + 7
-            while p + 2 <= end:
-                pcode, plen = pdu[p], pdu[p + 1]
-                value = pdu[p + 2 : min(p + 2 + plen, end)]
-                if pcode == 0xC1:
-                    details["src_tsap"] = tsap_text(value)
-                elif pcode == 0xC2:
-                    details["dst_tsap"] = tsap_text(value)
-                    if len(value) == 2 and value[0] in TSAP_CONNECTION_TYPES:
-                        details["connection_type"] = TSAP_CONNECTION_TYPES[value[0]]
-                        details["rack"], details["slot"] = value[1] >> 5, value[1] & 0x1F
-                elif pcode == 0xC0 and plen == 1 and value:
-                    details["tpdu_size"] = 1 << value[0]
-                p += 2 + plen
+            out.extend(self._cotp_parameters(pdu, off + 7, end, details))
             if "dst_tsap" in details:
                 op.target = details["dst_tsap"]
-        elif code == 0x8 and li >= 6:  # DR: reason
+        elif code == 0x8 and held >= 6:  # DR: reason
             details["reason"] = pdu[off + 6]
-        elif code == 0x7 and li >= 4:  # ER: reject cause after the destination reference
+        elif code == 0x7 and held >= 4:  # ER: reject cause after the destination reference
             details["reject_cause"] = pdu[off + 4]
             op.status = f"TPDU error, cause {pdu[off + 4]}"
         op.details = details
-        return op
+        out.append(op)
+        return out
+
+    @staticmethod
+    def _cotp_parameters(pdu: bytes, p: int, end: int, details: dict) -> list[Record]:
+        """The parameters of a CR or CC (TSAPs, TPDU size) into details; one that runs past the unit is an anomaly."""
+        while p + 2 <= end:
+            pcode, plen = pdu[p], pdu[p + 1]
+            if p + 2 + plen > end:
+                problem = f"COTP parameter 0x{pcode:02x} of {plen} bytes runs past the unit"
+                return [Anomaly("cotp", "bad_header", problem)]
+            value = pdu[p + 2 : p + 2 + plen]
+            if pcode == 0xC1:
+                details["src_tsap"] = tsap_text(value)
+            elif pcode == 0xC2:
+                details["dst_tsap"] = tsap_text(value)
+                if len(value) == 2 and value[0] in TSAP_CONNECTION_TYPES:
+                    details["connection_type"] = TSAP_CONNECTION_TYPES[value[0]]
+                    details["rack"], details["slot"] = value[1] >> 5, value[1] & 0x1F
+            elif pcode == 0xC0 and plen == 1:
+                if value[0] in TPDU_SIZES:
+                    details["tpdu_size"] = TPDU_SIZES[value[0]]
+                else:
+                    details["tpdu_size_code"] = value[0]
+            p += 2 + plen
+        return []
 
     def _dt(self, seg: bytes, eot: int, from_orig: bool) -> list[Record]:
         """A COTP data unit: the S7 PDU is complete at the unit with the EOT bit."""
@@ -1417,19 +1440,33 @@ class S7comm(FramedStream):
         if version == S7P_V3 and n > off + S7P_DIGEST_LEN and pdu[off] == S7P_DIGEST_LEN:
             details["integrity_protected"] = True  # V3: digest over the PDU, keyed by the session
             off += 1 + S7P_DIGEST_LEN
+        cut = self._s7plus_cut(n, dlength)
         held = self.plus_frags[from_orig]
         if held is not None:  # inner or last fragment of a PDU that began earlier
             first_body, first_details = held
             first_details["fragments"] += 1
-            if not has_trailer:
+            if not has_trailer and not cut:
                 return []
             self.plus_frags[from_orig] = None
-            return self._s7plus_op(first_body, first_details, from_orig)
+            return [*cut, *self._s7plus_op(first_body, first_details, from_orig)]
+        if cut:  # the data part runs past the PDU: what the header and the bytes there say, with the anomaly
+            return [*cut, *self._s7plus_op(pdu[off : 4 + dlength], details, from_orig)]
         if not has_trailer:  # first fragment: the opcode and function are in it, the PDU ends later
             details["fragments"] = 1
             self.plus_frags[from_orig] = (pdu[off:], details)
             return []
         return self._s7plus_op(pdu[off : 4 + dlength], details, from_orig)
+
+    @staticmethod
+    def _s7plus_cut(n: int, dlength: int) -> list[Record]:
+        """The anomaly of an S7comm-plus PDU of n bytes cut short: in its data part (the header's length runs
+        past it) or in its trailer. A PDU that ends right after its data part is a first fragment, not cut."""
+        if n < 4 + dlength:
+            problem = f"S7comm-plus data length {dlength} runs past the PDU ({n - 4} bytes after the header)"
+            return [Anomaly("s7comm_plus", "bad_header", problem)]
+        if 4 + dlength < n < 4 + dlength + S7P_TRAILER_LEN:
+            return [Anomaly("s7comm_plus", "bad_header", f"S7comm-plus trailer cut at {n - 4 - dlength} bytes")]
+        return []
 
     def _s7plus_op(self, body: bytes, details: dict, from_orig: bool) -> list[Record]:
         out: list[Record] = []
@@ -1450,12 +1487,17 @@ class S7comm(FramedStream):
                 details["subscription_object_id"] = _I.unpack_from(body, 1)[0]
             out.append(Operation("s7comm_plus", direction, None, "NOTIFICATION", "read", details=details))
             return out
-        if len(body) < 9:
+        if len(body) < S7P_FUNCTION_END:
             out.append(Anomaly("s7comm_plus", "bad_header", f"S7comm-plus {opname} of {len(body)} bytes"))
             out.append(Operation("s7comm_plus", direction, None, opname, "other", details=details))
             return out
-        _op, _r1, func, _r2, seq = _S7P_DATA.unpack_from(body)
+        func = _H.unpack_from(body, 3)[0]
         name, access = S7P_FUNCTIONS.get(func, (f"UNKNOWN_0x{func:04x}", "other"))
+        if len(body) < _S7P_DATA.size:  # cut in the sequence number: still the function's operation
+            out.append(Anomaly("s7comm_plus", "bad_header", f"S7comm-plus {name} of {len(body)} bytes"))
+            out.append(Operation("s7comm_plus", direction, func, name, access, details=details))
+            return out
+        _op, _r1, func, _r2, seq = _S7P_DATA.unpack_from(body)
         details["sequence_number"] = seq
         op = Operation("s7comm_plus", direction, func, name, access, transaction_id=seq, details=details)
         try:

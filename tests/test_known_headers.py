@@ -23,8 +23,8 @@ from dissectors import DNP3, Anomaly, EtherNetIP, ModbusTCP, Operation, S7comm
 from dissectors.dnp3 import MAX_FRAGMENT
 from dissectors.enip import _items
 from dissectors.modbus import FUNCTIONS as MODBUS_FUNCTIONS
-from dissectors.modbus import REQUEST_SIZES
-from dissectors.s7comm import MAX_REASSEMBLY
+from dissectors.modbus import REQUEST_SIZES, RESPONSE_SIZES
+from dissectors.s7comm import MAX_REASSEMBLY, S7P_DIGEST_LEN, S7P_FUNCTION_END, S7P_FUNCTIONS
 from sensor.ingest import ingest_file
 from sensor.reassembly import StreamDirection
 from sensor.store import Store
@@ -37,9 +37,11 @@ SERVER_PORTS = {ModbusTCP: 502, S7comm: 102, EtherNetIP: 44818, DNP3: 20000}
 
 
 # --- helpers -------------------------------------------------------------------------------------------------------
-def real_requests(path: Path, cls, monkeypatch, tmp_path, protocol: str) -> list[tuple[bytes, bool, Operation]]:
-    """(PDU, from_orig, its first request operation) for the first PDU of each distinct request function, as
-    the stream path hands them to parse() while ingesting ``path``; the operation from a fresh dissector."""
+def real_requests(path: Path, cls, monkeypatch, tmp_path, protocol: str,
+                  direction: str = "request") -> list[tuple[bytes, bool, Operation]]:  # fmt: skip
+    """(PDU, from_orig, its first request operation) for the first PDU of each distinct request function (or
+    reply function, with ``direction``), as the stream path hands them to parse() while ingesting ``path``;
+    the operation from a fresh dissector."""
     batch = recorded_batch(path, cls, monkeypatch, tmp_path)
     out, seen = [], set()
     for i in range(len(batch.start)):
@@ -47,7 +49,7 @@ def real_requests(path: Path, cls, monkeypatch, tmp_path, protocol: str) -> list
         d.client_is_orig = batch.dissectors[int(batch.flow[i])].client_is_orig
         pdu, from_orig = batch.pdu(i), bool(batch.from_orig[i])
         ops = [r for r in d.parse(pdu, from_orig) if isinstance(r, Operation) and r.protocol == protocol]
-        if ops and ops[0].direction == "request" and ops[0].function_code not in seen:
+        if ops and ops[0].direction == direction and ops[0].function_code not in seen:
             seen.add(ops[0].function_code)
             out.append((pdu, from_orig, ops[0]))
     return out
@@ -64,8 +66,9 @@ def facts(op: Operation) -> tuple:
     return op.function_code, op.function_name, op.access_class
 
 
-def write_stream(path: Path, port: int, segments: list[bytes]) -> Path:
-    """One TCP connection (handshake, then ``segments`` from the client, each ACKed), one segment a frame."""
+def write_stream(path: Path, port: int, segments: list[bytes], from_server: bool = False) -> Path:
+    """One TCP connection (handshake, then ``segments`` from the client, or the server, each ACKed), one
+    segment a frame."""
     c, s = "10.0.0.1", "10.0.0.2"
     eth = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
     seq, ack = 1000, 5000
@@ -73,6 +76,11 @@ def write_stream(path: Path, port: int, segments: list[bytes]) -> Path:
             eth / IP(src=s, dst=c) / TCP(sport=port, dport=40000, flags="SA", seq=ack - 1, ack=seq),
             eth / IP(src=c, dst=s) / TCP(sport=40000, dport=port, flags="A", seq=seq, ack=ack)]  # fmt: skip
     for data in segments:
+        if from_server:
+            pkts.append(eth / IP(src=s, dst=c) / TCP(sport=port, dport=40000, flags="PA", seq=ack, ack=seq) / Raw(data))
+            ack += len(data)
+            pkts.append(eth / IP(src=c, dst=s) / TCP(sport=40000, dport=port, flags="A", seq=seq, ack=ack))
+            continue
         pkts.append(eth / IP(src=c, dst=s) / TCP(sport=40000, dport=port, flags="PA", seq=seq, ack=ack) / Raw(data))
         seq += len(data)
         pkts.append(eth / IP(src=s, dst=c) / TCP(sport=port, dport=40000, flags="A", seq=ack, ack=seq))
@@ -101,15 +109,18 @@ def ingested(pcap: Path, tmp_path: Path) -> tuple[list[tuple], list[tuple]]:
     return tables[0]
 
 
-def check_stream(tmp_path: Path, cls, protocol: str, cases: list[tuple[bytes, tuple]], name: str) -> None:
-    """Each PDU of ``cases`` as one segment of a connection: its frame has an operation of ``protocol`` with the
-    expected facts (code, name, access) and an anomaly, on both ingest paths."""
-    pcap = write_stream(tmp_path / f"{name}.pcap", SERVER_PORTS[cls], [pdu for pdu, _ in cases])
+def check_stream(tmp_path: Path, cls, protocol: str, cases: list[tuple[bytes, tuple]], name: str,
+                 direction: str = "request") -> None:  # fmt: skip
+    """Each PDU of ``cases`` as one segment of a connection (from the client, or for replies the server): its
+    frame has an operation of ``protocol`` with the expected facts (code, name, access) and an anomaly, on
+    both ingest paths."""
+    pcap = write_stream(tmp_path / f"{name}.pcap", SERVER_PORTS[cls], [pdu for pdu, _ in cases],
+                        from_server=direction == "response")  # fmt: skip
     ops, anomalies = ingested(pcap, tmp_path)
     for k, (pdu, want) in enumerate(cases):
         frame = 4 + 2 * k
         got = [(code, fname, access) for f, p, d, code, fname, access, _ in ops
-               if f == frame and p == protocol and d == "request"]  # fmt: skip
+               if f == frame and p == protocol and d == direction]  # fmt: skip
         assert want in got, f"frame {frame} ({pdu.hex()}): {want} not in {got}"
         assert any(f == frame for f, _, _ in anomalies), f"frame {frame} ({pdu.hex()}): no anomaly"
 
@@ -133,6 +144,25 @@ def test_modbus_request_cut_at_every_length(capture, monkeypatch, tmp_path):
             assert [facts(o) for o in ops] == [facts(op)] and kinds == ["truncated_pdu"], (n, cut.hex())
             cases.append((cut, facts(op)))
     check_stream(tmp_path, ModbusTCP, "modbus", cases, "modbus-cut")
+
+
+@pytest.mark.parametrize("capture", ["modbus/zeek_modbusSmall.pcap", "modbus/icsnpp_modbus_example.pcap"])
+def test_modbus_reply_cut_at_every_length(capture, monkeypatch, tmp_path):
+    """A reply cut short (its MBAP length rewritten to match) is still the reply's operation, with a
+    `truncated_pdu` anomaly, as a cut request is; an exception reply is whole from its function code on."""
+    replies = [r for r in real_requests(SHARED / capture, ModbusTCP, monkeypatch, tmp_path, "modbus", "response")
+               if r[2].function_code in RESPONSE_SIZES and r[2].function_code not in (8, 43, 90) and not r[2].status]  # fmt: skip
+    codes = {op.function_code for _, _, op in replies}  # (8, 43 and 90 take their access class from the request)
+    assert len(codes) >= 2 and codes & {1, 2, 3, 4}, codes
+    cases = []
+    for pdu, from_orig, op in replies:
+        assert ModbusTCP().parse(pdu, from_orig)[1:] == []  # whole, it has no anomaly
+        for n in range(8, len(pdu)):  # from the MBAP header and function code on
+            cut = modbus_cut(pdu, n)
+            ops, kinds = parsed(ModbusTCP, cut, from_orig)
+            assert [facts(o) for o in ops] == [facts(op)] and kinds == ["truncated_pdu"], (n, cut.hex())
+            cases.append((cut, facts(op)))
+    check_stream(tmp_path, ModbusTCP, "modbus", cases, "modbus-reply-cut", direction="response")
 
 
 def test_modbus_undefined_function_after_a_gap_is_an_operation():
@@ -268,6 +298,65 @@ def test_s7comm_request_cut_at_every_length(capture, monkeypatch, tmp_path):
             if not pi:
                 cases.append((cut, facts(op)))
     check_stream(tmp_path, S7comm, "s7comm", cases, "s7-cut")
+
+
+def s7plus_function_end(pdu: bytes) -> int:
+    """Where the function of the S7comm-plus PDU in a one-DT TPKT ends: after its header, the digest of a V3
+    PDU, and the opcode, reserved and function fields of the data part."""
+    assert pdu[4:7] == b"\x02\xf0\x80" and pdu[7] == 0x72  # TPKT, COTP DT with EOT, S7comm-plus
+    digest = 1 + S7P_DIGEST_LEN if pdu[8] == 3 and pdu[11] == S7P_DIGEST_LEN else 0
+    return 7 + 4 + digest + S7P_FUNCTION_END
+
+
+@pytest.mark.parametrize("capture", ["s7comm_plus/S7-1511_db2_var1_HMI.pcap",
+                                     "s7comm_plus/S7-1200-Uploading-OB1-TIAV12.pcap",
+                                     "s7comm_plus/icsnpp_s7comm_plus.pcap"])  # fmt: skip
+def test_s7comm_plus_request_cut_at_every_length(capture, monkeypatch, tmp_path):
+    """A request cut after its function (the TPKT length rewritten, the S7comm-plus data length left as sent) is
+    the operation with its function and a `bad_header` anomaly. Its access class is the whole request's, or
+    the function's own while the bytes that refine it (session and object ids) are cut off. Cut right after
+    its data part it is a first fragment (no trailer), held for the rest: the one length not recorded."""
+    requests = [r for r in real_requests(SHARED / capture, S7comm, monkeypatch, tmp_path, "s7comm_plus")
+                if r[2].function_code is not None]  # fmt: skip
+    assert len(requests) >= 3
+    cases = []
+    for pdu, from_orig, op in requests:
+        fragment = 7 + 4 + struct.unpack_from("!H", pdu, 9)[0]  # the TPKT of a PDU that ends with its data part
+        for n in range(s7plus_function_end(pdu), len(pdu)):
+            cut = tpkt_cut(pdu, n)
+            ops, kinds = parsed(S7comm, cut, from_orig, "s7comm_plus")
+            if n == fragment:
+                assert ops == [] and kinds == [], (n, cut.hex())
+                continue
+            assert len(ops) == 1 and "bad_header" in kinds, (n, cut.hex())
+            assert facts(ops[0])[:2] == facts(op)[:2], (n, cut.hex())
+            assert ops[0].access_class in (op.access_class, S7P_FUNCTIONS[op.function_code][1]), (n, cut.hex())
+            cases.append((cut, facts(ops[0])))
+    check_stream(tmp_path, S7comm, "s7comm_plus", cases, "s7plus-cut")
+
+
+@pytest.mark.parametrize("capture", ["s7comm_plus/S7-1511_db2_var1_HMI.pcap", "s7comm_plus/icsnpp_s7comm_plus.pcap",
+                                     "s7comm_plus/S7-1511-opc-request-all-types.pcap",
+                                     "s7comm/s7comm_varservice_libnodavedemo.pcap"])  # fmt: skip
+def test_cotp_connection_request_cut_at_every_length(capture, monkeypatch, tmp_path):
+    """A COTP CR cut short (the TPKT length rewritten, its length indicator left running past it) is the
+    CONNECTION_REQUEST with a `bad_header` anomaly and whatever fields it still holds, each as in the whole CR."""
+    requests = [r for r in real_requests(SHARED / capture, S7comm, monkeypatch, tmp_path, "cotp")
+                if r[2].function_name == "CONNECTION_REQUEST"]  # fmt: skip
+    assert len(requests) == 1
+    pdu, from_orig, op = requests[0]
+    assert pdu[4] == len(pdu) - 5 and pdu[5] == 0xE0  # one CR filling the TPKT
+    cases = []
+    for n in range(6, len(pdu)):  # from the length indicator and TPDU code on
+        cut = tpkt_cut(pdu, n)
+        ops, kinds = parsed(S7comm, cut, from_orig, "cotp")
+        assert [facts(o) for o in ops] == [facts(op)] and "bad_header" in kinds, (n, cut.hex())
+        kept = ops[0].details
+        assert kept.items() <= op.details.items(), (n, cut.hex(), kept)  # what is kept is what the whole CR says
+        assert n < 11 or "class" in kept, (n, cut.hex())  # references and class once their bytes are there
+        if n >= 7:  # framing wants a TPKT of 7 bytes at least (a shorter one is a bad header, skipped)
+            cases.append((cut, facts(op)))
+    check_stream(tmp_path, S7comm, "cotp", cases, "cotp-cr-cut")
 
 
 def test_s7comm_job_in_a_cotp_unit_too_long_is_still_recorded(monkeypatch, tmp_path):
