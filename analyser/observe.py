@@ -32,6 +32,8 @@ class DatabaseError(RuntimeError):
 
 def connect(path: str, opener=lambda p: duckdb.connect(p, read_only=True)) -> duckdb.DuckDBPyConnection:
     """Open a sorf database read-only (``opener`` says how); the analyser never changes it."""
+    if os.path.isdir(path):
+        raise DatabaseError(f"{path}: a folder, not a database; give --db the database file (FILE.duckdb)")
     if not os.path.isfile(path):
         raise DatabaseError(f"{path}: no such database (create it with `sorf ingest ... --db {path}`)")
     try:

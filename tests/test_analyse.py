@@ -519,6 +519,10 @@ def test_command_bad_input(site, tmp_path, capsys):
 
     assert sorf(["analyse", "--db", str(tmp_path / "missing.duckdb"), "--zones", str(zones)]) == 2
     assert "no such database" in capsys.readouterr().err
+    folder = f"sorf: {tmp_path}: a folder, not a database; give --db the database file (FILE.duckdb)"
+    for command in (["analyse"], ["evidence", "x", "--out", str(tmp_path / "e.pcapng")]):  # said as ingest says it
+        assert sorf([*command, "--db", str(tmp_path), "--zones", str(zones)]) == 2
+        assert capsys.readouterr().err.strip() == folder
     assert sorf(["analyse", "--db", str(db), "--zones", str(tmp_path / "missing.yaml")]) == 2
     assert "missing.yaml: No such file or directory" in capsys.readouterr().err
     notsorf = tmp_path / "other.duckdb"
