@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+MAX_TS_UNITS = 10**18  # if_tsresol: a finer unit does not fit a timestamp in 64 bits (found by fuzzing)
 MAX_RECORD = 1 << 24  # no real frame is this large; a bigger length is corruption
 # bytes read at once; the columnar path decodes a window's records together (its numpy working set is ~10x this)
 CHUNK = 4 << 20
@@ -350,7 +351,11 @@ def walk_pcapng(
             else:
                 if btype == IDB:
                     link, _res, _snap = struct.unpack_from(endian + "HHI", buf, body)
-                    interfaces.append((link, _tsresol_units(bytes(buf[body + 8 : pos + blen - 4]), endian)))
+                    units = _tsresol_units(bytes(buf[body + 8 : pos + blen - 4]), endian)
+                    if units > MAX_TS_UNITS:
+                        damaged = f"interface description block with a timestamp unit of 1/{units} s (if_tsresol)"
+                        break
+                    interfaces.append((link, units))
                     state.link_types.append(link)
                 pos += blen
                 continue

@@ -3,8 +3,11 @@ same check its target runs (tests.fuzz.checks), and the record it broke is asser
 
 from __future__ import annotations
 
+import struct
+
 from dissectors import Operation, S7comm
 from dissectors.base import details_json
+from sensor.capture import ReadState, read_packets
 from tests.fuzz import checks
 
 
@@ -21,3 +24,23 @@ def test_cotp_cr_tpdu_size_code_out_of_range():
     details_json(op.details)
     (whole,) = S7comm().parse(bytes.fromhex("0300000e09e00000000100c0010a"), True)  # a defined code: the size
     assert whole.details["tpdu_size"] == 1024
+
+
+def _block(kind: int, body: bytes) -> bytes:
+    return struct.pack("<II", kind, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+
+
+def test_pcapng_timestamp_unit_too_fine_is_damage(tmp_path):
+    """pcap target: an interface whose if_tsresol is 10^-38 s. Its unit, a 127-bit integer, went into an int64
+    array: OverflowError out of the reader. A unit finer than 10^-18 s fits no 64-bit timestamp: the file is
+    damaged there, read up to it, and said so."""
+    shb = _block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    idb = _block(1, struct.pack("<HHI", 1, 0, 0) + struct.pack("<HHB3x", 9, 1, 38) + bytes(4))
+    epb = _block(6, struct.pack("<IIIII", 0, 0, 1, 14, 14) + bytes(14) + bytes(2))
+    data = shb + idb + epb
+    checks.check_reader(data)
+    path = tmp_path / "tsresol.pcapng"
+    path.write_bytes(data)
+    state = ReadState()
+    assert list(read_packets(str(path), state)) == []
+    assert state.damage.frame == 1 and "timestamp unit of 1/10" in state.damage.describe()
