@@ -9,7 +9,7 @@ BENCH_SCALE ?= captures/bench-4m.pcap
 # `make fuzz` runs every fuzz target of tests/fuzz for its share of FUZZ_SECONDS (seeds and finds in .fuzz-corpus/)
 FUZZ_SECONDS ?= 600
 # and ingest + analyse of a SYN-scan flood (many flows, many hosts; captures/make_flood.py, not committed)
-BENCH_FLOOD ?= captures/flood-2m.pcap
+BENCH_FLOOD ?= captures/flood-2m.pcap captures/flood-200k-x10.pcap
 
 .PHONY: demo serve test bench fuzz clean
 

@@ -334,10 +334,16 @@ def walk_pcapng(
                     damaged = f"corrupt enhanced packet block (captured length {incl})"
                     break
             elif btype == SPB:
+                if blen < 16:
+                    damaged = "corrupt simple packet block (too short)"
+                    break
                 (orig,) = one(buf, body)
                 iface = 0
                 odd[len(blocks)] = (body + 4, min(orig, blen - 16), orig, 0)
             elif btype == PB_OBSOLETE:
+                if blen < 32:
+                    damaged = "corrupt packet block (too short)"
+                    break
                 iface, _drops, hi, lo, incl, orig = struct.unpack_from(endian + "HHIIII", buf, body)
                 if incl > blen - 32:
                     damaged = f"corrupt packet block (captured length {incl})"
@@ -350,6 +356,9 @@ def walk_pcapng(
                 )
             else:
                 if btype == IDB:
+                    if blen < 20:
+                        damaged = "corrupt interface description block (too short)"
+                        break
                     link, _res, _snap = struct.unpack_from(endian + "HHI", buf, body)
                     units = _tsresol_units(bytes(buf[body + 8 : pos + blen - 4]), endian)
                     if units > MAX_TS_UNITS:

@@ -13,7 +13,9 @@ SECONDS = 48  # and about 1.5 s per target of start-up and seed loading: about a
 
 
 def test_a_bounded_fuzz_run_finds_no_crash(tmp_path, capsys):
-    status = main(["--seconds", str(SECONDS), "--corpus", str(tmp_path)])
+    # a fixed seed: the same mutations each run (up to the machine's speed), so a new crash shows in `make fuzz`
+    # (a new seed each run) and becomes a regression test, rather than failing this test now and then
+    status = main(["--seconds", str(SECONDS), "--corpus", str(tmp_path), "--seed", "1"])
     out = capsys.readouterr().out
     assert status == 0, out
     assert out.splitlines()[-1].startswith(f"fuzz: {len(TARGETS)} targets,") and out.rstrip().endswith("no crash")

@@ -44,3 +44,21 @@ def test_pcapng_timestamp_unit_too_fine_is_damage(tmp_path):
     state = ReadState()
     assert list(read_packets(str(path), state)) == []
     assert state.damage.frame == 1 and "timestamp unit of 1/10" in state.damage.describe()
+
+
+def test_pcapng_blocks_too_short_for_their_fields_are_damage(tmp_path):
+    """pcapng target: an obsolete packet block (type 2) of 20 bytes, too short for its 20 bytes of fields:
+    struct.error out of the reader. A simple packet block of 12 bytes gave a negative captured length, an
+    interface description block of 12 bytes read past its end. Each is now damage, read up to and said so."""
+    shb = _block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    idb = _block(1, struct.pack("<HHI", 1, 0, 0))
+    epb = _block(6, struct.pack("<IIIII", 0, 0, 1, 14, 14) + bytes(14) + bytes(2))
+    for short, name in ((_block(2, bytes(8)), "packet block"), (_block(3, b""), "simple packet block"),
+                        (_block(1, b""), "interface description block")):  # fmt: skip
+        data = shb + idb + epb + short + epb
+        checks.check_reader(data)
+        path = tmp_path / "short.pcapng"
+        path.write_bytes(data)
+        state = ReadState()
+        assert len(list(read_packets(str(path), state))) == 1  # the packet before it
+        assert state.damage.frame == 2 and f"corrupt {name} (too short)" in state.damage.describe()

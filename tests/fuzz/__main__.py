@@ -37,7 +37,7 @@ class Outcome:
         return bool(self.crashes) or self.returncode != 0
 
 
-def run_target(target: str, seconds: int, timeout: int, rss_mb: int, root: Path = CORPUS) -> Outcome:
+def run_target(target: str, seconds: int, timeout: int, rss_mb: int, root: Path = CORPUS, seed: int = 0) -> Outcome:
     """One target for ``seconds``; its log under root/logs, crash inputs under root/crashes/TARGET."""
     seeds = root / "seeds" / target
     if not seeds.is_dir() or not any(seeds.iterdir()):
@@ -49,7 +49,7 @@ def run_target(target: str, seconds: int, timeout: int, rss_mb: int, root: Path 
     log = logs / f"{target}.log"
     argv = [sys.executable, "-m", "tests.fuzz.harness", target, f"-max_total_time={seconds}", f"-timeout={timeout}",
             f"-rss_limit_mb={rss_mb}", f"-artifact_prefix={crashes}/", "-print_final_stats=1", "-max_len=8192",
-            str(corpus), str(seeds)]  # fmt: skip
+            f"-seed={seed}", str(corpus), str(seeds)]  # fmt: skip
     start = time.monotonic()
     with open(log, "wb") as out:
         # the budget plus start-up and the seed pass; a target that overruns it badly is hung outside libFuzzer
@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=int, default=600, help="total fuzzing time, shared by the targets")
     ap.add_argument("--timeout", type=int, default=10, help="seconds one input may take before it is a hang")
     ap.add_argument("--rss-mb", type=int, default=1536, help="memory one target may use")
+    ap.add_argument("--seed", type=int, default=0, help="libFuzzer's random seed (0: a new one each run)")
     ap.add_argument("--reseed", action="store_true", help="rebuild the seed corpora from the captures first")
     ap.add_argument("--corpus", type=Path, default=CORPUS, help="folder of seeds, corpora, crashes and logs")
     args = ap.parse_args(argv)
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = []
     for target in targets:
         print(f"fuzz {target}: {share} s ...", flush=True)
-        o = run_target(target, share, args.timeout, args.rss_mb, args.corpus)
+        o = run_target(target, share, args.timeout, args.rss_mb, args.corpus, args.seed)
         outcomes.append(o)
         state = f"{len(o.crashes)} crash(es)" if o.crashes else ("FAILED" if o.failed else "no crash")
         print(f"fuzz {target}: {o.execs} inputs in {o.seconds:.0f} s, {state} (log {o.log})", flush=True)
