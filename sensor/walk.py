@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+MAX_TS_US = (1 << 63) - 1
 MAX_TS_UNITS = 10**18  # if_tsresol: a finer unit does not fit a timestamp in 64 bits (found by fuzzing)
 MAX_RECORD = 1 << 24  # no real frame is this large; a bigger length is corruption
 # bytes read at once; the columnar path decodes a window's records together (its numpy working set is ~10x this)
@@ -412,7 +413,10 @@ def walk_pcapng(
 
 
 def _ts_us(ts: int, units: int) -> int:
-    return ts if units == 1_000_000 else ts * 1_000_000 // units
+    """A block's timestamp in µs, within int64: a 64-bit count of seconds (or ms) times 10^6 is past it
+    (a garbage timestamp, found by fuzzing), and the chunk's timestamps are an int64 array."""
+    us = ts if units == 1_000_000 else ts * 1_000_000 // units
+    return min(us, MAX_TS_US)
 
 
 def _tsresol_units(options: bytes, endian: str) -> int:

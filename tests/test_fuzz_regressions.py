@@ -62,3 +62,18 @@ def test_pcapng_blocks_too_short_for_their_fields_are_damage(tmp_path):
         state = ReadState()
         assert len(list(read_packets(str(path), state))) == 1  # the packet before it
         assert state.damage.frame == 2 and f"corrupt {name} (too short)" in state.damage.describe()
+
+
+def test_pcapng_timestamp_past_int64_microseconds(tmp_path):
+    """pcap target: an obsolete packet block stamped 2^64 - 1 on an interface counting seconds (if_tsresol 0):
+    in µs, past int64, and OverflowError out of the reader. It is a garbage time, kept at the int64 limit."""
+    shb = _block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    idb = _block(1, struct.pack("<HHI", 1, 0, 0) + struct.pack("<HHB3x", 9, 1, 0) + bytes(4))
+    old = _block(2, struct.pack("<HHIIII", 0, 0, 0xFFFFFFFF, 0xFFFFFFFF, 14, 14) + bytes(14) + bytes(2))
+    data = shb + idb + old
+    checks.check_reader(data)
+    path = tmp_path / "late.pcapng"
+    path.write_bytes(data)
+    state = ReadState()
+    ((_, ts, _, frame),) = list(read_packets(str(path), state))
+    assert ts == (1 << 63) - 1 and len(frame) == 14 and state.damage is None
