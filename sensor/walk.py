@@ -370,6 +370,7 @@ def walk_pcapng(
                 pos += blen
                 continue
             if iface >= len(interfaces):
+                odd.pop(len(blocks), None)  # the block is not one of the window's: nor are its fields
                 c.pos = pos + blen
                 state.bytes_read = c.base + c.pos
                 if blocks:

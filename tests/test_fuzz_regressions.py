@@ -77,3 +77,19 @@ def test_pcapng_timestamp_past_int64_microseconds(tmp_path):
     state = ReadState()
     ((_, ts, _, frame),) = list(read_packets(str(path), state))
     assert ts == (1 << 63) - 1 and len(frame) == 14 and state.damage is None
+
+
+def test_pcapng_obsolete_block_on_an_undeclared_interface(tmp_path):
+    """pcap target: an obsolete packet block on interface 5 of 1, after a packet. The walk stopped there
+    (damage) but handed on the block's fields with the window: IndexError in the chunk reader."""
+    shb = _block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    idb = _block(1, struct.pack("<HHI", 1, 0, 0))
+    epb = _block(6, struct.pack("<IIIII", 0, 0, 1, 14, 14) + bytes(14) + bytes(2))
+    old = _block(2, struct.pack("<HHIIII", 5, 0, 0, 1, 14, 14) + bytes(14) + bytes(2))
+    data = shb + idb + epb + old
+    checks.check_reader(data)
+    path = tmp_path / "iface.pcapng"
+    path.write_bytes(data)
+    state = ReadState()
+    assert len(list(read_packets(str(path), state))) == 1
+    assert state.damage.frame == 2 and "packet on undeclared interface 5" in state.damage.describe()
