@@ -757,6 +757,7 @@ class DNP3(FramedStream):
     heuristic: ClassVar[bool] = True
     magic: ClassVar[tuple[int, bytes]] = (0, b"\x05\x64")  # the link layer's start bytes
     header_len: ClassVar[int] = 10
+    header_magic: ClassVar[tuple[int, bytes]] = (0, b"\x05\x64")  # the link frame start
 
     def __init__(self) -> None:
         super().__init__()

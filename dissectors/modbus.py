@@ -234,6 +234,7 @@ class ModbusTCP(FramedStream):
     heuristic: ClassVar[bool] = True
     magic: ClassVar[tuple[int, bytes]] = (2, b"\0\0")  # the MBAP protocol identifier
     header_len: ClassVar[int] = 8
+    header_magic: ClassVar[tuple[int, bytes]] = (2, b"\0\0")  # the MBAP protocol id
     # after a gap, an MBAP header starting a segment is a PDU even with an undefined function code (an `other`
     # operation, docs/protocols/modbus.md); scanning inside a segment still needs a length the function explains
     resync_at_segment: ClassVar[bool] = True

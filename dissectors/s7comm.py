@@ -679,6 +679,7 @@ class S7comm(FramedStream):
     name: ClassVar[str] = "s7comm"  # the instance becomes "s7comm_plus" once it sees S7comm-plus
     ports: ClassVar[frozenset[int]] = frozenset({102})
     header_len: ClassVar[int] = 6  # TPKT (4) + COTP length indicator and TPDU code
+    header_magic: ClassVar[tuple[int, bytes]] = (0, b"\x03\x00")  # TPKT version 3, reserved 0
 
     def __init__(self) -> None:
         super().__init__()
