@@ -68,20 +68,26 @@ from __future__ import annotations
 import hashlib
 import struct
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from ipaddress import ip_address, ip_network
 from pathlib import Path
 
 from scapy.contrib.enipTCP import ENIPTCP, ENIPListIdentityItem, ENIPRegisterSession, ENIPSendRRData, ItemData
 from scapy.contrib.modbus import (
-    ModbusADURequest, ModbusADUResponse,
-    ModbusPDU01ReadCoilsRequest, ModbusPDU01ReadCoilsResponse,
-    ModbusPDU03ReadHoldingRegistersError, ModbusPDU03ReadHoldingRegistersRequest,
+    ModbusADURequest,
+    ModbusADUResponse,
+    ModbusPDU01ReadCoilsRequest,
+    ModbusPDU01ReadCoilsResponse,
+    ModbusPDU03ReadHoldingRegistersError,
+    ModbusPDU03ReadHoldingRegistersRequest,
     ModbusPDU03ReadHoldingRegistersResponse,
-    ModbusPDU05WriteSingleCoilRequest, ModbusPDU05WriteSingleCoilResponse,
-    ModbusPDU06WriteSingleRegisterRequest, ModbusPDU06WriteSingleRegisterResponse,
-    ModbusPDU10WriteMultipleRegistersRequest, ModbusPDU10WriteMultipleRegistersResponse,
+    ModbusPDU05WriteSingleCoilRequest,
+    ModbusPDU05WriteSingleCoilResponse,
+    ModbusPDU06WriteSingleRegisterRequest,
+    ModbusPDU06WriteSingleRegisterResponse,
+    ModbusPDU10WriteMultipleRegistersRequest,
+    ModbusPDU10WriteMultipleRegistersResponse,
 )  # fmt: skip
 from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet import IP, TCP, UDP
@@ -91,7 +97,7 @@ from scapy.packet import Raw
 from scapy.utils import wrpcap
 
 OUT = Path(__file__).with_name("demo-plant.pcap")
-T0 = int(datetime(2026, 1, 5, 8, 0, 0, tzinfo=timezone.utc).timestamp()) * 1_000_000  # µs since the epoch
+T0 = int(datetime(2026, 1, 5, 8, 0, 0, tzinfo=UTC).timestamp()) * 1_000_000  # µs since the epoch
 
 ZONES = {
     "enterprise": ip_network("10.0.0.0/16"),

@@ -158,10 +158,10 @@ class FramedStream(Dissector):
 
     def feed(self, data: bytes, from_orig: bool) -> list[Record]:
         buf = self.buffers[from_orig]
-        if not buf and len(data) >= self.header_len and not self.resyncing[from_orig]:
-            # the common case, one whole PDU in one segment: no buffering, no copy
-            if self.pdu_length(data, 0, from_orig, False) == len(data):
-                return self.parse(data, from_orig)
+        # the common case, one whole PDU in one segment: no buffering, no copy
+        whole = not buf and len(data) >= self.header_len and not self.resyncing[from_orig]
+        if whole and self.pdu_length(data, 0, from_orig, False) == len(data):
+            return self.parse(data, from_orig)
         out: list[Record] = []
         for unit in self.split(data, from_orig):
             if isinstance(unit, bytes):

@@ -14,8 +14,8 @@ unit whose flow is idle just before it; otherwise its PDUs are parsed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -159,7 +159,7 @@ def _walk(batch: PduBatch, unit: np.ndarray, stops: tuple[np.ndarray, np.ndarray
         by_parse[i] = True
         try:
             records = d.parse(batch.pdu(i), bool(from_orig[i]))
-        except Exception as exc:  # a dissector bug must not stop the capture: the flow loses it
+        except Exception as exc:  # noqa: BLE001 - a dissector bug must not stop the capture: the flow loses it
             failed.add(flow)
             parsed.append((i, [Anomaly(d.name, "dissector_error", f"{type(exc).__name__}: {exc}")]))
             by_parse[i:end] = True

@@ -141,7 +141,7 @@ class Columnar:
                 self.stats.malformed += 1
                 writer.anomaly(frame, t, None, Anomaly("decode", "malformed_packet", str(exc)))
                 continue
-            except Exception as exc:  # a bug on one packet must not lose the capture
+            except Exception as exc:  # noqa: BLE001 - a bug on one packet must not lose the capture
                 self.stats.malformed += 1
                 writer.anomaly(frame, t, None, Anomaly("sensor", "internal_error", f"{type(exc).__name__}: {exc}"))
                 continue

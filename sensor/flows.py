@@ -287,7 +287,7 @@ class FlowTable:
                     records = dissector.datagram(data, from_orig)
                 else:
                     records = dissector.feed(data, from_orig)
-            except Exception as exc:  # a dissector bug must not stop the capture
+            except Exception as exc:  # noqa: BLE001 - a dissector bug must not stop the capture
                 flow.dissector = None
                 flow.claim_tries = CLAIM_TRIES
                 records = [Anomaly(flow.app_protocol or "?", "dissector_error", f"{type(exc).__name__}: {exc}")]

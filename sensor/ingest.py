@@ -11,9 +11,10 @@ import gc
 import hashlib
 import os
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import BinaryIO, Callable, Iterable
+from typing import BinaryIO
 
 from dissectors import REGISTRY, Anomaly, Registry
 
@@ -287,7 +288,7 @@ def _replay_packets(first, packets, table, writer, skip, tick) -> ChunkStats:
             except Malformed as exc:
                 malformed += 1
                 writer.anomaly(n, ts, None, Anomaly("decode", "malformed_packet", str(exc)))
-            except Exception as exc:  # a bug on one packet must not lose the capture
+            except Exception as exc:  # noqa: BLE001 - a bug on one packet must not lose the capture
                 malformed += 1
                 writer.anomaly(n, ts, None, Anomaly("sensor", "internal_error", f"{type(exc).__name__}: {exc}"))
             if not n % PROGRESS_EVERY and not tick(n):

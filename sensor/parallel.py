@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
 import signal
 import tempfile
 from collections.abc import Iterable
@@ -128,7 +129,7 @@ def _work(index: int, path: str, digest: str, db: str, sensor: str | None) -> Ca
             store.close()
     except duckdb.Error as exc:  # the parent decides: the database failing, or this file
         raise WorkerDatabaseError(type(exc).__name__, str(exc)) from None
-    except BaseException as exc:  # a bug must cost only this file
+    except BaseException as exc:  # noqa: BLE001 - a bug must cost only this file
         return _failed(path, exc)
 
 
@@ -210,7 +211,7 @@ class _Run:
             return future.result()
         except BrokenProcessPool:
             pass
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever the worker raised costs only this file
             return _worker_failed(path, exc)
         # A worker process died, and with it the pool. Try this file again alone: if
         # it dies again it was the cause. The others go to a new pool.
@@ -227,7 +228,7 @@ class _Run:
                     UNREADABLE,
                     "could not be ingested: the process reading it ended abruptly (killed, or out of memory?)",
                 )
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - as above
                 result = _worker_failed(path, exc)
         except BaseException:
             _terminate(alone)
@@ -253,7 +254,7 @@ class _Run:
         while not self.queue.empty():
             try:
                 index, packets = self.queue.get_nowait()
-            except Exception:  # queue.Empty: another reader cannot exist, but be safe
+            except queue.Empty:  # empty() said otherwise, but it is only a hint
                 break
             self.packets[index] = packets
         done = len(self.read_here) + sum(f.done() for f in self.futures.values())

@@ -12,7 +12,7 @@ import queue
 import socket
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import duckdb
 import numpy as np
@@ -234,7 +234,7 @@ class _Inserter:
                         self._commit()
                     else:
                         self._insert(*item)
-            except BaseException as exc:  # handed to the main thread at the next drain
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread at the next drain
                 self.error = exc
                 self._rollback()
             finally:
@@ -354,7 +354,7 @@ class Store:
         capture_id = self.con.execute("SELECT coalesce(max(capture_id), 0) + 1 FROM captures").fetchone()[0]
         self.con.execute(
             "INSERT INTO captures (capture_id, path, sha256, bytes, sensor, status, ingested_at) VALUES (?, ?, ?, ?, ?, 'ingesting', ?)",
-            [capture_id, path, sha256, size, sensor, datetime.now(timezone.utc).replace(tzinfo=None)],
+            [capture_id, path, sha256, size, sensor, datetime.now(UTC).replace(tzinfo=None)],
         )
         return capture_id
 
@@ -380,7 +380,7 @@ class Store:
         self.inserter.drain()
         for key in ("first_ts", "last_ts"):
             if fields.get(key) is not None:
-                fields[key] = datetime.fromtimestamp(fields[key] / 1e6, timezone.utc).replace(tzinfo=None)
+                fields[key] = datetime.fromtimestamp(fields[key] / 1e6, UTC).replace(tzinfo=None)
         names = ", ".join(f"{k} = ?" for k in fields)
         self.con.execute(f"UPDATE captures SET {names} WHERE capture_id = ?", [*fields.values(), capture_id])
 

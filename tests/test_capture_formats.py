@@ -124,8 +124,8 @@ def tcp_session(
 ) -> list[bytes]:
     """A small TCP exchange as L3 packets: handshake, request, response, FIN/ACK."""
     kw = ip_kw or {}
-    fwd = lambda: ip(src=a, dst=b, **kw)  # noqa: E731
-    rev = lambda: ip(src=b, dst=a, **kw)  # noqa: E731
+    fwd = lambda: ip(src=a, dst=b, **kw)
+    rev = lambda: ip(src=b, dst=a, **kw)
     req, resp = data
     pkts = [
         fwd() / TCP(sport=sport, dport=dport, flags="S", seq=1000),

@@ -26,8 +26,8 @@ import duckdb
 import pytest
 
 import sensor.store
-from sensor.failures import DATABASE_FAILURES, database_failure
 from sensor.cli import main as sorf
+from sensor.failures import DATABASE_FAILURES, database_failure
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = ROOT.parent / "shared" / "captures"

@@ -23,7 +23,7 @@ import pytest
 from sensor.cli import main as sorf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import tshark  # noqa: E402  (tests/tshark.py, the reference oracle)
+import tshark
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "captures" / "make_demo.py"

@@ -78,7 +78,7 @@ def test_crc_is_crc16_dnp():
     assert crc_dnp(b"123456789") == 0xEA82  # the catalogue check value of CRC-16/DNP
     assert crc_dnp(b"") == 0xFFFF
     assert crc_dnp(b"\x05\x64\x05\xc0\x01\x00\x00\x04", 0, 8) == 0x21E9  # a link status request, CRC e9 21
-    for n in range(0, 40):  # the two-byte table agrees with the bitwise definition at every length
+    for n in range(40):  # the two-byte table agrees with the bitwise definition at every length
         data = bytes((i * 37 + n) & 0xFF for i in range(n))
         crc = 0
         for b in data:
@@ -485,8 +485,8 @@ def test_function_iin_and_objects_equal_tshark_frame_by_frame(capture):
         else:  # several: compare the functions only
             ref[int(frame)].update((f, None, None) for f in funcs_l)
     ours = _ours_by_frame(capture)
-    for frame in ref:
-        if any(k[2] is None for k in ref[frame]):
+    for frame, counts in ref.items():
+        if any(k[2] is None for k in counts):
             ours[frame] = Counter({(k[0], None, None): v for k, v in ours[frame].items()})
     differing = {f for f in ref.keys() | ours.keys() if ref[f] != ours[f]}
     assert differing == set(FRAME_DIFFERENCES.get(capture, {}))

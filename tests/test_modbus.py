@@ -14,7 +14,6 @@ from tests.conftest import SHARED
 from tests.tshark import run
 from tests.zeek import read_log
 
-
 EXCEPTION_CODES = {name: code for code, name in EXCEPTIONS.items()}
 
 
