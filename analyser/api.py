@@ -99,7 +99,9 @@ def _known_parameters(request: Request) -> None:
     unknown = sorted(set(request.query_params) - known)
     if unknown:
         takes = ", ".join(sorted(known)) or "no parameters"
-        raise HTTPException(422, f"unknown parameter {', '.join(repr(u[:40]) for u in unknown[:5])} (this takes: {takes})")
+        raise HTTPException(
+            422, f"unknown parameter {', '.join(repr(u[:40]) for u in unknown[:5])} (this takes: {takes})"
+        )
 
 
 def _host(text: str | None) -> str | None:

@@ -64,7 +64,8 @@ MATRIX: dict[str, tuple[str, ...]] = {
 }
 SEVERITY_UNUSED = "info"
 SEVERITY_UNZONED, SEVERITY_UNZONED_ICS = "medium", "high"
-MEMORY_LIMIT = "256MB"  # DuckDB's, for `sorf analyse` (analyse): a 2M-flow scan peaked at 1.2 GB without it, ~430 MB with
+# DuckDB's, for `sorf analyse` (analyse): a 2M-flow scan peaked at 1.2 GB without it, ~430 MB with
+MEMORY_LIMIT = "256MB"
 UNZONED_DELTAS = 1_000  # unzoned_host deltas at most (the hosts in most flows); Analysis.unzoned_hosts counts all
 
 # industrial protocols: every dissector sorf has, and the OT port labels

@@ -211,11 +211,15 @@ UNZONED_ALL = (
 )
 UNZONED_TOP = "CREATE OR REPLACE TEMP TABLE _uz AS SELECT * FROM _uz ORDER BY flows DESC, host LIMIT $limit"
 
-UNZONED_DETAIL = """
-WITH sides AS (""" + UNZONED_SIDES + """)
+UNZONED_DETAIL = (
+    """
+WITH sides AS ("""
+    + UNZONED_SIDES
+    + """)
 SELECT host, list_sort(list_distinct(list(protocol))), list_sort(list_distinct(list(peer_zone)))
 FROM sides SEMI JOIN _uz USING (host) GROUP BY host
 """
+)
 
 UNZONED_ACCESS = """
 SELECT src_ip, access_class, sum(operations)::BIGINT FROM zo SEMI JOIN _uz ON _uz.host = zo.src_ip
@@ -422,7 +426,9 @@ class Hosts(Mapping):
         return self._rows
 
     def __len__(self) -> int:
-        return len(self._all()) if self.con is None else self.con.execute("SELECT count(*) FROM _hosts").fetchall()[0][0]
+        return (
+            len(self._all()) if self.con is None else self.con.execute("SELECT count(*) FROM _hosts").fetchall()[0][0]
+        )
 
     def __iter__(self):
         return iter(self._all())

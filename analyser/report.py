@@ -53,7 +53,9 @@ def _shown(a: Analysis) -> tuple[list[Delta], str | None]:
     if rest:
         line += f": {rest:,} more unzoned_host deltas ({_flows(flows)}) in --format json"
     if unlisted > 0:
-        line += f"{'; ' if rest else ': '}{unlisted:,} hosts beyond the {listed:,} in most flows have no delta of their own"
+        line += (
+            f"{'; ' if rest else ': '}{unlisted:,} hosts beyond the {listed:,} in most flows have no delta of their own"
+        )
     return shown, line + f" ({a.unzoned_hosts:,} hosts in no zone in all)"
 
 

@@ -391,7 +391,7 @@ def dnp3(from_master: bool, dst: int, src: int, tseq: int, apdu: bytes) -> bytes
     return header + crc_dnp(header) + b"".join(block + crc_dnp(block) for block in blocks)
 
 
-CLASS_0123 = bytes.fromhex("3c0206" "3c0306" "3c0406" "3c0106")  # g60v2, v3, v4, then v1: all objects
+CLASS_0123 = bytes.fromhex("3c0206 3c0306 3c0406 3c0106")  # g60v2, v3, v4, then v1: all objects
 
 
 def dnp3_historian(cap: Capture) -> None:

@@ -185,7 +185,13 @@ class FramedStream(Dissector):
             if n < 0:
                 if not self.resyncing[from_orig]:
                     self.resyncing[from_orig] = True
-                    out.append(Anomaly(self.name, "bad_header", f"implausible {self.name} header: {bytes(buf[pos:pos + hlen]).hex()}"))
+                    out.append(
+                        Anomaly(
+                            self.name,
+                            "bad_header",
+                            f"implausible {self.name} header: {bytes(buf[pos : pos + hlen]).hex()}",
+                        )
+                    )
                 pos = self._next_candidate(buf, pos)
                 continue
             if len(buf) - pos < n:

@@ -883,6 +883,7 @@ class S7comm(FramedStream):
         dissector, and its rows are repeated with each pair's reference spliced in."""
         n = len(batch.start)
         start, length, flow, side = batch.start, batch.length, batch.flow, batch.from_orig
+
         def words(pos: np.ndarray) -> np.ndarray:
             """The 8 bytes at each pos, the first lowest (zeros past the data: a short PDU's header words)."""
             return gather(batch.data, pos, 8).view("<u8")

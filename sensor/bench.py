@@ -172,7 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         sorf_rss = max(sorf_rss, rss)
         tshark_secs = 0.0
         for path in args.paths:  # tshark reads one file per run; -n: no name resolution (no DNS lookups)
-            t, rss, _ = timed(["tshark", "-n", "-r", path, "-T", "fields", *(x for f in TSHARK_FIELDS for x in ("-e", f))])
+            t, rss, _ = timed(
+                ["tshark", "-n", "-r", path, "-T", "fields", *(x for f in TSHARK_FIELDS for x in ("-e", f))]
+            )
             tshark_secs, tshark_rss = tshark_secs + t, max(tshark_rss, rss)
         rounds.append((floor_secs, sorf_secs, tshark_secs))
     floor_secs, sorf_secs, tshark_secs = (statistics.median(r[k] for r in rounds) for k in range(3))

@@ -67,7 +67,11 @@ def summary(results: list[CaptureResult], db: str) -> dict:
         "flows": sum(r.flows for r in ingested),
         "operations": dict(sorted(operations.items())),
         "anomalies": dict(sorted(anomalies.items())),
-        "problems": [{"path": r.path, "status": r.status, "message": r.message} for r in results if r.status not in (OK, DUPLICATE)],
+        "problems": [
+            {"path": r.path, "status": r.status, "message": r.message}
+            for r in results
+            if r.status not in (OK, DUPLICATE)
+        ],
         "files": [asdict(r) for r in results],
     }
 
@@ -75,7 +79,9 @@ def summary(results: list[CaptureResult], db: str) -> dict:
 def print_summary(s: dict) -> None:
     out = sys.stdout.write
     dup = f" ({s['duplicates']} already ingested, skipped)" if s["duplicates"] else ""
-    out(f"ingested {s['captures']} captures{dup} into {s['database']}: {s['packets']:,} packets, {s['flows']:,} flows\n")
+    out(
+        f"ingested {s['captures']} captures{dup} into {s['database']}: {s['packets']:,} packets, {s['flows']:,} flows\n"
+    )
     ops = ", ".join(f"{k} {v:,}" for k, v in s["operations"].items()) or "none"
     out(f"operations: {ops}\n")
     anomalies = ", ".join(f"{k} {v:,}" for k, v in s["anomalies"].items()) or "none"
@@ -122,7 +128,8 @@ def _port(text: str) -> int:
     return int(text)
 
 
-SEVERITIES = ("info", "low", "medium", "high", "critical")  # analyser/model.py, kept here so that --help needs no import
+# analyser/model.py, kept here so that --help needs no import
+SEVERITIES = ("info", "low", "medium", "high", "critical")
 
 
 def cmd_analyse(args: argparse.Namespace) -> int:
@@ -261,7 +268,9 @@ def os_remove_quietly(path: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sorf", description="Passive OT network observation: what really crosses your zone boundaries.")
+    parser = argparse.ArgumentParser(
+        prog="sorf", description="Passive OT network observation: what really crosses your zone boundaries."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("ingest", help="replay pcap/pcapng files (or folders of them) into a DuckDB database")
     p.add_argument("paths", nargs="+", metavar="PATH", help="capture files or folders (searched recursively)")
@@ -280,7 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     p.add_argument("--db", required=True, metavar="FILE.duckdb", help="database written by `sorf ingest`")
     p.add_argument("--zones", required=True, metavar="ZONES.yaml", help="zone file (docs/zones.md)")
-    p.add_argument("--format", choices=("table", "json", "markdown"), default="table", help="output format (default: table)")
+    p.add_argument(
+        "--format", choices=("table", "json", "markdown"), default="table", help="output format (default: table)"
+    )
     p.add_argument(
         "--fail-on", choices=SEVERITIES, metavar="SEVERITY",
         help="exit 3 when a delta at or above this severity exists (info, low, medium, high, critical)",
@@ -293,7 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     p.add_argument("--db", required=True, metavar="FILE.duckdb", help="database written by `sorf ingest`")
     p.add_argument("--zones", required=True, metavar="ZONES.yaml", help="zone file (docs/zones.md)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; any other needs a token)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; any other needs a token)"
+    )
     p.add_argument("--port", type=_port, default=8844, help="port (default 8844)")
     p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every API request (or set SORF_TOKEN)")
     p.set_defaults(func=cmd_serve)

@@ -465,7 +465,9 @@ class Plan:
             sel = on[gid[cand]]
             if sel.any():
                 rows, g = cand[sel], gid[cand[sel]]
-                maybe[sel] = registry.might_claim(transport, resp_port[g], orig_port[g], self.ch.a, self.pay[rows], self.plen[rows])
+                maybe[sel] = registry.might_claim(
+                    transport, resp_port[g], orig_port[g], self.ch.a, self.pay[rows], self.plen[rows]
+                )
         probe = np.zeros(G, bool)
         probe[gid[cand[maybe]]] = True
         # flows no dissector can claim here: every candidate is a try on its side
@@ -726,7 +728,9 @@ class Plan:
         # frame every class first: the PDUs copied out of split segments go after the
         # chunk's bytes, in one array all the batches share
         aux = _Aux(len(self.ch.a))
-        framed = [(cls, groups, _frame(self, cls, rows[np.isin(gid[rows], groups)], aux)) for cls, groups in by_class.items()]
+        framed = [
+            (cls, groups, _frame(self, cls, rows[np.isin(gid[rows], groups)], aux)) for cls, groups in by_class.items()
+        ]
         data = aux.data(self.ch.a)
         for cls, groups, pdus in framed:
             _dissect(self, cls, groups, pdus, data)

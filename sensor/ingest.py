@@ -125,12 +125,20 @@ def duplicate_of(store: Store, path: str, digest: str) -> CaptureResult | None:
         return None
     capture_id, status, error = found
     earlier = f"; it was {status} then: {error}" if error else ""
-    return CaptureResult(path, DUPLICATE, f"already ingested as capture {capture_id} (same sha256){earlier}", capture_id)
+    return CaptureResult(
+        path, DUPLICATE, f"already ingested as capture {capture_id} (same sha256){earlier}", capture_id
+    )
 
 
 def ingest_file(
-    store: Store, path: str, *, registry: Registry = REGISTRY, sensor: str | None = None,
-    progress: Progress | None = None, digest: str | None = None, columnar: bool = True,
+    store: Store,
+    path: str,
+    *,
+    registry: Registry = REGISTRY,
+    sensor: str | None = None,
+    progress: Progress | None = None,
+    digest: str | None = None,
+    columnar: bool = True,
 ) -> CaptureResult:
     """Ingest one capture; ``digest`` is its sha256 when the caller has hashed it already.
 
@@ -175,7 +183,9 @@ def ingest_file(
     def skip(frame: int, link: int, ts: int) -> None:
         if link not in unsupported:
             unsupported[link] = frame
-            writer.anomaly(frame, ts, None, Anomaly("capture", "unsupported_link_type", f"link type {link} ({link_name(link)})"))
+            writer.anomaly(
+                frame, ts, None, Anomaly("capture", "unsupported_link_type", f"link type {link} ({link_name(link)})")
+            )
 
     given_up: CaptureResult | None = None  # what the capture turned out to be, once hashed, if not a new one
 
@@ -233,7 +243,17 @@ def ingest_file(
         status=status,
         error=message,
     )
-    return CaptureResult(path, status, message, capture_id, n, skipped, table.flow_count, writer.operations_by_protocol, writer.anomalies_by_kind)
+    return CaptureResult(
+        path,
+        status,
+        message,
+        capture_id,
+        n,
+        skipped,
+        table.flow_count,
+        writer.operations_by_protocol,
+        writer.anomalies_by_kind,
+    )
 
 
 def _settle(store: Store, path: str, capture_id: int, hashing: _Hashing) -> CaptureResult | None:
@@ -315,7 +335,9 @@ def tune_gc() -> None:
     gc.set_threshold(GC_THRESHOLD, 10, 10)
 
 
-def ingest(paths: Iterable[str], db: str, *, sensor: str | None = None, progress: Progress | None = None) -> list[CaptureResult]:
+def ingest(
+    paths: Iterable[str], db: str, *, sensor: str | None = None, progress: Progress | None = None
+) -> list[CaptureResult]:
     """Ingest every capture under ``paths`` into ``db``; one result per file."""
     files, results = expand(paths)
     store = Store(db)

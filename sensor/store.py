@@ -103,7 +103,10 @@ _BULK_COLUMNS = list(OPERATION_COLUMNS)[4:]  # what a bulk decoder gives: all bu
 # min/max/sum, then per address min/max (one value: no list needed); lists only for the few addresses with
 # several. list() per group over millions of addresses (a scan) needed over 200 MB of DuckDB memory.
 # A flow's two sides count it once (flow ids are unique across captures); identity rows count no flow.
-ASSETS_REBUILD = "DROP TABLE assets;" + ASSETS_TABLE.format("") + """
+ASSETS_REBUILD = (
+    "DROP TABLE assets;"
+    + ASSETS_TABLE.format("")
+    + """
 INSERT INTO assets
 WITH sides AS (
     SELECT src_ip AS ip, src_mac AS mac, vlan, first_ts, last_ts, 1 AS flows,
@@ -146,6 +149,7 @@ SELECT ip,
        identity.identity
 FROM one LEFT JOIN many USING (ip) LEFT JOIN identity USING (ip);
 """
+)
 
 
 TEXT_CACHE = 65_536  # addresses kept as text per writer: a scan from 2M sources held 2M of each (~400 MB)
@@ -189,7 +193,9 @@ class _Batch:
         if not n:
             return 0
         data = zip(*self.rows)
-        inserter.put(self.table, pa.table({name: pa.array(col, type=t) for (name, t), col in zip(self.columns.items(), data)}))
+        inserter.put(
+            self.table, pa.table({name: pa.array(col, type=t) for (name, t), col in zip(self.columns.items(), data)})
+        )
         self.rows.clear()
         return n
 

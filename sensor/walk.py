@@ -293,7 +293,8 @@ def walk_pcapng(
         size = len(buf)
         two = struct.Struct(endian + "II").unpack_from
         one = struct.Struct(endian + "I").unpack_from
-        epb = struct.Struct(endian + "8xI8xI").unpack_from  # an enhanced packet block's interface (8), captured length (20)
+        # an enhanced packet block's interface (8), captured length (20)
+        epb = struct.Struct(endian + "8xI8xI").unpack_from
         blocks = array("q")  # packet blocks: offset in buf
         ifaces = array("q")
         add_block, add_iface = blocks.append, ifaces.append
@@ -539,7 +540,9 @@ def main(argv: list[str]) -> int:
             for w in walk(stream, stream.read(4), state, size):
                 data = w.offsets.tobytes() + (w.ifaces.tobytes() if w.ifaces is not None else b"")
                 os.pwrite(arrays, data, at)
-                fields = tuple(None if name in ("buf", "offsets", "ifaces") else getattr(w, name) for name in Window.__slots__)
+                fields = tuple(
+                    None if name in ("buf", "offsets", "ifaces") else getattr(w, name) for name in Window.__slots__
+                )
                 pickle.dump(("window", fields, at, len(w.offsets), state_fields(state)), out, pickle.HIGHEST_PROTOCOL)
                 out.flush()
                 at += len(data)

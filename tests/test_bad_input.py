@@ -471,7 +471,10 @@ def test_damaged_capture_in_a_folder_is_reported_not_passed_over(tmp_path, capsy
     (site / "empty.pcapng").write_bytes(b"")
     rc, _, err = ingest(capsys, tmp_path / "sorf.duckdb", site)
     assert rc == 1
-    assert f"damaged: {site / 'cut.pcap'}: pcap file header truncated at byte 0 (frame 1); no frame could be read before it" in err
+    assert (
+        f"damaged: {site / 'cut.pcap'}: pcap file header truncated at byte 0 (frame 1); no frame could be read before it"
+        in err
+    )
     assert f"unreadable: {site / 'empty.pcapng'}: empty file (0 bytes)" in err
 
 

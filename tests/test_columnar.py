@@ -54,7 +54,9 @@ def assert_same(path, tmp_path) -> dict[str, list]:
     for table in TABLES:
         only_packet = sorted(set(packet[table]) - set(columnar[table]))[:3]
         only_columnar = sorted(set(columnar[table]) - set(packet[table]))[:3]
-        assert packet[table] == columnar[table], f"{table}: packet path only {only_packet}; columnar only {only_columnar}"
+        assert packet[table] == columnar[table], (
+            f"{table}: packet path only {only_packet}; columnar only {only_columnar}"
+        )
     return columnar
 
 

@@ -16,7 +16,9 @@ def test_every_capture_ingests_with_manifest_packet_counts(corpus_db):
     rows = dict(con.execute("SELECT path, packets FROM captures WHERE status = 'ok'").fetchall())
     expected = {str(SHARED / r["path"]): int(r["packets"]) for r in manifest()}
     assert {p: rows.get(p) for p in expected} == expected
-    internal = con.execute("SELECT count(*) FROM anomalies WHERE kind IN ('internal_error', 'dissector_error')").fetchone()
+    internal = con.execute(
+        "SELECT count(*) FROM anomalies WHERE kind IN ('internal_error', 'dissector_error')"
+    ).fetchone()
     assert internal == (0,)
 
 

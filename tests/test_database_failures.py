@@ -125,7 +125,9 @@ def test_an_unknown_duckdb_error_is_one_line_without_its_hints():
 
 
 def test_other_errors_are_not_the_databases():
-    assert database_failure(FileNotFoundError(2, "No such file or directory", "zones.yaml"), "site.duckdb", True) is None
+    assert (
+        database_failure(FileNotFoundError(2, "No such file or directory", "zones.yaml"), "site.duckdb", True) is None
+    )
     assert database_failure(BrokenPipeError(32, "Broken pipe"), "site.duckdb", True) is None
     assert database_failure(ValueError("x"), "site.duckdb", True) is None
 
@@ -252,7 +254,8 @@ def test_locked_database(tmp_path, capsys, monkeypatch, clean):
 # --------------------------------------------------------------------------- out of memory
 
 
-@pytest.mark.parametrize("limit", ["1MB", "4MB"])  # 1MB: "Out of Memory Error"; 4MB: "Failed to commit: failed to pin block"
+# 1MB: "Out of Memory Error"; 4MB: "Failed to commit: failed to pin block"
+@pytest.mark.parametrize("limit", ["1MB", "4MB"])
 def test_out_of_memory(tmp_path, capsys, monkeypatch, clean, limit):
     db = tmp_path / "site.duckdb"
     monkeypatch.setattr(sensor.store, "MEMORY_LIMIT", limit)
@@ -336,7 +339,9 @@ def test_file_size_limit(tmp_path, clean):
     res = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=False, preexec_fn=limit)
     assert res.returncode == 2, res.stderr
     line = one_line(res.stderr, db)
-    assert "a file grew past the largest size allowed, by the file system or by this process's limit (ulimit -f)" in line
+    assert (
+        "a file grew past the largest size allowed, by the file system or by this process's limit (ulimit -f)" in line
+    )
     assert "File too large); the captures committed before it are kept; raise the limit or use another disk" in line
     assert kept(db).items() <= clean(RUN)[1].items()
     res = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=False)

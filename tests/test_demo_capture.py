@@ -215,7 +215,8 @@ def test_sorf_analyse_planted_deltas_point_at_their_hosts_and_functions(analysis
     }
     assert deltas[("access_exceeded", "dnp3")]["functions"] == {"DIRECT_OPERATE": 1}
     s7 = deltas[("access_exceeded", "s7comm")]
-    assert set(s7["functions"]) == {"REQUEST_DOWNLOAD", "DOWNLOAD_BLOCK", "DOWNLOAD_ENDED", "PLC_CONTROL/_INSE"}  # the PI service says what the PLC control did
+    # the PI service says what the PLC control did
+    assert set(s7["functions"]) == {"REQUEST_DOWNLOAD", "DOWNLOAD_BLOCK", "DOWNLOAD_ENDED", "PLC_CONTROL/_INSE"}
     assert deltas[("unzoned_host", "10.20.9.50")]["protocols"] == ["enip"]
     # evidence frames are the PDUs and flows that tshark sees there
     write_coil = fields(DEMO, "frame.number", display="modbus.func_code == 5 && tcp.dstport == 502")

@@ -133,9 +133,20 @@ PROTOCOLS: dict[str, Spec] = {
     ),
     "s7comm": Spec(
         "s7comm",
-        ("ip.src", "ipv6.src", "ip.dst", "ipv6.dst", "tcp.srcport", "tcp.dstport", "s7comm.header.rosctr",
-         "s7comm.header.pduref", "s7comm.param.func", "s7comm.param.userdata.funcgroup",
-         "s7comm.param.userdata.subfunc", "s7comm.param.userdata.type"),
+        (
+            "ip.src",
+            "ipv6.src",
+            "ip.dst",
+            "ipv6.dst",
+            "tcp.srcport",
+            "tcp.dstport",
+            "s7comm.header.rosctr",
+            "s7comm.header.pduref",
+            "s7comm.param.func",
+            "s7comm.param.userdata.funcgroup",
+            "s7comm.param.userdata.subfunc",
+            "s7comm.param.userdata.type",
+        ),
         _s7comm,
         "SELECT direction, CAST(details->>'rosctr' AS INTEGER), function_code FROM operations"
         " WHERE protocol = 's7comm' AND capture_id = ?",
@@ -151,56 +162,72 @@ PROTOCOLS: dict[str, Spec] = {
 # (capture, protocol) -> (reason, {key: sorf count - tshark count})
 KNOWN_DIFFERENCES: dict[tuple[str, str], tuple[str, dict[tuple, int]]] = {
     ("s7comm/s7comm_clean.pcap", "s7comm"): (
-        ("frames 398, 412, 1273, 1456, 1611, 1746, 2002, 2296, 2299, 2859, 3654 and 4060 carry Read Var Ack_Data"
-        " whose first transmission the capture never saw (the client ACKs them in the frame before); tshark calls"
-        " them spurious retransmissions and does not dissect them, sorf sees those bytes once and decodes them"),
+        (
+            "frames 398, 412, 1273, 1456, 1611, 1746, 2002, 2296, 2299, 2859, 3654 and 4060 carry Read Var Ack_Data"
+            " whose first transmission the capture never saw (the client ACKs them in the frame before); tshark calls"
+            " them spurious retransmissions and does not dissect them, sorf sees those bytes once and decodes them"
+        ),
         {("response", 3, 0x04): 12},
     ),
     ("mixed/zeek_modbusBig.pcap", "s7comm_plus"): (
-        ("38 S7comm-plus Explore responses span two COTP DT frames (frames 496+504, 516+524, 1214+1221, ...: the first fragment"
-        " has no trailer, the second has its own 0x72 header); tshark has no S7comm-plus dissector, so the frame"
-        " count sees two PDUs, the second read as a (response, no function) one; sorf reassembles one PDU"),
+        (
+            "38 S7comm-plus Explore responses span two COTP DT frames (frames 496+504, 516+524, 1214+1221, ...: the first fragment"
+            " has no trailer, the second has its own 0x72 header); tshark has no S7comm-plus dissector, so the frame"
+            " count sees two PDUs, the second read as a (response, no function) one; sorf reassembles one PDU"
+        ),
         {("response", None): -38},
     ),
     ("s7comm_plus/S7-1200-Uploading-OB1-TIAV12.pcap", "s7comm_plus"): (
-        ("the CreateObject request of frames 127-129 spans three S7comm-plus fragments (no trailer in 127 and 128);"
-        " the frame count reads the two continuation frames as PDUs without a function, sorf reassembles one PDU"),
+        (
+            "the CreateObject request of frames 127-129 spans three S7comm-plus fragments (no trailer in 127 and 128);"
+            " the frame count reads the two continuation frames as PDUs without a function, sorf reassembles one PDU"
+        ),
         {("response", None): -2},
     ),
     ("dnp3/icsnpp_dnp3_example.pcap", "dnp3"): (
-        ("tshark 4.0 does not reassemble a DNP3 transport sequence that wraps from 63 to 0 (responses completed in"
-        " frames 18, 114, 210 and the unsolicited response in 810), and it merges the one-segment response in"
-        " frame 311 (seq 0) with the stale, never completed fragment of frame 210 in another TCP connection"
-        " ('conflicting data in fragment overlap'),"
-        " decoding a Confirm that is not there; Zeek ICSNPP's dnp3.log has 364 RESPONSE and 4"
-        " UNSOLICITED_RESPONSE rows, as sorf"),
+        (
+            "tshark 4.0 does not reassemble a DNP3 transport sequence that wraps from 63 to 0 (responses completed in"
+            " frames 18, 114, 210 and the unsolicited response in 810), and it merges the one-segment response in"
+            " frame 311 (seq 0) with the stale, never completed fragment of frame 210 in another TCP connection"
+            " ('conflicting data in fragment overlap'),"
+            " decoding a Confirm that is not there; Zeek ICSNPP's dnp3.log has 364 RESPONSE and 4"
+            " UNSOLICITED_RESPONSE rows, as sorf"
+        ),
         {("response", 129): 4, ("response", 130): 1, ("request", 0): -1},
     ),
     ("mixed/zeek_modbusBig.pcap", "modbus"): (
-        ("frame 3150: the client had ACKed the server's response before the capture saw it (frame 3149,"
-        " 'ACKed segment that wasn't captured'); tshark calls 3150 a spurious retransmission and does not"
-        " dissect it, sorf has never seen those bytes, so it reports the response once"),
+        (
+            "frame 3150: the client had ACKed the server's response before the capture saw it (frame 3149,"
+            " 'ACKed segment that wasn't captured'); tshark calls 3150 a spurious retransmission and does not"
+            " dissect it, sorf has never seen those bytes, so it reports the response once"
+        ),
         {("response", 1): 1},
     ),
     ("modbus/quickdraw_modbus_test_data_part1.pcap", "modbus"): (
-        ("frame 111's response (fc 42, MBAP length 5) is followed by 3 stray bytes in its segment; frame 113 sends the"
-        " same 14 bytes again at the next sequence number. tshark takes frame 113 as the rest of 111, sorf reports"
-        " the stray bytes (bad_header) and resyncs at frame 113's MBAP header, which starts the segment"),
+        (
+            "frame 111's response (fc 42, MBAP length 5) is followed by 3 stray bytes in its segment; frame 113 sends the"
+            " same 14 bytes again at the next sequence number. tshark takes frame 113 as the rest of 111, sorf reports"
+            " the stray bytes (bad_header) and resyncs at frame 113's MBAP header, which starts the segment"
+        ),
         {("response", 42): 1},
     ),
     ("dnp3/suricata_dnp3-too-long-reassembly-request.pcap", "dnp3"): (
-        ("the READ whose application fragment grows past 4096 bytes (17 segments, completed in frame 36) is recorded"
-        " from the bytes reassembled, with a too_long anomaly; tshark never completes the reassembly and shows none"),
+        (
+            "the READ whose application fragment grows past 4096 bytes (17 segments, completed in frame 36) is recorded"
+            " from the bytes reassembled, with a too_long anomaly; tshark never completes the reassembly and shows none"
+        ),
         {("request", 1): 1},
     ),
     ("modbus/zeek_modbus_fuzz-72.pcap", "modbus"): (
-        ("a fuzzed trace whose TCP sequence numbers jump at random (frame 2 is 3.8e9 ahead); tshark dissects"
-        " each segment on its own, sorf delivers bytes in sequence order once and resyncs after gaps at a segment"
-        " that starts with an MBAP header (whatever its function code): every request tshark shows is recorded"
-        " (tests/test_known_headers.py), and also frame 7's (fc 34, after the 2 bytes frame 6's MBAP length leaves"
-        " over; tshark takes frame 7 as the rest of frame 6). The server's side: sorf takes frame 2 (seq 3.8e9"
-        " ahead of the SYN) as where the stream starts, so it decodes frame 2 (tshark: out of order); it resumes"
-        " at frame 5 (fc 32), whose bytes the client's ACKs vouch for"),
+        (
+            "a fuzzed trace whose TCP sequence numbers jump at random (frame 2 is 3.8e9 ahead); tshark dissects"
+            " each segment on its own, sorf delivers bytes in sequence order once and resyncs after gaps at a segment"
+            " that starts with an MBAP header (whatever its function code): every request tshark shows is recorded"
+            " (tests/test_known_headers.py), and also frame 7's (fc 34, after the 2 bytes frame 6's MBAP length leaves"
+            " over; tshark takes frame 7 as the rest of frame 6). The server's side: sorf takes frame 2 (seq 3.8e9"
+            " ahead of the SYN) as where the stream starts, so it decodes frame 2 (tshark: out of order); it resumes"
+            " at frame 5 (fc 32), whose bytes the client's ACKs vouch for"
+        ),
         {("request", 34): 1, ("response", 28): 1},
     ),
 }

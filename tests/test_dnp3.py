@@ -104,13 +104,29 @@ def test_read_request_and_response_are_paired():
     assert (req.direction, req.function_code, req.function_name, req.access_class) == ("request", 1, "READ", "read")
     assert (req.transaction_id, req.unit_id, req.target) == (3, OUTSTATION, "g60v2,g60v3,g60v4,g60v1")
     assert req.details["src"] == MASTER and req.details["dst"] == OUTSTATION
-    assert [o["object_type"] for o in req.details["objects"]] == ["Class 1 Data", "Class 2 Data", "Class 3 Data", "Class 0 Data"]
+    assert [o["object_type"] for o in req.details["objects"]] == [
+        "Class 1 Data",
+        "Class 2 Data",
+        "Class 3 Data",
+        "Class 0 Data",
+    ]
     assert [r for r in out if isinstance(r, Identity)] == [Identity("dnp3", {"address": MASTER}, "dnp3_master")]
     g30v2 = bytes([30, 2, 0x01]) + struct.pack("<HH", 10, 12) + bytes([1, 10, 0, 1, 20, 0, 1, 30, 0])
     out = d.feed(response(0x81, 0x0200, g30v2, seq=3), False)
     (resp,) = ops(out)
-    assert (resp.direction, resp.function_name, resp.access_class, resp.status) == ("response", "RESPONSE", "read", None)
-    assert (resp.transaction_id, resp.unit_id, resp.address, resp.quantity, resp.target) == (3, OUTSTATION, 10, 3, "g30v2")
+    assert (resp.direction, resp.function_name, resp.access_class, resp.status) == (
+        "response",
+        "RESPONSE",
+        "read",
+        None,
+    )
+    assert (resp.transaction_id, resp.unit_id, resp.address, resp.quantity, resp.target) == (
+        3,
+        OUTSTATION,
+        10,
+        3,
+        "g30v2",
+    )
     assert resp.details["iin"] == 0x0200 and resp.details["iin_flags"] == ["CLASS_1_EVENTS"]
     assert resp.details["fc_request"] == "READ"
     assert resp.details["objects"] == [{"object": "g30v2", "qualifier": 1, "range_low": 10, "range_high": 12,
@@ -131,7 +147,13 @@ def test_notable_iin_bits_are_the_status():
 def test_select_operate_controls_and_their_status():
     d = DNP3()
     (sel,) = ops(d.feed(request(0x03, crob(8, code=0x82, on=500), seq=6), True))
-    assert (sel.function_name, sel.access_class, sel.target, sel.address, sel.quantity) == ("SELECT", "control", "g12v1", None, 1)
+    assert (sel.function_name, sel.access_class, sel.target, sel.address, sel.quantity) == (
+        "SELECT",
+        "control",
+        "g12v1",
+        None,
+        1,
+    )
     assert sel.details["controls"] == [{
         "block_type": "Control Relay Output Block", "index_number": 8, "trip_control_code": "Trip",
         "operation_type": "Pulse Off", "clear_bit": False, "execute_count": 1, "on_time": 500, "off_time": 0}]  # fmt: skip
@@ -147,7 +169,13 @@ def test_analog_output_block_and_range_qualifier():
     d = DNP3()
     g41v2 = bytes([41, 2, 0x00, 3, 4]) + struct.pack("<hBhB", -5, 0, 1200, 0)
     (op,) = ops(d.feed(request(0x05, g41v2), True))
-    assert (op.function_name, op.access_class, op.target, op.address, op.quantity) == ("DIRECT_OPERATE", "control", "g41v2", 3, 2)
+    assert (op.function_name, op.access_class, op.target, op.address, op.quantity) == (
+        "DIRECT_OPERATE",
+        "control",
+        "g41v2",
+        3,
+        2,
+    )
     assert [(c["block_type"], c["index_number"], c["value"]) for c in op.details["controls"]] == [
         ("Analog Output Block", 3, -5), ("Analog Output Block", 4, 1200)]  # fmt: skip
     (nr,) = ops(d.feed(request(0x06, bytes([41, 3, 0x17, 1, 9]) + struct.pack("<fB", 2.5, 0)), True))
@@ -202,7 +230,11 @@ def test_every_function_code_is_in_the_table():
     assert {access for _, access in FUNCTIONS.values()} <= ACCESS
     names = [name for name, _ in FUNCTIONS.values()]
     assert len(set(names)) == len(names) and all(n == n.upper() for n in names)
-    assert FUNCTIONS[0x01][0] == "READ" and FUNCTIONS[0x05][0] == "DIRECT_OPERATE" and FUNCTIONS[0x82][0] == "UNSOLICITED_RESPONSE"
+    assert (
+        FUNCTIONS[0x01][0] == "READ"
+        and FUNCTIONS[0x05][0] == "DIRECT_OPERATE"
+        and FUNCTIONS[0x82][0] == "UNSOLICITED_RESPONSE"
+    )
 
 
 def test_unknown_function_code():
@@ -221,8 +253,16 @@ def test_frame_split_across_segments_byte_by_byte():
 
 
 def test_several_frames_in_one_segment():
-    data = request(0x01, bytes([60, 1, 6]), seq=1) + request(0x02, bytes([50, 1, 0x07, 1]) + bytes(6), seq=2) + request(0x0D, seq=3)
-    assert [(op.function_name, op.transaction_id) for op in ops(DNP3().feed(data, True))] == [("READ", 1), ("WRITE", 2), ("COLD_RESTART", 3)]
+    data = (
+        request(0x01, bytes([60, 1, 6]), seq=1)
+        + request(0x02, bytes([50, 1, 0x07, 1]) + bytes(6), seq=2)
+        + request(0x0D, seq=3)
+    )
+    assert [(op.function_name, op.transaction_id) for op in ops(DNP3().feed(data, True))] == [
+        ("READ", 1),
+        ("WRITE", 2),
+        ("COLD_RESTART", 3),
+    ]
 
 
 def test_transport_reassembly_with_sequence_wrap():
@@ -299,7 +339,9 @@ def test_bad_crcs_are_anomalies_and_the_frame_is_not_used():
     d = DNP3()
     out = d.feed(bytes(bad_header) + bytes(bad_data) + good, True)
     assert kinds(out) == ["bad_crc", "bad_crc"]
-    assert [a.detail for a in out if isinstance(a, Anomaly)][1].startswith("bad data block 0 CRC in link frame len=11 ctrl=0xc4 (UNCONFIRMED_USER_DATA) src=100 dst=5")
+    assert [a.detail for a in out if isinstance(a, Anomaly)][1].startswith(
+        "bad data block 0 CRC in link frame len=11 ctrl=0xc4 (UNCONFIRMED_USER_DATA) src=100 dst=5"
+    )
     assert [op.function_name for op in ops(out)] == ["READ"]
 
 
@@ -399,7 +441,12 @@ def test_mutated_frames_with_fixed_crcs_never_raise(sample, data, udp):
         n = frame[pos + 2] - 5
         raw = bytes(frame[pos + 10 : pos + 10 + frame_length(frame[pos + 2]) - 10])
         user = b"".join(raw[i : i + 16] for i in range(0, len(raw), 18))[:n]
-        out += link_frame(struct.unpack_from("<H", frame, pos + 6)[0], struct.unpack_from("<H", frame, pos + 4)[0], user.ljust(n, b"\0"), frame[pos + 3])
+        out += link_frame(
+            struct.unpack_from("<H", frame, pos + 6)[0],
+            struct.unpack_from("<H", frame, pos + 4)[0],
+            user.ljust(n, b"\0"),
+            frame[pos + 3],
+        )
         pos += frame_length(frame[pos + 2])
     out += frame[pos:]
     d = DNP3()
@@ -467,7 +514,9 @@ def _ours_by_frame(capture: str) -> dict[int, Counter]:
     for frame, _flow, _orig, rec in replay(capture):
         if isinstance(rec, Operation):
             d = rec.details
-            objs = tuple(int(o["object"][1:].split("v")[0]) << 8 | int(o["object"].split("v")[1]) for o in d.get("objects", ()))
+            objs = tuple(
+                int(o["object"][1:].split("v")[0]) << 8 | int(o["object"].split("v")[1]) for o in d.get("objects", ())
+            )
             by_frame[frame][(rec.function_code, d.get("iin"), objs[:32])] += 1
     return by_frame
 
@@ -481,7 +530,9 @@ def test_function_iin_and_objects_equal_tshark_frame_by_frame(capture):
         frame, funcs, iins, objs = line.split("\t")
         funcs_l = [int(f) for f in funcs.split("|")]
         if len(funcs_l) == 1:  # one application fragment in the frame: its IIN and objects are known
-            ref[int(frame)][(funcs_l[0], int(iins, 16) if iins else None, tuple(int(o, 16) for o in objs.split("|") if o))] += 1
+            ref[int(frame)][
+                (funcs_l[0], int(iins, 16) if iins else None, tuple(int(o, 16) for o in objs.split("|") if o))
+            ] += 1
         else:  # several: compare the functions only
             ref[int(frame)].update((f, None, None) for f in funcs_l)
     ours = _ours_by_frame(capture)
@@ -523,18 +574,54 @@ def test_control_blocks_equal_tshark(capture):
 @pytest.mark.parametrize("capture", ["dnp3/dnp3_file_read.pcap", "dnp3/dnp3_file_list_directory.pcap",
                                      "dnp3/zeek_dnp3_file_read.pcap", "dnp3/zeek_dnp3_file_write.pcap"])  # fmt: skip
 def test_open_file_names_equal_tshark(capture):
-    out = run(["-r", str(SHARED / capture), "-Y", "dnp3.al.func == 25", "-T", "fields", "-e", "frame.number", "-e", "dnp3.al.file_name"])
+    out = run(
+        [
+            "-r",
+            str(SHARED / capture),
+            "-Y",
+            "dnp3.al.func == 25",
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+            "-e",
+            "dnp3.al.file_name",
+        ]
+    )
     ref = {(int(f), name) for f, name in (line.split("\t") for line in out.splitlines())}
-    ours = {(frame, rec.target) for frame, _f, _o, rec in replay(capture) if isinstance(rec, Operation) and rec.function_code == 0x19}
+    ours = {
+        (frame, rec.target)
+        for frame, _f, _o, rec in replay(capture)
+        if isinstance(rec, Operation) and rec.function_code == 0x19
+    }
     assert len(ref) == 1 and ours == ref
 
 
 def test_link_addresses_equal_tshark():
     """One link frame per TCP segment in this capture: source and destination of every operation."""
     capture = "dnp3/zeek_dnp3.pcap"
-    out = run(["-r", str(SHARED / capture), "-Y", "dnp3.al.func", "-T", "fields", "-e", "frame.number", "-e", "dnp3.src", "-e", "dnp3.dst"])
+    out = run(
+        [
+            "-r",
+            str(SHARED / capture),
+            "-Y",
+            "dnp3.al.func",
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+            "-e",
+            "dnp3.src",
+            "-e",
+            "dnp3.dst",
+        ]
+    )
     ref = {(int(f), int(s), int(d)) for f, s, d in (line.split("\t") for line in out.splitlines())}
-    ours = {(frame, rec.details["src"], rec.details["dst"]) for frame, _f, _o, rec in replay(capture) if isinstance(rec, Operation)}
+    ours = {
+        (frame, rec.details["src"], rec.details["dst"])
+        for frame, _f, _o, rec in replay(capture)
+        if isinstance(rec, Operation)
+    }
     assert len(ref) > 100 and ours == ref
 
 
@@ -586,7 +673,11 @@ def test_dnp3_objects_log_equals_icsnpp(icsnpp_records):
         if isinstance(rec, Operation) and rec.function_name in ("READ", "RESPONSE"):
             for o in rec.details.get("objects", ()):
                 if "object_type" in o and not o["object"].startswith("g12v"):
-                    counts = (o.get("object_count"), o.get("range_low"), o.get("range_high")) if rec.direction == "response" else (None,) * 3
+                    counts = (
+                        (o.get("object_count"), o.get("range_low"), o.get("range_high"))
+                        if rec.direction == "response"
+                        else (None,) * 3
+                    )
                     ours[(flow.orig_port, rec.function_name, o["object_type"], *counts)] += 1
     log = read_log(ICSNPP / "dnp3_objects.log")
     ref = Counter((int(r["id.orig_p"]), r["function_code"], r["object_type"],
@@ -600,9 +691,13 @@ def test_object_names_are_icsnpp_names():
 
 def test_roles_reach_the_assets(corpus_db):
     with duckdb.connect(str(corpus_db), read_only=True) as con:
-        rows = set(con.execute(
-            """SELECT ip, role, field, value FROM identities JOIN captures USING (capture_id)
-               WHERE path = ? AND protocol = 'dnp3'""", [str(SHARED / "dnp3/icsnpp_dnp3_example.pcap")]).fetchall())
+        rows = set(
+            con.execute(
+                """SELECT ip, role, field, value FROM identities JOIN captures USING (capture_id)
+               WHERE path = ? AND protocol = 'dnp3'""",
+                [str(SHARED / "dnp3/icsnpp_dnp3_example.pcap")],
+            ).fetchall()
+        )
         roles = dict(con.execute("SELECT ip, roles FROM assets WHERE ip IN ('10.10.20.5', '10.10.20.8')").fetchall())
     assert rows == {("10.10.20.5", "dnp3_master", None, None), ("10.10.20.5", None, "address", "100"),
                     ("10.10.20.8", "dnp3_outstation", None, None), ("10.10.20.8", None, "address", "5")}  # fmt: skip
@@ -612,6 +707,11 @@ def test_roles_reach_the_assets(corpus_db):
 def test_too_long_reassembly_capture_gives_one_anomaly_and_the_operation(corpus_db):
     with duckdb.connect(str(corpus_db), read_only=True) as con:
         path = str(SHARED / "dnp3/suricata_dnp3-too-long-reassembly-request.pcap")
-        kinds_ = con.execute("SELECT kind FROM anomalies JOIN captures USING (capture_id) WHERE path = ? AND protocol = 'dnp3'", [path]).fetchall()
-        n = con.execute("SELECT count(*) FROM operations JOIN captures USING (capture_id) WHERE path = ? AND protocol = 'dnp3'", [path]).fetchone()[0]
+        kinds_ = con.execute(
+            "SELECT kind FROM anomalies JOIN captures USING (capture_id) WHERE path = ? AND protocol = 'dnp3'", [path]
+        ).fetchall()
+        n = con.execute(
+            "SELECT count(*) FROM operations JOIN captures USING (capture_id) WHERE path = ? AND protocol = 'dnp3'",
+            [path],
+        ).fetchone()[0]
     assert kinds_ == [("too_long",)] and n == 1  # the READ whose fragment grew too long (frame 36) is still recorded

@@ -86,7 +86,9 @@ SOCKADDR = struct.pack(">HH4s8x", 2, 44818, bytes([10, 1, 1, 164]))  # big endia
 IDENTITY_ITEM = struct.pack("<H", 1) + SOCKADDR + struct.pack("<HHHBBHIB", 1, 12, 58, 4, 3, 0x30, 0x524D8E, 11)
 LIST_IDENTITY_REPLY = enip(0x63, cpf((0x000C, IDENTITY_ITEM + b"1756-ENBT/A\x03")))
 FO_FIELDS = (7, 249, 0x80000014, 0x80FE0013, 20, 77, 0x32952BF3, 0, 8000000, 0x43F4, 8000000, 0x43F4, 0xA3, 3)
-FORWARD_OPEN = request(0x54, logical(0x06, 1), struct.pack("<BBIIHHIB3xIHIHBB", *FO_FIELDS) + b"\x01\x00" + logical(0x02, 1))
+FORWARD_OPEN = request(
+    0x54, logical(0x06, 1), struct.pack("<BBIIHHIB3xIHIHBB", *FO_FIELDS) + b"\x01\x00" + logical(0x02, 1)
+)
 FORWARD_OPEN_REPLY = reply(0x54, data=struct.pack("<IIHHIIIBB", 0x00790301, 0x80FE0013, 20, 77, 0x32952BF3, 8000000,
                                                   8000000, 0, 0))  # fmt: skip
 
@@ -147,7 +149,9 @@ def test_list_identity_request_reply_and_identity():
         "address": "10.1.1.164:44818",
     }  # fmt: skip
     assert set(ident.fields) <= set(IDENTITY_FIELDS)
-    assert op.details["identity"][0]["device_status"] == "0x0030" and op.details["identity"][0]["device_state"] == "0x0003"
+    assert (
+        op.details["identity"][0]["device_status"] == "0x0030" and op.details["identity"][0]["device_state"] == "0x0003"
+    )
 
 
 def test_register_session_direction_and_error_status():
@@ -237,7 +241,9 @@ def test_request_and_reply_pairing_with_status():
     assert set_rsp.access_class == "write"
     assert set_rsp.status == "ATTRIBUTE_NOT_SETTABLE" and set_rsp.target == "class 0xf5 instance 1 attribute 6"
     assert set_rsp.details["cip_status_code"] == 0x0E and set_rsp.details["cip_extended_status_code"] == 0x1234
-    assert get_rsp.status is None and get_rsp.details["class_name"] == "Identity" and get_rsp.details["attribute_id"] == 7
+    assert (
+        get_rsp.status is None and get_rsp.details["class_name"] == "Identity" and get_rsp.details["attribute_id"] == 7
+    )
     (_, lone) = d.feed(rr(reply(0x0E), context=b"CCCCCCCC"), False)  # no request: the path stays empty
     assert lone.target is None and "class_id" not in lone.details
 
@@ -289,7 +295,11 @@ def test_forward_open_close_and_connected_messages():
     assert (fc.function_name, fc.access_class, fc.details["connection_serial"]) == ("FORWARD_CLOSE", "session", 20)
     # an unconnected 0x4E reply with no request seen: the Connection Manager's Forward Close, not a tag write
     (_, lone) = ops(EtherNetIP().feed(rr(reply(0x4E, data=struct.pack("<HHIBB", 20, 77, 1, 0, 0))), False))
-    assert (lone.function_name, lone.access_class, lone.details["connection_serial"]) == ("FORWARD_CLOSE", "session", 20)
+    assert (lone.function_name, lone.access_class, lone.details["connection_serial"]) == (
+        "FORWARD_CLOSE",
+        "session",
+        20,
+    )
     # connected request and reply: paired by the CIP sequence count
     d.feed(unit(0x00790301, 5, request(0x4E, symbol("Bits"), struct.pack("<Hbb", 1, 1, -1))), True)
     (_, rmw) = ops(d.feed(unit(0x80FE0013, 5, reply(0x4E)), False))
@@ -472,7 +482,11 @@ def test_cip_paths_and_statuses_equal_tshark(corpus_db, capture):
     reply's service and general status, embedded services included."""
     ours: dict[int, Counter] = {}
     for frame, direction, service, _st, _tid, _q, target, details in _operations(corpus_db, capture, "cip"):
-        key = (service | 0x80, (details["cip_status_code"],)) if direction == "response" else (service, _path_tuple(target))
+        key = (
+            (service | 0x80, (details["cip_status_code"],))
+            if direction == "response"
+            else (service, _path_tuple(target))
+        )
         ours.setdefault(frame, Counter())[key] += 1
     ref = {f: c for f, c in _tshark_cip(str(SHARED / capture)).items() if c}
     assert {f: c for f, c in ours.items() if ref.get(f) != c} == {f: c for f, c in ref.items() if ours.get(f) != c}
@@ -509,13 +523,21 @@ def test_encapsulation_headers_equal_tshark(corpus_db, capture):
     for frame, _d, _s, _st, tid, *_ in _operations(corpus_db, capture, "cip"):
         if tid is not None:
             seqs.setdefault(frame, set()).add(tid)
-    ref_seqs = {int(f["frame.number"][0]): set(map(int, f["cip.seq"])) for f in _tshark_fields(capture, "cip.seq", "cip.seq")}
+    ref_seqs = {
+        int(f["frame.number"][0]): set(map(int, f["cip.seq"])) for f in _tshark_fields(capture, "cip.seq", "cip.seq")
+    }
     assert seqs == ref_seqs
 
 
 @pytest.mark.parametrize("capture", [c for c in ENIP_CAPTURES if "Reboot" in c or "Upload.pcap" in c])
 def test_connection_manager_fields_equal_tshark(corpus_db, capture):
-    names = ("cip.cm.ot_connid", "cip.cm.to_connid", "cip.cm.conn_serial_num", "cip.cm.vendor", "cip.cm.orig_serial_num")
+    names = (
+        "cip.cm.ot_connid",
+        "cip.cm.to_connid",
+        "cip.cm.conn_serial_num",
+        "cip.cm.vendor",
+        "cip.cm.orig_serial_num",
+    )
     ref = Counter()
     for f in _tshark_fields(capture, "cip.cm.conn_serial_num", *names):
         ids = list(zip(f["cip.cm.ot_connid"], f["cip.cm.to_connid"])) or [(None, None)]
@@ -529,7 +551,9 @@ def test_connection_manager_fields_equal_tshark(corpus_db, capture):
 
 def test_multiple_service_packet_counts_equal_tshark(corpus_db):
     capture = "enip/EthernetIP-CIP.pcap"
-    ours = Counter((frame, q) for frame, _d, svc, _s, _t, q, *_ in _operations(corpus_db, capture, "cip") if svc == 0x0A)
+    ours = Counter(
+        (frame, q) for frame, _d, svc, _s, _t, q, *_ in _operations(corpus_db, capture, "cip") if svc == 0x0A
+    )
     fields = _tshark_fields(capture, "cip.msp.num_services", "cip.msp.num_services")
     ref = Counter((int(f["frame.number"][0]), int(n)) for f in fields for n in f["cip.msp.num_services"])
     assert ours == ref and sum(ref.values()) == 8361
@@ -545,7 +569,9 @@ def _identities(corpus_db, capture: str) -> dict[tuple, dict]:
     return out
 
 
-@pytest.mark.parametrize("capture", [c for c in ENIP_CAPTURES if "enip_test" in c or "suricata" in c or "Firmware" in c])
+@pytest.mark.parametrize(
+    "capture", [c for c in ENIP_CAPTURES if "enip_test" in c or "suricata" in c or "Firmware" in c]
+)
 def test_identities_equal_tshark(corpus_db, capture):
     """ListIdentity replies (enip.lir.*) and Identity Get_Attributes_All replies read directly (cip.id.*);
     the store writes each fact once per capture, at its first frame."""
@@ -589,7 +615,9 @@ def test_enip_and_cip_logs_equal_icsnpp(corpus_db, capture):
     service code and name, general status, and for requests the class, instance and attribute (ICSNPP logs no
     path for replies, sorf copies it from the request)."""
     folder = ZEEK / (capture.rsplit(".", 1)[0] + ".zeek")
-    ref = Counter((r[11], r[12].upper().replace(" ", "_"), r[13], r[14], r[15], r[16]) for r in _zeek(folder / "enip.log"))
+    ref = Counter(
+        (r[11], r[12].upper().replace(" ", "_"), r[13], r[14], r[15], r[16]) for r in _zeek(folder / "enip.log")
+    )
     ours = Counter((f"0x{c:02x}", COMMANDS[c][0], str(d["length"]), d["session_handle"], "Success" if st is None else st,
                     d["sender_context"])
                    for _f, _d, c, st, _t, _q, _tg, d in _operations(corpus_db, f"enip/{capture}", "enip"))  # fmt: skip
@@ -634,8 +662,10 @@ def test_documented_join_ties_connected_messages_to_their_forward_open(corpus_db
     that ties UDP 2222 I/O to its connection finds the Forward Open of every connected CIP request here."""
     with duckdb.connect(str(corpus_db), read_only=True) as con:
         cid = _capture_id(con, "enip/quickdraw_CL5000EIP-Software_Upload.pcap")
-        connected_cip = (f"io.protocol = 'cip' AND io.capture_id = {cid} AND io.details->>'connection_id' IS NOT NULL"
-                         " AND io.details->>'container_index' IS NULL")  # top-level connected CIP messages
+        connected_cip = (
+            f"io.protocol = 'cip' AND io.capture_id = {cid} AND io.details->>'connection_id' IS NOT NULL"
+            " AND io.details->>'container_index' IS NULL"
+        )  # top-level connected CIP messages
         sql = _documented_join()
         assert sql.count("io.protocol = 'cip_io'") == 1
         joined = con.execute(sql.replace("io.protocol = 'cip_io'", connected_cip)).fetchall()

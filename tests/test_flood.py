@@ -111,7 +111,9 @@ def test_flood_keeps_every_flow_and_asset(flood):
         assert plc == (20_000, ["02:00:5e:14:02:10"])
         assert con.execute("SELECT count(*) FROM assets WHERE flows = 1 AND len(macs) = 1").fetchone() == (20_000,)
         # past MAX_SINGLE_PACKET one-packet flows the oldest were finished early: said once, with the count
-        (frame, detail), *more = con.execute("SELECT frame, detail FROM anomalies WHERE kind = 'flow_table_full'").fetchall()
+        (frame, detail), *more = con.execute(
+            "SELECT frame, detail FROM anomalies WHERE kind = 'flow_table_full'"
+        ).fetchall()
         evicted = int(detail.split()[0])
         assert not more and frame == 1 and 20_000 - flows.MAX_SINGLE_PACKET <= evicted < 20_000
         assert detail.endswith("a later packet of one of them starts a new flow")
@@ -129,7 +131,9 @@ def test_a_second_capture_rebuilds_the_flood_assets(flood, tmp_path, capsys, mon
     assert sorf(["ingest", str(DEMO), "--db", str(db), "--jobs", "1"]) == 0
     capsys.readouterr()
     with duckdb.connect(str(db), read_only=True) as con:
-        (hosts,) = con.execute("SELECT count(DISTINCT ip) FROM (SELECT src_ip AS ip FROM flows UNION SELECT dst_ip FROM flows)").fetchone()
+        (hosts,) = con.execute(
+            "SELECT count(DISTINCT ip) FROM (SELECT src_ip AS ip FROM flows UNION SELECT dst_ip FROM flows)"
+        ).fetchone()
         assert con.execute("SELECT count(*), count(DISTINCT ip) FROM assets").fetchone() == (hosts, hosts)
         assert hosts > 20_001
     assert _assets_match_old(db) == hosts
@@ -162,12 +166,14 @@ def test_analyse_sums_up_the_unzoned_hosts(flood, capsys):
     assert "observed   20,000 flows, 20,001 hosts (20,000 in no zone)" in lines
     assert sum(1 for line in lines if "] unzoned_host  10.64." in line) == UNZONED_SHOWN
     more = [line for line in lines if line.startswith("  ... and ")]
-    assert more == [(
-        f"  ... and {20_000 - UNZONED_SHOWN:,} more hosts in no zone: {UNZONED_DELTAS - UNZONED_SHOWN:,} more"
-        f" unzoned_host deltas ({UNZONED_DELTAS - UNZONED_SHOWN:,} flows) in --format json;"
-        f" {20_000 - UNZONED_DELTAS:,} hosts beyond the {UNZONED_DELTAS:,} in most flows have no delta of their own"
-        " (20,000 hosts in no zone in all)"
-    )]
+    assert more == [
+        (
+            f"  ... and {20_000 - UNZONED_SHOWN:,} more hosts in no zone: {UNZONED_DELTAS - UNZONED_SHOWN:,} more"
+            f" unzoned_host deltas ({UNZONED_DELTAS - UNZONED_SHOWN:,} flows) in --format json;"
+            f" {20_000 - UNZONED_DELTAS:,} hosts beyond the {UNZONED_DELTAS:,} in most flows have no delta of their own"
+            " (20,000 hosts in no zone in all)"
+        )
+    ]
     assert sorf(["analyse", "--db", str(flood), "--zones", str(ZONES), "--format", "markdown"]) == 0
     md = capsys.readouterr().out
     assert len(md.splitlines()) < 150 and f"And {20_000 - UNZONED_SHOWN:,} more hosts in no zone" in md

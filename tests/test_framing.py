@@ -15,7 +15,15 @@ from dissectors.base import FramedStream
 FRAMED = [cls for cls in REGISTRY.dissectors if issubclass(cls, FramedStream) and hasattr(cls, "pdu_lengths")]
 
 # bytes that make a header plausible, so that the valid branches are reached too
-PREFIXES = [b"", b"\x00\x01\x00\x00", b"\x03\x00", b"\x05\x64", b"\x6f\x00", b"\x65\x00\x04\x00", b"\x03\x00\x00\x1f\x02\xf0"]
+PREFIXES = [
+    b"",
+    b"\x00\x01\x00\x00",
+    b"\x03\x00",
+    b"\x05\x64",
+    b"\x6f\x00",
+    b"\x65\x00\x04\x00",
+    b"\x03\x00\x00\x1f\x02\xf0",
+]
 
 
 def scalar(cls, data: bytes) -> int:

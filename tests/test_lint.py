@@ -14,3 +14,9 @@ def test_ruff_check_is_clean():
     res = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", str(ROOT)],
                          check=False, capture_output=True, text=True)  # fmt: skip
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_ruff_format_leaves_the_tree_as_it_is():
+    res = subprocess.run([sys.executable, "-m", "ruff", "format", "--check", "--no-cache", str(ROOT)],
+                         check=False, capture_output=True, text=True)  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr

@@ -32,7 +32,13 @@ def test_read_request_and_response_are_paired():
     assert (req.direction, req.function_name, req.access_class, req.address, req.quantity) == (
         "request", "READ_HOLDING_REGISTERS", "read", 100, 4)  # fmt: skip
     assert req.target == "holding_registers 100-103"
-    assert (resp.direction, resp.transaction_id, resp.address, resp.quantity, resp.status) == ("response", 7, 100, 4, None)
+    assert (resp.direction, resp.transaction_id, resp.address, resp.quantity, resp.status) == (
+        "response",
+        7,
+        100,
+        4,
+        None,
+    )
 
 
 def test_writes_carry_their_values():
@@ -86,7 +92,9 @@ def test_subfunctions_set_the_access_class(pdu, name, access):
 
 
 def test_device_identification_becomes_identity():
-    objects = b"".join(bytes([i, len(v)]) + v for i, v in ((0, b"Schneider Electric"), (1, b"BMX P34 2020"), (2, b"v3.10")))
+    objects = b"".join(
+        bytes([i, len(v)]) + v for i, v in ((0, b"Schneider Electric"), (1, b"BMX P34 2020"), (2, b"v3.10"))
+    )
     response = bytes([43, 0x0E, 1, 0x01, 0, 0, 3]) + objects
     d = ModbusTCP()
     d.feed(adu(5, 1, bytes([43, 0x0E, 1, 0])), True)
@@ -113,7 +121,15 @@ def test_heuristic_claims_modbus_on_other_ports_only_for_a_whole_adu():
 
 def test_every_table_entry_has_a_known_access_class():
     for table in (FUNCTIONS, DIAGNOSTICS, UMAS):
-        assert {access for _, access in table.values()} <= {"read", "write", "control", "program", "diagnostic", "session", "other"}
+        assert {access for _, access in table.values()} <= {
+            "read",
+            "write",
+            "control",
+            "program",
+            "diagnostic",
+            "session",
+            "other",
+        }
     assert set(FUNCTIONS) >= {1, 2, 3, 4, 5, 6, 7, 8, 11, 12, 15, 16, 17, 20, 21, 22, 23, 24, 43}
 
 
@@ -134,7 +150,9 @@ def corpus_ops(corpus_db, capture: str) -> list[tuple]:
         ).fetchall()
 
 
-@pytest.mark.parametrize("capture", ["modbus/icsnpp_modbus_example.pcap", "modbus/modbus_test.pcap", "modbus/modicon_test.pcap"])
+@pytest.mark.parametrize(
+    "capture", ["modbus/icsnpp_modbus_example.pcap", "modbus/modbus_test.pcap", "modbus/modicon_test.pcap"]
+)
 def test_fields_equal_tshark_frame_by_frame(corpus_db, capture):
     """Transaction id, unit, function, exception code, start address and quantity, per frame."""
     out = run(["-r", str(SHARED / capture), "-Y", "mbtcp && tcp.port == 502", "-T", "fields", "-E", "occurrence=f",

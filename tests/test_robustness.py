@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from dissectors import Anomaly, ModbusTCP, Operation
 from sensor.decode import LINK_ETHERNET, LINK_NAMES, Decoder, Malformed, Packet
 
-ETH_IP_TCP = bytes.fromhex("0011223344550066778899aa0800" "45000028000100004006" "0000" "0a000001" "0a000002") + struct.pack(
+ETH_IP_TCP = bytes.fromhex("0011223344550066778899aa0800 45000028000100004006 0000 0a000001 0a000002") + struct.pack(
     "!HHIIBBHHH", 40000, 502, 1, 0, 0x50, 0x18, 1024, 0, 0
 )
 

@@ -45,7 +45,9 @@ def read(path: Path, apart: bool):
     records = [  # chunks may be cut elsewhere: each record with its frame number
         (c.first_frame + i, c.buf[d : d + n], *x)
         for c in chunks
-        for i, (d, n, *x) in enumerate(zip(c.data.tolist(), c.incl.tolist(), c.orig.tolist(), c.ts.tolist(), c.link.tolist()))
+        for i, (d, n, *x) in enumerate(
+            zip(c.data.tolist(), c.incl.tolist(), c.orig.tolist(), c.ts.tolist(), c.link.tolist())
+        )
     ]
     damage = state.damage and (state.damage.offset, state.damage.frame, state.damage.reason)
     return records, damage, state.bytes_read, state.fmt, state.link_types
@@ -84,7 +86,9 @@ def mixed_blocks() -> bytes:
         elif i % 3 == 1:
             out += _block("<", 3, struct.pack("<I", len(frame)) + frame)
         else:
-            out += _block("<", 2, struct.pack("<HHIIII", 0, 0, ts >> 32, ts & 0xFFFFFFFF, len(frame), len(frame)) + frame)
+            out += _block(
+                "<", 2, struct.pack("<HHIIII", 0, 0, ts >> 32, ts & 0xFFFFFFFF, len(frame), len(frame)) + frame
+            )
     return out
 
 
@@ -95,7 +99,9 @@ def test_simple_and_obsolete_packet_blocks_through_joined_windows(tmp_path, monk
     path.write_bytes(mixed_blocks())
     here = read(path, apart=False)
     assert read(path, apart=True) == here
-    fields = tshark.run(["-r", str(path), "-T", "fields", "-e", "frame.number", "-e", "frame.cap_len", "-e", "frame.len"])
+    fields = tshark.run(
+        ["-r", str(path), "-T", "fields", "-e", "frame.number", "-e", "frame.cap_len", "-e", "frame.len"]
+    )
     oracle = [tuple(map(int, line.split("\t"))) for line in fields.splitlines()]
     assert [(frame, len(data), orig) for frame, data, orig, *_ in here[0]] == oracle
     assert len(oracle) > 3 * 4096 // 100  # several chunks
