@@ -35,7 +35,7 @@ from pydantic import StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dissectors import ACCESS_CLASSES
-from sensor.store import SCHEMA_VERSION
+from sensor.schema import SCHEMA_VERSION
 
 from . import queries, report, schema
 from .model import CATEGORIES, SEVERITIES, severity_rank

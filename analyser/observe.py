@@ -17,7 +17,7 @@ from collections.abc import Mapping
 import duckdb
 import pyarrow as pa
 
-from sensor.store import SCHEMA_VERSION
+from sensor.schema import SCHEMA_VERSION
 
 from .model import CaptureInfo, Evidence, HostPair, IntraZone, NonHostTraffic, Traffic, Window
 from .zones import ZoneIndex

@@ -14,7 +14,7 @@ from datetime import datetime
 import duckdb
 import orjson
 
-from sensor.store import FLOW_COLUMNS, OPERATION_COLUMNS
+from sensor.schema import FLOWS, OPERATIONS
 
 from .model import Delta
 from .report import iso
@@ -60,9 +60,9 @@ _ENDS = (
     f"LEFT JOIN {HOSTS_TABLE} s ON s.ip = f.src_ip LEFT JOIN {HOSTS_TABLE} d ON d.ip = f.dst_ip "
     "LEFT JOIN captures c ON c.capture_id = {alias}.capture_id"
 )
-_FLOW_SELECT = ", ".join(f"f.{c}" for c in FLOW_COLUMNS) + ", s.zone AS src_zone, d.zone AS dst_zone, c.path"
+_FLOW_SELECT = ", ".join(f"f.{c}" for c in FLOWS.names) + ", s.zone AS src_zone, d.zone AS dst_zone, c.path"
 _OPERATION_SELECT = (
-    ", ".join(f"o.{c}" for c in OPERATION_COLUMNS)
+    ", ".join(f"o.{c}" for c in OPERATIONS.names)
     + ", f.src_ip, f.src_port, f.dst_ip, f.dst_port, s.zone AS src_zone, d.zone AS dst_zone, c.path"
 )
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, create_model
 
-from sensor.store import FLOW_COLUMNS, OPERATION_COLUMNS
+from sensor.schema import FLOWS, OPERATIONS
 
 from .model import CATEGORIES, SEVERITIES
 
@@ -229,9 +229,9 @@ def _row(name: str, columns: dict[str, pa.DataType], extra: dict[str, Any]) -> t
 
 
 _ENDS = {"src_zone": str | None, "dst_zone": str | None, "path": str | None}
-FlowRow = _row("FlowRow", FLOW_COLUMNS, _ENDS)
+FlowRow = _row("FlowRow", FLOWS.arrow, _ENDS)
 OperationRow = _row(
-    "OperationRow", {k: v for k, v in OPERATION_COLUMNS.items() if k != "details"},
+    "OperationRow", {k: v for k, v in OPERATIONS.arrow.items() if k != "details"},
     {"details": dict[str, Any] | None, "src_ip": str, "src_port": int | None, "dst_ip": str, "dst_port": int | None,
      **_ENDS},
 )  # fmt: skip

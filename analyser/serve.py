@@ -23,7 +23,7 @@ import duckdb
 import orjson
 
 from sensor import snapshot
-from sensor.store import SCHEMA, SCHEMA_VERSION
+from sensor.schema import DDL, SCHEMA_VERSION
 
 from . import report
 from .deltas import Comparison, bound_memory
@@ -129,7 +129,7 @@ def _open(path: str | None) -> duckdb.DuckDBPyConnection:
     if path is None:
         con.execute("ATTACH ':memory:' AS site")
         con.execute("USE site")
-        con.execute(SCHEMA)
+        con.execute(DDL)
         con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
     else:
         con.execute("ATTACH ? AS site (READ_ONLY)", [path])

@@ -15,18 +15,15 @@ unit whose flow is idle just before it; otherwise its PDUs are parsed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pyarrow as pa
 
-from .base import Anomaly, Dissector, Record
+from .base import Anomaly, Dissector, Operation, Record
 
-# the Operation fields, in order: what a bulk decoder returns for each row
-ROW_FIELDS = (
-    "protocol", "direction", "function_code", "function_name", "access_class", "status",
-    "transaction_id", "unit_id", "address", "quantity", "target", "details",
-)  # fmt: skip
+# the Operation fields, in order: what a bulk decoder returns for each row (the store's operations columns)
+ROW_FIELDS = tuple(f.name for f in fields(Operation))
 
 
 @dataclass(slots=True)

@@ -27,8 +27,8 @@ from dissectors.base import details_json
 
 from . import snapshot
 from .flows import Flow
+from .schema import ANOMALIES, ASSETS, DDL, EVIDENCE, FLOWS, IDENTITIES, OPERATIONS, SCHEMA_VERSION, TS
 
-SCHEMA_VERSION = 2
 BATCH_ROWS = 24_576  # rows per insert: a batch waits while one is written, so this is memory; DuckDB takes ~0.9 us a row either way
 ROW_GROUP = 30_720  # rows per DuckDB row group: the inserter holds one per table (DuckDB's 122,880: +30 MB RSS)
 MEMORY_LIMIT = "40MB"  # DuckDB buffer pool: inserted pages are written out, not kept (32 MB ran out on the 4M bench)
@@ -36,76 +36,24 @@ REBUILD_MEMORY_MB = 80  # the assets rebuild (rebuild_assets) starts with this: 
 REBUILD_ATTEMPTS = 5  # doubling each time: 1,280 MB at the last
 LOCK_WAIT_S = 30  # a server copying the database to its snapshot holds it for a moment: wait, then give up
 
-TS = pa.timestamp("us")
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
-CREATE TABLE IF NOT EXISTS captures (
-    capture_id INTEGER PRIMARY KEY, path VARCHAR, sha256 VARCHAR UNIQUE, bytes BIGINT,
-    format VARCHAR, link_types VARCHAR[], packets BIGINT, ip_packets BIGINT,
-    malformed BIGINT, skipped BIGINT, first_ts TIMESTAMP, last_ts TIMESTAMP,
-    ingested_at TIMESTAMP, sensor VARCHAR, status VARCHAR, error VARCHAR);
-CREATE TABLE IF NOT EXISTS flows (
-    flow_id BIGINT, capture_id INTEGER, vlan INTEGER, transport VARCHAR,
-    src_ip VARCHAR, src_port INTEGER, dst_ip VARCHAR, dst_port INTEGER,
-    src_mac VARCHAR, dst_mac VARCHAR, app_protocol VARCHAR,
-    packets_orig BIGINT, packets_resp BIGINT, bytes_orig BIGINT, bytes_resp BIGINT,
-    first_ts TIMESTAMP, last_ts TIMESTAMP, first_frame BIGINT, last_frame BIGINT,
-    handshake BOOLEAN, reset BOOLEAN, flags VARCHAR);
-CREATE TABLE IF NOT EXISTS operations (
-    capture_id INTEGER, frame BIGINT, ts TIMESTAMP, flow_id BIGINT, protocol VARCHAR,
-    direction VARCHAR, function_code INTEGER, function_name VARCHAR, access_class VARCHAR,
-    status VARCHAR, transaction_id INTEGER, unit_id INTEGER, address INTEGER,
-    quantity INTEGER, target VARCHAR, details VARCHAR);
-CREATE TABLE IF NOT EXISTS identities (
-    capture_id INTEGER, frame BIGINT, ts TIMESTAMP, flow_id BIGINT, ip VARCHAR,
-    protocol VARCHAR, role VARCHAR, field VARCHAR, value VARCHAR);
-CREATE TABLE IF NOT EXISTS anomalies (
-    capture_id INTEGER, frame BIGINT, ts TIMESTAMP, flow_id BIGINT, protocol VARCHAR,
-    kind VARCHAR, detail VARCHAR);
-"""
-# Derived: one row per address, rebuilt whole after each ingest. No PRIMARY KEY: the rebuild's GROUP BY ip
-# makes ip unique, and the key's index on 2M addresses (a scan) cost more DuckDB memory than the rebuild itself;
-# a DELETE and INSERT of the same keys in one transaction even ran out at 160 MB. The rebuild drops and
-# creates the table, so a database written by an older sorf loses its key there.
-ASSETS_TABLE = """
-CREATE TABLE {} assets (
-    ip VARCHAR, macs VARCHAR[], vlans INTEGER[], first_ts TIMESTAMP,
-    last_ts TIMESTAMP, flows BIGINT, roles VARCHAR[], identity VARCHAR);
-"""
-SCHEMA += ASSETS_TABLE.format("IF NOT EXISTS")
-
-FLOW_COLUMNS = {
-    "flow_id": pa.int64(), "capture_id": pa.int32(), "vlan": pa.int32(), "transport": pa.string(),
-    "src_ip": pa.string(), "src_port": pa.int32(), "dst_ip": pa.string(), "dst_port": pa.int32(),
-    "src_mac": pa.string(), "dst_mac": pa.string(), "app_protocol": pa.string(),
-    "packets_orig": pa.int64(), "packets_resp": pa.int64(), "bytes_orig": pa.int64(), "bytes_resp": pa.int64(),
-    "first_ts": TS, "last_ts": TS, "first_frame": pa.int64(), "last_frame": pa.int64(),
-    "handshake": pa.bool_(), "reset": pa.bool_(), "flags": pa.string(),
-}  # fmt: skip
-OPERATION_COLUMNS = {
-    "capture_id": pa.int32(), "frame": pa.int64(), "ts": TS, "flow_id": pa.int64(), "protocol": pa.string(),
-    "direction": pa.string(), "function_code": pa.int32(), "function_name": pa.string(),
-    "access_class": pa.string(), "status": pa.string(), "transaction_id": pa.int32(), "unit_id": pa.int32(),
-    "address": pa.int32(), "quantity": pa.int32(), "target": pa.string(), "details": pa.string(),
-}  # fmt: skip
-IDENTITY_COLUMNS = {
-    "capture_id": pa.int32(), "frame": pa.int64(), "ts": TS, "flow_id": pa.int64(), "ip": pa.string(),
-    "protocol": pa.string(), "role": pa.string(), "field": pa.string(), "value": pa.string(),
-}  # fmt: skip
-ANOMALY_COLUMNS = {
-    "capture_id": pa.int32(), "frame": pa.int64(), "ts": TS, "flow_id": pa.int64(),
-    "protocol": pa.string(), "kind": pa.string(), "detail": pa.string(),
-}  # fmt: skip
+FLOW_COLUMNS = FLOWS.arrow
+OPERATION_COLUMNS = OPERATIONS.arrow
+IDENTITY_COLUMNS = IDENTITIES.arrow
+ANOMALY_COLUMNS = ANOMALIES.arrow
 _OPERATION_SCHEMA = pa.schema(list(OPERATION_COLUMNS.items()))
-_BULK_COLUMNS = list(OPERATION_COLUMNS)[4:]  # what a bulk decoder gives: all but capture_id, frame, ts, flow_id
+_BULK_COLUMNS = list(OPERATION_COLUMNS)[len(EVIDENCE) :]  # what a bulk decoder gives: the Operation fields
 
+# The assets table has no PRIMARY KEY: the rebuild's GROUP BY ip makes ip unique, and the key's index on 2M
+# addresses (a scan) cost more DuckDB memory than the rebuild itself; a DELETE and INSERT of the same keys in
+# one transaction even ran out at 160 MB. The rebuild drops and creates the table, so a database written by an
+# older sorf loses its key there.
 # Assets in two steps, both without a list per address: each address's distinct (mac, vlan, role) with
 # min/max/sum, then per address min/max (one value: no list needed); lists only for the few addresses with
 # several. list() per group over millions of addresses (a scan) needed over 200 MB of DuckDB memory.
 # A flow's two sides count it once (flow ids are unique across captures); identity rows count no flow.
 ASSETS_REBUILD = (
     "DROP TABLE assets;"
-    + ASSETS_TABLE.format("")
+    + ASSETS.ddl(if_not_exists=False)
     + """
 INSERT INTO assets
 WITH sides AS (
@@ -302,7 +250,7 @@ class Store:
         try:
             self._attach(path)
             self.con.execute("USE site")
-            self.con.execute(SCHEMA)
+            self.con.execute(DDL)
             row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is None:
                 self.con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
