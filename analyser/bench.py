@@ -230,7 +230,7 @@ def _latencies(port: int, path: str) -> list[float]:
 def bench_api(db: Path, zones: Path) -> None:
     """`sorf serve` on the bench database: first analysis, then latency per endpoint."""
     port = _free_port()
-    argv = [sys.executable, "-m", "sensor.cli", "serve", "--db", str(db), "--zones", str(zones), "--port", str(port)]
+    argv = [sys.executable, "-m", "sorf", "serve", "--db", str(db), "--zones", str(zones), "--port", str(port)]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         ready = _wait_ready(proc, port)
@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         results = {}
         for fmt in ("json", "table"):
             out = str(directory / f"analysis.{fmt}")
-            results[fmt] = timed([sys.executable, "-m", "sensor.cli", "analyse", "--db", str(db), "--zones", str(zones),
+            results[fmt] = timed([sys.executable, "-m", "sorf", "analyse", "--db", str(db), "--zones", str(zones),
                                   "--format", fmt], out)  # fmt: skip
         analysis = json.loads((directory / "analysis.json").read_text())
         summary(analysis, results, args.flows)

@@ -104,7 +104,7 @@ def sorf_ingest(paths: list[str]) -> tuple[float, int, str]:
     (Linux counts it at the fork), so this one must not grow by loading DuckDB."""
     with tempfile.TemporaryDirectory() as tmp:
         db = os.path.join(tmp, "bench.duckdb")
-        secs, rss, _ = timed([sys.executable, "-m", "sensor.cli", "ingest", *paths, "--db", db])
+        secs, rss, _ = timed([sys.executable, "-m", "sorf", "ingest", *paths, "--db", db])
         _, _, wrote = timed([sys.executable, "-m", "sensor.bench", "--contents", db], True)
         return secs, rss, wrote.strip()
 

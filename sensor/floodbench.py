@@ -42,13 +42,13 @@ def kept(db: str) -> tuple[int, int, int]:
 def measure(path: Path) -> bool:
     with tempfile.TemporaryDirectory() as tmp:
         db = os.path.join(tmp, "flood.duckdb")
-        secs, rss, _ = timed([sys.executable, "-m", "sensor.cli", "ingest", str(path), "--db", db])
+        secs, rss, _ = timed([sys.executable, "-m", "sorf", "ingest", str(path), "--db", db])
         _, _, wrote = timed([sys.executable, "-m", "sensor.floodbench", "--kept", db], True)
         flows, sources, assets = (int(x) for x in wrote.split())
         print(f"  ingest   {secs:7.2f} s  peak RSS {rss / MB:5.0f} MB  kept {flows:,} flows from {sources:,} sources, "
               f"{assets:,} assets  (target: at most {TARGET_INGEST_RSS / MB:.0f} MB: "
               f"{verdict(rss <= TARGET_INGEST_RSS)})")  # fmt: skip
-        argv = [sys.executable, "-m", "sensor.cli", "analyse", "--db", db, "--zones", str(ZONES), "--format", "table"]
+        argv = [sys.executable, "-m", "sorf", "analyse", "--db", db, "--zones", str(ZONES), "--format", "table"]
         asecs, arss, table = timed(argv, True)
         print(f"  analyse  {asecs:7.2f} s  peak RSS {arss / MB:5.0f} MB  table of {len(table.splitlines()):,} lines  "
               f"(target: at most {TARGET_ANALYSE_RSS / MB:.0f} MB: {verdict(arss <= TARGET_ANALYSE_RSS)}; "

@@ -41,7 +41,7 @@ from dataclasses import replace
 import duckdb
 
 from .failures import WorkerDatabaseError, known_failure, one_line
-from .ingest import UNREADABLE, CaptureResult, Progress, duplicate_of, expand, ingest_file, sha256_of, tune_gc
+from .ingest import UNREADABLE, CaptureResult, Progress, duplicate_of, expand, ingest_file, sha256_of, tune_process
 from .ingest import ingest as serial_ingest
 from .store import Store
 
@@ -114,7 +114,7 @@ def _init_worker(queue) -> None:
     global _progress_queue
     _progress_queue = queue
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops the workers
-    tune_gc()
+    tune_process()
 
 
 def _work(index: int, path: str, digest: str, db: str, sensor: str | None) -> CaptureResult:

@@ -17,7 +17,7 @@ def manifest() -> list[dict]:
 @pytest.fixture(scope="session")
 def corpus_db(tmp_path_factory) -> Path:
     """The whole shared corpus ingested once, as a user would: `sorf ingest DIR`."""
-    from sensor.cli import main
+    from sorf.cli import main
 
     db = tmp_path_factory.mktemp("corpus") / "corpus.duckdb"
     assert main(["ingest", str(SHARED), "--db", str(db)]) == 0

@@ -25,7 +25,7 @@ from scapy.utils import wrpcap
 from analyser.deltas import MATRIX, action, analyse, delta_id, severity
 from analyser.report import NOT_OBSERVED, render_json, render_markdown, render_table
 from analyser.zones import CONSEQUENCES, parse_zone_file
-from sensor.cli import main as sorf
+from sorf.cli import main as sorf
 
 T0 = 1_767_600_000.0  # 2026-01-05 08:00:00 UTC
 

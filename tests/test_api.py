@@ -17,8 +17,8 @@ from analyser.deltas import analyse
 from analyser.report import to_json
 from analyser.schema import AnalysisJSON
 from analyser.zones import load_zone_file
-from sensor.cli import main as sorf
 from sensor.ingest import ingest
+from sorf.cli import main as sorf
 
 from .conftest import ROOT
 

@@ -23,8 +23,8 @@ from fastapi.testclient import TestClient
 
 from analyser import api
 from analyser.api import CSP, PREFIX, create_app
-from sensor.cli import main as sorf
 from sensor.ingest import ingest
+from sorf.cli import main as sorf
 
 from .conftest import ROOT
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from sensor.cli import main as sorf
+from sorf.cli import main as sorf
 from tests import tshark  # the reference oracle
 
 CAPTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "captures"
@@ -352,7 +352,7 @@ def test_all_read_exits_0(tmp_path, capsys):
 
 
 def test_ingest_tunes_the_collector_for_its_process(tmp_path, capsys):
-    """sensor.ingest.tune_gc: the process that ingests freezes what is loaded and
+    """sensor.ingest.tune_process: the process that ingests freezes what is loaded and
     collects less often; the collector stays on."""
     import gc
 
@@ -368,13 +368,17 @@ def test_ingest_tunes_the_collector_for_its_process(tmp_path, capsys):
         gc.set_threshold(*threshold)
 
 
-def test_importing_sensor_first_keeps_numpy_from_starting_blas_threads():
-    """sensor/__init__.py: numpy's OpenBLAS would start a thread that spins for ~0.1 s
-    of CPU; sorf makes no BLAS calls, so numpy imported after sensor starts none."""
+def test_the_command_keeps_numpy_from_starting_blas_threads():
+    """sorf.cli.quiet_blas (main's first step): numpy's OpenBLAS would start a thread that spins for
+    ~0.1 s of CPU; sorf makes no BLAS calls, so numpy imported after it starts none. Importing the
+    sensor package sets nothing: that is the command's to do."""
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
-    code = "import sensor, numpy, os; print(len(os.listdir('/proc/self/task')))"
+    code = "import sorf.cli; sorf.cli.quiet_blas(); import numpy, os; print(len(os.listdir('/proc/self/task')))"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.split() == ["1"]
+    code = "import os, sensor, sensor.ingest; print(os.environ.get('OPENBLAS_NUM_THREADS'))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["None"]
 
 
 # --------------------------------------------------------------------------- re-ingest, folders

@@ -36,7 +36,7 @@ def bench_capture(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def bench_db(bench_capture, tmp_path_factory):
-    from sensor.cli import main
+    from sorf.cli import main
 
     db = tmp_path_factory.mktemp("bench-db") / "bench.duckdb"
     assert main(["ingest", str(bench_capture), "--db", str(db)]) == 0

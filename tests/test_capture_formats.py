@@ -34,7 +34,7 @@ from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6
 from scapy.packet import Raw
 
 from sensor.capture import ReadState, read_packets
-from sensor.cli import main as sorf
+from sorf.cli import main as sorf
 from tests import tshark  # the reference oracle
 
 T0_NS = 1_700_000_000_123_456_789  # a nanosecond timestamp with digits below the microsecond

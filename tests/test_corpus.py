@@ -36,7 +36,7 @@ def test_flows_equal_tshark_conversations(corpus_db, capture):
 def test_reingest_is_idempotent(corpus_db, tmp_path):
     import shutil
 
-    from sensor.cli import main
+    from sorf.cli import main
 
     db = tmp_path / "again.duckdb"
     shutil.copy(corpus_db, db)

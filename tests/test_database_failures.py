@@ -26,8 +26,8 @@ import duckdb
 import pytest
 
 import sensor.store
-from sensor.cli import main as sorf
 from sensor.failures import DATABASE_FAILURES, database_failure
+from sorf.cli import main as sorf
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = ROOT.parent / "shared" / "captures"
@@ -331,7 +331,7 @@ def test_disk_full(tmp_path, capsys, clean, jobs):
 def test_file_size_limit(tmp_path, clean):
     """RLIMIT_FSIZE (ulimit -f): the write fails with EFBIG (Python ignores SIGXFSZ)."""
     db = tmp_path / "site.duckdb"
-    args = [sys.executable, "-m", "sensor.cli", "ingest", *map(str, RUN), "--db", str(db), "--jobs", "1"]
+    args = [sys.executable, "-m", "sorf", "ingest", *map(str, RUN), "--db", str(db), "--jobs", "1"]
 
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (600_000, 600_000))
@@ -408,7 +408,7 @@ def test_folder_the_user_may_not_write(clean):
             (new, 1): f'Cannot open file "{new}": Permission denied',
         }
         for (target, jobs), detail in cannot.items():
-            args = [*nobody, sys.executable, "-m", "sensor.cli", "ingest", *map(str, RUN), "--db", str(target)]
+            args = [*nobody, sys.executable, "-m", "sorf", "ingest", *map(str, RUN), "--db", str(target)]
             res = subprocess.run([*args, "--jobs", str(jobs)], cwd=ROOT, capture_output=True, text=True, check=False)
             assert res.returncode == 2, res.stderr
             line = one_line(res.stderr, target)

@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from sensor.cli import main as sorf
+from sorf.cli import main as sorf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tshark

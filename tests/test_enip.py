@@ -678,7 +678,7 @@ def test_documented_join_ties_udp_io_to_its_forward_open(tmp_path):
     """A synthetic capture: a Forward Open over TCP 44818, then I/O on UDP 2222 both ways."""
     from scapy.all import IP, TCP, UDP, Ether, wrpcap
 
-    from sensor.cli import main
+    from sorf.cli import main
 
     scanner, adapter = "10.0.0.1", "10.0.0.2"
     fields = struct.pack("<BBIIHHIB3xIHIHBB", 7, 249, 0, 0xAB000001, 9, 1, 7, 0, 10000, 0x4820, 10000, 0x4808, 0x01, 4)

@@ -38,13 +38,14 @@ TIMEOUT_S = 120
 _CHILD = """import sys
 def ingest(argv):
     if argv[0] == "--packet-path":
-        from sensor.ingest import ingest_file
+        from sensor.ingest import ingest_file, tune_process
         from sensor.store import Store
+        tune_process()  # as the command does
         store = Store(argv[2])
         result = ingest_file(store, argv[1], columnar=False)
         store.close()
         return 0 if result.status in ("ok", "damaged") else 3
-    from sensor.cli import main
+    from sorf.cli import main
     return main(["ingest", argv[0], "--db", argv[1], "--jobs", "1"])
 try:
     rc = ingest(sys.argv[2:])

@@ -19,7 +19,7 @@ import sensor.store
 from analyser.deltas import UNZONED_DELTAS
 from analyser.report import UNZONED_SHOWN
 from sensor import flows
-from sensor.cli import main as sorf
+from sorf.cli import main as sorf
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "captures" / "demo-plant.pcap"

@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from sensor import parallel
-from sensor.cli import main as sorf
+from sorf.cli import main as sorf
 
 CAPTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "captures"
 CORPUS = [

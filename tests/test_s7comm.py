@@ -395,7 +395,7 @@ S7_CAPTURES = sorted(p for folder in ("s7comm", "s7comm_plus") for p in (SHARED 
 
 @pytest.fixture(scope="module")
 def db(tmp_path_factory) -> duckdb.DuckDBPyConnection:
-    from sensor.cli import main
+    from sorf.cli import main
 
     path = tmp_path_factory.mktemp("s7") / "s7.duckdb"
     assert (

@@ -171,7 +171,7 @@ def _free_port() -> int:
 
 
 def _sorf(*args: str, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "sensor.cli", *args], cwd=ROOT, **kw)
+    return subprocess.Popen([sys.executable, "-m", "sorf", *args], cwd=ROOT, **kw)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from sensor import capture, walk
-from sensor.cli import main as sorf
+from sorf.cli import main as sorf
 from tests import tshark
 from tests.test_bad_input import CASES, make
 from tests.test_capture_formats import CASES as FORMATS
@@ -204,7 +204,7 @@ def test_sorf_ingest_leaves_the_walk_to_workers_when_files_are_shared_out(tmp_pa
 
 
 def test_the_cli_imports_numpy_pyarrow_and_duckdb_only_once_it_knows_the_command():
-    code = "import sys; import sensor.cli; print(sorted({'numpy', 'pyarrow', 'duckdb'} & set(sys.modules)))"
+    code = "import sys; import sorf.cli; print(sorted({'numpy', 'pyarrow', 'duckdb'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -9,14 +9,22 @@ import sys
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from . import walk
-from .failures import database_failure, not_duckdb
+from sensor import walk
+from sensor.failures import database_failure, not_duckdb
 
 if TYPE_CHECKING:
-    from .ingest import CaptureResult
+    from sensor.ingest import CaptureResult
 
 # numpy, pyarrow and DuckDB take 0.2 s to import, with the second core idle: they are
 # imported once the command is known, after `sorf ingest` starts walking its capture.
+
+
+def quiet_blas() -> None:
+    """sorf makes no BLAS calls, but numpy's OpenBLAS starts a thread per extra core when numpy is
+    imported, and each spins for about 0.1 s of CPU before it sleeps: a core's worth taken from the
+    inserter on a small box. One thread (the caller's) means none. It must be set before numpy is
+    first imported (ingest workers inherit it); a value already set is kept."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 def _progress_bar(unit: str = "B"):
@@ -49,7 +57,7 @@ def _progress_bar(unit: str = "B"):
 
 
 def summary(results: list[CaptureResult], db: str) -> dict:
-    from .ingest import DUPLICATE, OK
+    from sensor.ingest import DUPLICATE, OK
 
     ingested = [r for r in results if r.capture_id is not None and r.status != DUPLICATE]
     operations: dict[str, int] = {}
@@ -93,10 +101,10 @@ def print_summary(s: dict) -> None:
 def cmd_ingest(args: argparse.Namespace) -> int:
     if len(args.paths) == 1 or args.jobs == 1:  # its first capture is read here, not by a worker
         walk.start_early(args.paths[0])
-    from .ingest import exit_code, tune_gc
-    from .parallel import ingest
+    from sensor.ingest import exit_code, tune_process
+    from sensor.parallel import ingest
 
-    tune_gc()
+    tune_process()
     update, close = _progress_bar() if not args.json else (None, lambda: None)
     overall, close_overall = _progress_bar("capture") if not args.json else (None, lambda: None)
     try:
@@ -268,6 +276,7 @@ def os_remove_quietly(path: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    quiet_blas()
     parser = argparse.ArgumentParser(
         prog="sorf", description="Passive OT network observation: what really crosses your zone boundaries."
     )
