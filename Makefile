@@ -11,7 +11,7 @@ FUZZ_SECONDS ?= 600
 # and ingest + analyse of a SYN-scan flood (many flows, many hosts; captures/make_flood.py, not committed)
 BENCH_FLOOD ?= captures/flood-2m.pcap captures/flood-200k-x10.pcap
 
-.PHONY: demo serve test bench fuzz clean
+.PHONY: demo serve test lint bench fuzz clean
 
 $(BIN)/sorf: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "sorf needs Python 3.11 or newer"; exit 1; }
@@ -32,6 +32,12 @@ serve: $(BIN)/sorf
 
 test: $(BIN)/sorf
 	$(BIN)/python -m pytest -q
+
+# ruff's rules (pyproject.toml), its formatter and mypy over the packages: .ci/run runs this before the tests
+lint: $(BIN)/sorf
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m ruff format --check .
+	$(BIN)/python -m mypy
 
 fuzz: $(BIN)/sorf
 	$(BIN)/python -m tests.fuzz --seconds $(FUZZ_SECONDS)

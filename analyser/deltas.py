@@ -26,7 +26,8 @@ import json
 import tempfile
 from dataclasses import dataclass, field
 
-from dissectors import ACCESS_CLASSES, REGISTRY
+from dissectors import ACCESS_CLASSES
+from sensor.ports import ICS_PROTOCOLS
 
 from .model import (
     CATEGORIES,
@@ -67,12 +68,6 @@ SEVERITY_UNZONED, SEVERITY_UNZONED_ICS = "medium", "high"
 # DuckDB's, for `sorf analyse` (analyse): a 2M-flow scan peaked at 1.2 GB without it, ~430 MB with
 MEMORY_LIMIT = "256MB"
 UNZONED_DELTAS = 1_000  # unzoned_host deltas at most (the hosts in most flows); Analysis.unzoned_hosts counts all
-
-# industrial protocols: every dissector sorf has, and the OT port labels
-ICS_PROTOCOLS = frozenset(
-    {d.name for d in REGISTRY.dissectors}
-    | {"modbus", "s7comm", "s7comm_plus", "dnp3", "enip", "cip_io", "iec104", "bacnet", "profinet", "opcua"}
-)
 
 
 def delta_id(*key) -> str:

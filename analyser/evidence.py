@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, NamedTuple
 
 from sensor.decode import Decoder
-from sensor.flows import TRANSPORTS
 from sensor.ingest import link_name, sha256_of
+from sensor.ports import TRANSPORTS
 from sensor.walk import CHUNK, SPB, CaptureError, ReadState, Window, open_stream, walk
 
 # ------------------------------------------------------------------ layouts

@@ -9,7 +9,6 @@ message``; all problems are reported together, not just the first one.
 from __future__ import annotations
 
 import difflib
-import functools
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,30 +17,19 @@ from typing import Annotated, Any
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, ValidationError
 
-from dissectors import ACCESS_CLASSES, REGISTRY
-from sensor.ports import PORT_LABELS
+from dissectors import ACCESS_CLASSES
+from sensor.ports import APP_PROTOCOLS
 
 CONSEQUENCES = ("negligible", "minor", "moderate", "major", "catastrophic")
 DEFAULT_CONSEQUENCE = "moderate"  # what severity assumes for a zone that does not state one
-
-# app_protocol values a flow can carry besides PORT_LABELS and the registered
-# dissectors' names: names a dissector refines to once it has seen the traffic
-# (s7comm -> s7comm_plus), protocols split off a dissector (cip_io), and the
-# transport names sorf gives flows that are neither TCP nor UDP (sensor/flows.py).
-EXTRA_PROTOCOLS = ("s7comm_plus", "cip_io", "icmp", "icmpv6", "igmp", "gre", "esp", "ospf", "sctp", "unknown")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # LibYAML when PyYAML has it: 4x faster on big files
 
 
-@functools.cache
 def known_protocols() -> frozenset[str]:
     """Every app_protocol name the sensor can write (and so a zone file may name)."""
-    names = set(PORT_LABELS.values()) | set(EXTRA_PROTOCOLS)
-    for d in REGISTRY.dissectors:
-        names.add(d.name)
-        names.update(getattr(d, "app_protocols", ()))  # names a dissector declares it may refine to
-    return frozenset(names)
+    return APP_PROTOCOLS
 
 
 class ZoneFileError(ValueError):

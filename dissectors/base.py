@@ -85,6 +85,7 @@ class Dissector:
     """
 
     name: str  # class attribute; an instance may refine it (s7comm -> s7comm_plus)
+    app_protocols: ClassVar[tuple[str, ...]] = ()  # the names an instance may refine ``name`` to
     transports: ClassVar[frozenset[str]] = frozenset({"tcp"})
     ports: ClassVar[frozenset[int]] = frozenset()
     heuristic: ClassVar[bool] = False  # also probe flows on other ports

@@ -17,11 +17,10 @@ import numpy as np
 from dissectors import Anomaly, Dissector, Record, Registry
 
 from .decode import TCP, UDP, Packet
-from .ports import PORT_LABELS, server_rank, server_ranks
+from .ports import PORT_LABELS, TRANSPORTS, UNKNOWN, server_rank, server_ranks
 from .reassembly import Piece, StreamDirection
 
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
-TRANSPORTS = {TCP: "tcp", UDP: "udp", 1: "icmp", 58: "icmpv6", 2: "igmp", 47: "gre", 50: "esp", 89: "ospf", 132: "sctp"}
 
 IDLE_US = 300_000_000  # a flow silent this long (capture time) is finished
 CLOSED_IDLE_US = 10_000_000  # after FIN or RST, only stragglers remain
@@ -115,7 +114,7 @@ class Flow:
         t = self.transport
         if self.proto not in (TCP, UDP):
             return t
-        return PORT_LABELS.get((t, self.resp_port)) or PORT_LABELS.get((t, self.orig_port)) or "unknown"
+        return PORT_LABELS.get((t, self.resp_port)) or PORT_LABELS.get((t, self.orig_port)) or UNKNOWN
 
     def mark(self, from_orig: bool, bit: int) -> None:
         if from_orig:

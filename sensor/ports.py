@@ -1,19 +1,33 @@
-"""Port knowledge: labels for flows no dissector claims, and which side is the server."""
+"""Protocol names and ports, in one place: every name a flow's transport and app_protocol may hold,
+the port each label comes from, which of them are industrial, and which side of a flow is the server.
+
+The dissectors declare their own names and ports (``Dissector.name``, ``ports``, ``app_protocols``);
+this table adds the protocols sorf labels by port alone, and takes the dissectors' from the registry.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-# (transport, port) -> label; contact protocols first, then industrial ones whose
-# dissector may not claim the flow (no dissector yet, or a payload it rejects).
+from dissectors import REGISTRY
+
+# IP protocol number -> flows.transport; other protocols are written as their number
+TRANSPORTS = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6", 2: "igmp", 47: "gre", 50: "esp", 89: "ospf", 132: "sctp"}
+UNKNOWN = "unknown"  # a TCP or UDP flow no dissector claimed, on no labelled port
+
+# (transport, port) -> label, for flows no dissector claims: contact protocols first, then
+# industrial ones sorf has no dissector for
 PORT_LABELS: dict[tuple[str, int], str] = {}
+_INDUSTRIAL: set[str] = set()
 
 
-def _label(name: str, tcp: tuple[int, ...] = (), udp: tuple[int, ...] = ()) -> None:
+def _label(name: str, tcp: tuple[int, ...] = (), udp: tuple[int, ...] = (), industrial: bool = False) -> None:
     for p in tcp:
         PORT_LABELS[("tcp", p)] = name
     for p in udp:
         PORT_LABELS[("udp", p)] = name
+    if industrial:
+        _INDUSTRIAL.add(name)
 
 
 _label("ftp", tcp=(20, 21))
@@ -44,15 +58,25 @@ _label("llmnr", udp=(5355,))
 _label("vnc", tcp=(5800, 5900, 5901, 5902))
 _label("winrm", tcp=(5985, 5986))
 _label("teamviewer", tcp=(5938,))
-_label("opcua", tcp=(4840,))
-_label("modbus", tcp=(502,))
-_label("s7comm", tcp=(102,))
-_label("iec104", tcp=(2404,))
-_label("dnp3", tcp=(20000,), udp=(20000,))
-_label("enip", tcp=(44818,), udp=(44818, 2222))
-_label("bacnet", udp=(47808,))
-_label("profinet", udp=(34962, 34963, 34964))
 _label("msrpc", tcp=(135,))
+_label("opcua", tcp=(4840,), industrial=True)
+_label("iec104", tcp=(2404,), industrial=True)
+_label("bacnet", udp=(47808,), industrial=True)
+_label("profinet", udp=(34962, 34963, 34964), industrial=True)
+
+# the dissectors' ports, under the dissector's name: a flow on them that the dissector does not
+# claim (a payload it rejects) is still labelled with the protocol its port says
+_DISSECTED = {n for d in REGISTRY.dissectors for n in (d.name, *d.app_protocols)}
+for _d in REGISTRY.dissectors:
+    for _t in _d.transports:
+        for _p in _d.ports:
+            PORT_LABELS[(_t, _p)] = _d.name
+
+# every app_protocol a flow may carry (a flow neither TCP nor UDP carries its transport's name), and the
+# industrial ones among them (docs/schema.md)
+_OTHER_TRANSPORTS = set(TRANSPORTS.values()) - {"tcp", "udp"}
+APP_PROTOCOLS = frozenset(PORT_LABELS.values()) | _DISSECTED | _OTHER_TRANSPORTS | {UNKNOWN}
+ICS_PROTOCOLS = frozenset(_INDUSTRIAL | _DISSECTED)
 
 
 def server_rank(transport: str, port: int) -> int:
