@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dissectors import Anomaly, Registry
+from dissectors import Anomaly, Dissector, Registry
 from dissectors.base import FramedStream
 from dissectors.bulk import PduBatch, dissect, gather
 
@@ -43,7 +43,7 @@ from .flows import (
     FlowTable,
     senders_initiate,
 )
-from .reassembly import HALF, SEQ_MOD, StreamDirection
+from .reassembly import HALF, SEQ_MOD
 
 # history letters in the order one packet marks them (FlowTable._tcp_state, then push)
 _MARKS = (H_SYN, H_SYNACK, H_ACK, H_DATA, H_FIN, H_RST, H_RETX)
@@ -122,9 +122,8 @@ class Columnar:
         sweeps = self._sweeps(ts, ok, frames, others)
         Chunk(self, c.buf, a, ts, orig, frames, cols, others, sweeps).run()
         self.table.evict()
-        if len(sweeps[0]):
+        if len(sweeps[0]):  # the table's next sweep is then ours: SWEEP_EVERY_US after the last
             self.table.sweep(int(sweeps[1][-1]), before_frame=int(sweeps[0][-1]))
-            self.table.next_sweep = self.next_sweep
 
     def _others(self, c: RecordChunk, data, incl, ts, frames, ok, supported) -> list[tuple[int, Packet]]:
         """Packets the bulk decode does not take, decoded one by one: (index, packet)."""
@@ -356,16 +355,18 @@ class Plan:
 
     def __init__(self, ch: Chunk, ix: np.ndarray, bounds: np.ndarray):
         self.ch = ch
-        self.ix = ix
-        self.first = bounds[:-1]
+        self.ix = ix  # each row's packet in the chunk
+        self.first = bounds[:-1]  # each group's first row, and its last
         self.last = bounds[1:] - 1
         self.G = G = len(self.first)
         self.N = N = len(ix)
-        self.gid = np.repeat(np.arange(G), np.diff(bounds))
+        self.gid = np.repeat(np.arange(G), np.diff(bounds))  # each row's group
         self.rows = np.arange(N)
-        c = ch.c
-        for name in ("src", "sport", "dst", "dport", "proto", "flags", "seq", "ack", "plen", "pay", "vlan"):
-            setattr(self, name, c[name][ix])
+        c = ch.c  # the rows' columns
+        self.src, self.sport, self.dst, self.dport = c["src"][ix], c["sport"][ix], c["dst"][ix], c["dport"][ix]
+        self.proto, self.vlan = c["proto"][ix], c["vlan"][ix]
+        self.flags, self.seq, self.ack = c["flags"][ix], c["seq"][ix], c["ack"][ix]
+        self.pay, self.plen = c["pay"][ix], c["plen"][ix]
         self.ts = ch.ts[ix]
         self.fr = ch.frames[ix]
         self.length = ch.orig[ix]
@@ -374,7 +375,26 @@ class Plan:
         self.keys = [(v, p, s.to_bytes(4, "big"), sp, d.to_bytes(4, "big"), dp) for v, p, s, sp, d, dp in zip(*heads)]
         flows = ch.table.flows
         self.entries = [flows.get(k) for k in self.keys]
-        self.replay = np.zeros(G, bool)
+        self.replay = np.zeros(G, bool)  # groups replayed packet by packet
+        # what ``decide`` finds, in its order
+        self.new = np.array([e is None for e in self.entries], bool)  # groups that open their flow
+        self.flow: list[Flow | None] = [entry and entry[0] for entry in self.entries]  # opened in ``apply``
+        self.from_orig = np.zeros(N, bool)
+        self.syn, self.ackf = (self.flags & SYN) != 0, (self.flags & ACK) != 0
+        self.isn: dict[tuple[int, int], int] = {}  # (group, side) -> sequence number of the side's last SYN
+        # _claims: the row and dissector each claimed flow is claimed at, the tries, the sides unfed (Flow.unfed)
+        self.claim_row = np.full(G, -1, np.int64)
+        self.claimed: list[Dissector | None] = [None] * G
+        self.tries = np.zeros(G, np.int64)
+        self.unfed = np.zeros((G, 2), bool)
+        self.fed_from = np.full(G, N, np.int64)  # the row from which payload goes to the dissector (N: none)
+        self.has_dissector = np.zeros(G, bool)
+        self.streams_from = self.first  # the row from which a flow has streams
+        # _streams: each TCP stream direction's fed segments, in stream order (empty: none)
+        self.seg: dict[str, object] = {}
+        # apply: the rows that carry only an ACK; per (history bit, from_orig), each group's first row that marks it
+        self.ack_only = np.zeros(N, bool)
+        self.firsts: dict[tuple[int, bool], np.ndarray] = {}
 
     def members(self, g: int) -> list[int]:
         return self.ix[self.first[g] : self.last[g] + 1].tolist()
@@ -384,13 +404,11 @@ class Plan:
         G, gid, first = self.G, self.gid, self.first
         replay = self.replay
         flags = self.flags
-        new = np.array([e is None for e in self.entries], bool)
-        self.new = new
+        new = self.new
         last_ts = np.zeros(G, np.int64)
         last_frame = np.zeros(G, np.int64)
         oip = np.zeros(G, np.int64)
         oport = np.zeros(G, np.int64)
-        self.flow: list[Flow | None] = [entry and entry[0] for entry in self.entries]
         known = [g for g, flow in enumerate(self.flow) if flow is not None]
         if known:  # flows of earlier chunks: read column by column
             flows = [self.flow[g] for g in known]
@@ -404,10 +422,7 @@ class Plan:
         oip[new] = np.where(sender, self.src[h], self.dst[h])
         oport[new] = np.where(sender, self.sport[h], self.dport[h])
         self.from_orig = (self.src == oip[gid]) & (self.sport == oport[gid])
-        syn = (flags & SYN) != 0
-        ackf = (flags & ACK) != 0
-        self.syn, self.ackf = syn, ackf
-        self.isn = {}  # (group, side) -> sequence number of the side's last SYN in the chunk
+        syn, ackf = self.syn, self.ackf
         syn_rows = np.flatnonzero(syn)
         for r, g, o in zip(syn_rows.tolist(), gid[syn_rows].tolist(), self.from_orig[syn_rows].tolist()):
             self.isn[(g, 0 if o else 1)] = int(self.seq[r])
@@ -437,20 +452,17 @@ class Plan:
         FlowTable._dissect would, without touching any flow yet. Payloads that no
         dissector could claim (Registry.might_claim) only count as tries."""
         G, gid, first = self.G, self.gid, self.first
-        self.claim_row = np.full(G, -1, np.int64)
-        self.claimed: list = [None] * G
         # each flow before the chunk: 0 new, 1 dissected, 2 still to be claimed, 3 given up
         before = np.array([0 if f is None else 1 if f.dissector is not None else 2 if f.claim_tries < CLAIM_TRIES else 3
                            for f in self.flow], np.int8)  # fmt: skip
         has = before == 1  # a dissector before the chunk
-        need = (before == 0) | (before == 2)
+        need = ((before == 0) | (before == 2)) & ~self.replay
         tried = np.zeros(G, np.int64)  # claim tries before the chunk
-        unfed = np.zeros((G, 2), bool)  # payload went by unclaimed, per side (Flow.unfed)
+        unfed = self.unfed  # payload went by unclaimed, per side (Flow.unfed)
         for g in np.flatnonzero(before == 2).tolist():
             flow = self.flow[g]
             tried[g] = flow.claim_tries
             unfed[g] = flow.unfed
-        need &= ~self.replay
         payload = self.plen > 0
         cs = np.cumsum(payload)
         rank = cs - 1 - (cs[first] - payload[first])[gid]
@@ -458,26 +470,33 @@ class Plan:
         fo = self.from_orig
         tcp = self.proto[first] == TCP
         resp_port = np.where(fo[first], self.dport[first], self.sport[first])
-        orig_port = np.where(fo[first], self.sport[first], self.dport[first])
-        registry = self.ch.table.registry
+        ports = resp_port, np.where(fo[first], self.sport[first], self.dport[first])  # responder's, originator's
         maybe = np.zeros(len(cand), bool)
         for transport, on in (("tcp", tcp), ("udp", ~tcp)):
             sel = on[gid[cand]]
             if sel.any():
                 rows, g = cand[sel], gid[cand[sel]]
-                maybe[sel] = registry.might_claim(
-                    transport, resp_port[g], orig_port[g], self.ch.a, self.pay[rows], self.plen[rows]
+                maybe[sel] = self.ch.table.registry.might_claim(
+                    transport, ports[0][g], ports[1][g], self.ch.a, self.pay[rows], self.plen[rows]
                 )
         probe = np.zeros(G, bool)
         probe[gid[cand[maybe]]] = True
         # flows no dissector can claim here: every candidate is a try on its side
         quiet = cand[~probe[gid[cand]]]
-        self.tries = np.bincount(gid[quiet], minlength=G)
+        self.tries += np.bincount(gid[quiet], minlength=G)
         unfed[gid[quiet], (~fo[quiet]).astype(np.int64)] = True
-        buf = self.ch.buf
-        todo = cand[probe[gid[cand]]]
+        self._probe(cand[probe[gid[cand]]], tcp, *ports)
+        self.fed_from = np.where(has, first, np.where(self.claim_row >= 0, self.claim_row, self.N))
+        self.has_dissector = has | (self.claim_row >= 0)
+        # a flow's streams exist from its claiming packet on (or from the chunk's start)
+        self.streams_from = np.where(self.claim_row >= 0, self.claim_row + 1, first)
+
+    def _probe(self, todo: np.ndarray, tcp: np.ndarray, resp_port: np.ndarray, orig_port: np.ndarray) -> None:
+        """Offer the registry each flow's candidate payloads (rows ``todo``, by flow) in order, until one claims
+        it: a dissector the bulk path takes, or one it does not (the flow is replayed)."""
+        gid, buf, registry = self.gid, self.ch.buf, self.ch.table.registry
         cand_g, cand_rows = gid[todo].tolist(), todo.tolist()
-        pay, plen, fo_c = self.pay[todo].tolist(), self.plen[todo].tolist(), fo[todo].tolist()
+        pay, plen, fo_c = self.pay[todo].tolist(), self.plen[todo].tolist(), self.from_orig[todo].tolist()
         j = 0
         while j < len(cand_rows):
             g = cand_g[j]
@@ -490,7 +509,7 @@ class Plan:
                     p = pay[j]
                     found = registry.claim(transport, int(rp), int(op), buf[p : p + plen[j]])
                     if found is None:
-                        unfed[g, not fo_c[j]] = True
+                        self.unfed[g, not fo_c[j]] = True
                     elif not _fast_dissector(found, TCP if tcp[g] else UDP):
                         self.replay[g] = True
                     else:
@@ -498,12 +517,6 @@ class Plan:
                         self.claim_row[g] = cand_rows[j]
                 j += 1
             self.tries[g] = used
-        self.unfed = unfed
-        # rows from which payload goes to the dissector (N: none)
-        self.fed_from = np.where(has, first, np.where(self.claim_row >= 0, self.claim_row, self.N))
-        self.has_dissector = has | (self.claim_row >= 0)
-        # a flow's streams exist from its claiming packet on (or from the chunk's start)
-        self.streams_from = np.where(self.claim_row >= 0, self.claim_row + 1, first)
 
     def _streams(self) -> None:
         """TCP payload of dissected flows: each segment must be the next in its
@@ -511,8 +524,6 @@ class Plan:
         gid, first = self.gid, self.first
         tcp_g = (self.proto[first] == TCP) & self.has_dissector & ~self.replay
         rows = self.rows
-        self.dup_rows = np.zeros(0, np.int64)
-        self.seg = {}
         # a SYN after payload started to flow
         self.replay |= np.logical_or.reduceat(self.syn & (rows >= self.streams_from[gid]) & tcp_g[gid], first)
         tcp_g &= ~self.replay
@@ -560,67 +571,53 @@ class Plan:
 
     # ------------------------------------------------------------------- apply
     def apply(self) -> None:
-        ch = self.ch
+        """Open the new flows, then hand each owner the chunk's values for all the flows the bulk path takes:
+        counters (FlowTable.counted), TCP state (Flow.tcp_chunk), claims (Flow.offered), streams, then PDUs."""
         fast = ~self.replay
         if not fast.any():
             return
-        first, last = self.first, self.last
-        fo = self.from_orig
-        table = ch.table
-        born = np.flatnonzero(fast & self.new)
-        if len(born):
-            at = first[born]
-            keys, buf = self.keys, ch.buf
-            macs = ch.c["mac"][self.ix[at]].tolist()
-            heads = (x[at].tolist() for x in (fo, self.fr, self.ts))
-            for g, m, from_sender, frame, t in zip(born.tolist(), macs, *heads):
-                self.flow[g], _ = table.open(keys[g], from_sender, buf[m + 6 : m + 12], buf[m : m + 6], frame, t)
-        n_orig = np.add.reduceat(fo.astype(np.int64), first).tolist()
-        sizes = (last - first + 1).tolist()
-        b_orig = np.add.reduceat(np.where(fo, self.length, 0), first).tolist()
-        b_all = np.add.reduceat(self.length, first).tolist()
-        last_ts, last_fr = self.ts[last].tolist(), self.fr[last].tolist()
-        tcp = self.proto[first] == TCP
-        marks = self._marks(tcp & fast)
-        closed = np.logical_or.reduceat((self.flags & (FIN | RST)) != 0, first) & tcp & fast
-        handshake = self._handshakes(tcp & fast)
+        self._open(np.flatnonzero(fast & self.new))
+        first, last, fo, length, flows = self.first, self.last, self.from_orig, self.length, self.flow
+        on = np.flatnonzero(fast)
+        n_orig = np.add.reduceat(fo.astype(np.int64), first)
+        b_orig = np.add.reduceat(np.where(fo, length, 0), first)
+        self.ch.table.counted(
+            [flows[g] for g in on.tolist()], n_orig[on].tolist(), (last - first + 1 - n_orig)[on].tolist(),
+            b_orig[on].tolist(), (np.add.reduceat(length, first) - b_orig)[on].tolist(),
+            self.ts[last][on].tolist(), self.fr[last][on].tolist(),
+        )  # fmt: skip
+        self._tcp(fast)
         tries = self.tries.tolist()
-        flows = self.flow
-        for g in np.flatnonzero(fast).tolist():
-            flow = flows[g]
-            flow.packets_orig += n_orig[g]
-            flow.packets_resp += sizes[g] - n_orig[g]
-            flow.bytes_orig += b_orig[g]
-            flow.bytes_resp += b_all[g] - b_orig[g]
-            flow.last_ts, flow.last_frame = last_ts[g], last_fr[g]
-            flow.claim_tries += tries[g]
-        table.grew([flows[g] for g in np.flatnonzero(fast).tolist()])
-        # what only some flows gain, each set apart; a claim last: its streams start at the SYNs
-        for g, found in marks.items():
-            flow = flows[g]
-            for _, _, side_orig, bit in sorted(found):
-                flow.mark(side_orig, bit)
-        for (g, sd), seq in self.isn.items():
-            if fast[g]:
-                flows[g].isn[sd] = seq
-        for g in np.flatnonzero(closed).tolist():
-            flows[g].closed = True
-        for g in handshake:
-            flows[g].handshake = True
-        unfed = self.unfed
-        for g in np.flatnonzero(fast & unfed.any(axis=1)).tolist():
-            flows[g].unfed = unfed[g].tolist()
-        for g in np.flatnonzero(fast & (self.claim_row >= 0)).tolist():
-            flow, d = flows[g], self.claimed[g]
-            flow.dissector = d
-            flow.app_protocol = d.name
-            if flow.proto == TCP:
-                flow.streams = (StreamDirection(), StreamDirection())
-                for sd in (0, 1):
-                    if flow.isn[sd] is not None and not flow.unfed[sd]:
-                        flow.streams[sd].syn(flow.isn[sd])
+        for g in np.flatnonzero(fast & (self.tries > 0)).tolist():  # after the SYNs: a claim's streams start there
+            flows[g].offered(tries[g], self.unfed[g].tolist(), self.claimed[g])
         self._apply_streams(fast)
         self._pdus(fast)
+
+    def _open(self, born: np.ndarray) -> None:
+        """The flows these groups start (FlowTable.open), with their first packet's MACs."""
+        if not len(born):
+            return
+        at = self.first[born]
+        keys, buf, table = self.keys, self.ch.buf, self.ch.table
+        macs = self.ch.c["mac"][self.ix[at]].tolist()
+        heads = (x[at].tolist() for x in (self.from_orig, self.fr, self.ts))
+        for g, m, from_sender, frame, t in zip(born.tolist(), macs, *heads):
+            self.flow[g], _ = table.open(keys[g], from_sender, buf[m + 6 : m + 12], buf[m : m + 6], frame, t)
+
+    def _tcp(self, fast: np.ndarray) -> None:
+        """Each TCP flow's history letters, SYN sequence numbers, close and handshake in the chunk (Flow.tcp_chunk)."""
+        first = self.first
+        tcp_fast = (self.proto[first] == TCP) & fast
+        marks = self._marks(tcp_fast)
+        closed = set(np.flatnonzero(np.logical_or.reduceat((self.flags & (FIN | RST)) != 0, first) & tcp_fast).tolist())
+        handshake = self._handshakes(tcp_fast)
+        isn: dict[int, list[int | None]] = {}
+        for (g, sd), seq in self.isn.items():
+            if fast[g]:
+                isn.setdefault(g, [None, None])[sd] = seq
+        for g in sorted(marks.keys() | isn.keys() | closed | handshake):
+            letters = [(side_orig, bit) for _, _, side_orig, bit in sorted(marks.get(g, ()))]
+            self.flow[g].tcp_chunk(letters, isn.get(g, [None, None]), g in closed, g in handshake)
 
     def _marks(self, tcp_fast: np.ndarray) -> dict[int, list]:
         """History letters each flow gains in this chunk, with where they happen."""
@@ -676,9 +673,7 @@ class Plan:
                 g, sd = divmod(key, 2)
                 if not on[g]:
                     continue
-                stream = self.flow[g].streams[sd]
-                stream.next_seq = (base + front) % SEQ_MOD
-                stream.retransmitted += dups
+                self.flow[g].streams[sd].advanced((base + front) % SEQ_MOD, dups)
         # ACKs reach a stream once the flow has streams: after the claiming packet
         gid, first = self.gid, self.first
         tcp = (self.proto[first] == TCP) & fast & self.has_dissector
@@ -700,9 +695,9 @@ class Plan:
         d = (acks - ref) % SEQ_MOD
         d = np.where(d >= HALF, d - SEQ_MOD, d)
         ahead = np.maximum.reduceat(d, starts).tolist()
-        for key, r, a in zip(uniq.tolist(), refs, ahead):
+        for key, r, a in zip(uniq.tolist(), refs, ahead):  # nothing waits out of order: acked() gives no pieces
             g, sd = divmod(key, 2)
-            self.flow[g].streams[sd].peer_ack = (r + max(a, 0)) % SEQ_MOD
+            self.flow[g].streams[sd].acked((r + max(a, 0)) % SEQ_MOD)
 
     def _pdus(self, fast: np.ndarray) -> None:
         """Hand the payload each dissector gets, grouped by dissector class."""
@@ -832,7 +827,7 @@ def _split(plan: Plan, rows: np.ndarray, key: np.ndarray, flagged: np.ndarray, p
                     sub += 1
                 else:
                     writer.record(flow, from_orig, int(plan.fr[r]), int(plan.ts[r]), unit)
-            if d.buffers[from_orig] or d.resyncing[from_orig]:
+            if d.mid_pdu(from_orig):
                 n += 1  # a PDU continues into the next segment
                 continue
             while t < len(todo) and todo[t] <= n:
@@ -975,7 +970,7 @@ def _spans(plan: Plan, cls: type, rows: np.ndarray, key: np.ndarray, order: np.n
         lo, hi = np.array(list(hold.values()), np.int64).T
         data, at = take(lo, hi), np.cumsum(hi - lo) - (hi - lo)
         for k, x, n in zip(hold, at.tolist(), (hi - lo).tolist()):
-            plan.flow[k >> 1].dissector.buffers[not k & 1][:] = data[x : x + n]
+            plan.flow[k >> 1].dissector.hold(not k & 1, data[x : x + n])
     cover = np.zeros(len(vend) + 1, np.int64)
     np.add.at(cover, wp[true], 1)
     np.add.at(cover, upto[true] + 1, -1)  # a stopped run may end where the run before it ends: add.at counts both
@@ -1021,9 +1016,9 @@ def _frame(plan: Plan, cls: type, rows: np.ndarray, aux: _Aux) -> _Pdus:
     held: dict[int, bytes | None] = {}  # a partial PDU left from the last chunk; None: resyncing
     dissectors = [plan.flow[g].dissector for g in (ks[heads] >> 1).tolist()]
     for k, j, d in zip(ks[heads].tolist(), order[heads].tolist(), dissectors):
-        if d.buffers[not k & 1] or d.resyncing[not k & 1]:
+        if d.mid_pdu(not k & 1):
             flagged[j] = True
-            held[k] = None if d.resyncing[not k & 1] else bytes(d.buffers[not k & 1])
+            held[k] = d.held(not k & 1)
     framed = np.zeros(len(rows), bool)
     if lengths_of is not None and flagged.sum() >= SPAN_MIN:
         framed, flagged = _spans(plan, cls, rows, key, order, heads, flagged, held, pdus)
@@ -1059,6 +1054,4 @@ def _dissect(plan: Plan, cls: type, groups: list[int], pdus: _Pdus, data: np.nda
         for rec in records:
             writer.record(flow, from_orig, frame, t, rec)
     for k in out.failed:
-        flow = plan.flow[groups[k]]
-        flow.dissector = None
-        flow.claim_tries = CLAIM_TRIES
+        plan.flow[groups[k]].drop_dissector()
