@@ -856,137 +856,186 @@ def _spans(plan: Plan, cls: type, rows: np.ndarray, key: np.ndarray, order: np.n
     leaves its stream to split from the segment it is in, with the bytes split would
     hold there. ``order`` sorts the rows by stream (``heads``: where each starts).
     Returns the segments framed here and those left to split."""
-    a, buf = plan.ch.a, plan.ch.buf
-    na, hlen, lengths_of = len(a), cls.header_len, cls.pdu_lengths
     ks, fl = key[order], flagged[order]
-    walked = np.logical_or.reduceat(fl, heads)
+    walked = np.logical_or.reduceat(fl, heads)  # streams with a flagged segment, unless resyncing
     resync = [k for k, v in held.items() if v is None]
     if resync:
         walked &= ~np.isin(ks[heads], resync)
     counts = np.empty_like(heads)
     counts[:-1], counts[-1] = heads[1:] - heads[:-1], len(rows) - heads[-1]
-    on = np.repeat(walked, counts)
-    left = fl & ~on  # by stream: the segments split frames
-    # pieces of the walked streams: their segments (``seg``: place in ``order``), the held bytes before the first
-    seg = np.flatnonzero(on)
-    r = rows[order[seg]]
-    src, size, pk, walk = plan.pay[r], plan.plen[r], ks[seg], fl[seg]
-    kept = sorted(k for k, v in held.items() if v)
-    extra = b"".join(held[k] for k in kept)
-    if kept:
-        at = np.searchsorted(pk, kept)
-        lens = np.array([len(held[k]) for k in kept], np.int64)
-        src, size = np.insert(src, at, na + np.cumsum(lens) - lens), np.insert(size, at, lens)
-        seg, pk = np.insert(seg, at, -1), np.insert(pk, at, kept)
-        walk = np.insert(walk, at, True)  # a held stream's run starts at the held bytes
-        walk[at + np.arange(len(at)) + 1] = False
-    vend = np.cumsum(size)
-    vstart = vend - size
-    last = np.flatnonzero(np.append(pk[1:] != pk[:-1], True))  # each stream's last piece
+    on = np.flatnonzero(np.repeat(walked, counts))
+    left = fl.copy()
+    left[on] = False  # by stream: the segments split frames
+    pc = _Pieces(plan, rows[order[on]], on, ks[on], fl[on], held)
+    framed, split = np.zeros(len(rows), bool), np.zeros(len(rows), bool)
+    wp = np.flatnonzero(pc.walk)  # each run's first piece
+    if len(wp):
+        runs = _Runs(pc, cls, wp)
+        hold = runs.stop(left, ks, fl)
+        if hold:
+            lo, hi = np.array(list(hold.values()), np.int64).T
+            data, at = pc.take(lo, hi), np.cumsum(hi - lo) - (hi - lo)
+            for k, x, n in zip(hold, at.tolist(), (hi - lo).tolist()):
+                plan.flow[k >> 1].dissector.hold(not k & 1, data[x : x + n])
+        framed[order[runs.framed()]] = True
+        runs.add_pdus(pdus, rows[order])
+    split[order] = left
+    return framed, split
 
-    def piece(v):
-        return np.searchsorted(vstart, v, "right") - 1
 
-    def fetch(v):  # the stream bytes at positions v
-        pc = piece(v)
-        addr = src[pc] + v - vstart[pc]
+class _Pieces:
+    """The bytes of the stream directions _spans walks, end to end, in pieces: each stream's segments (``seg``:
+    their places in the rows sorted by stream), after the partial PDU its dissector held (a piece with seg -1,
+    its bytes in ``extra``, addressed as if after the chunk's). Piece i is stream positions [vstart[i], vend[i])."""
+
+    def __init__(self, plan: Plan, rows: np.ndarray, seg: np.ndarray, pk: np.ndarray, walk: np.ndarray, held: dict):
+        self.a, self.buf = plan.ch.a, plan.ch.buf
+        self.na = na = len(self.a)
+        src, size = plan.pay[rows], plan.plen[rows]
+        self.kept = kept = sorted(k for k, v in held.items() if v)  # the streams that held bytes
+        self.extra = b"".join(held[k] for k in kept)
+        if kept:
+            at = np.searchsorted(pk, kept)
+            lens = np.array([len(held[k]) for k in kept], np.int64)
+            src, size = np.insert(src, at, na + np.cumsum(lens) - lens), np.insert(size, at, lens)
+            seg, pk = np.insert(seg, at, -1), np.insert(pk, at, kept)
+            walk = np.insert(walk, at, True)  # a held stream's run starts at the held bytes
+            walk[at + np.arange(len(at)) + 1] = False
+        self.seg, self.src, self.pk, self.walk = seg, src, pk, walk  # walk: the pieces a run starts at
+        self.vend = np.cumsum(size)
+        self.vstart = self.vend - size
+        self.last = np.flatnonzero(np.append(pk[1:] != pk[:-1], True))  # each stream's last piece
+
+    def piece(self, v):
+        """The pieces holding stream positions v."""
+        return np.searchsorted(self.vstart, v, "right") - 1
+
+    def fetch(self, v: np.ndarray) -> np.ndarray:
+        """The stream bytes at positions v."""
+        a, na = self.a, self.na
+        pc = self.piece(v)
+        addr = self.src[pc] + v - self.vstart[pc]
         got = a[np.minimum(addr, na - 1)]
-        if not kept:
+        if not self.kept:
             return got
-        return np.where(addr < na, got, np.frombuffer(extra, np.uint8)[np.clip(addr - na, 0, len(extra) - 1)])
+        extra = np.frombuffer(self.extra, np.uint8)
+        return np.where(addr < na, got, extra[np.clip(addr - na, 0, len(extra) - 1)])
 
-    def take(lo, hi) -> bytes:  # the stream bytes [lo, hi) of each range, end to end
-        first = piece(lo)
-        cnt = piece(hi - 1) - first + 1
+    def take(self, lo: np.ndarray, hi: np.ndarray) -> bytes:
+        """The stream bytes [lo, hi) of each range, end to end."""
+        first = self.piece(lo)
+        cnt = self.piece(hi - 1) - first + 1
         pp = np.repeat(first - np.cumsum(cnt) + cnt, cnt) + np.arange(int(cnt.sum()))
-        base = src[pp] - vstart[pp]
-        s = (base + np.maximum(np.repeat(lo, cnt), vstart[pp])).tolist()
-        e = (base + np.minimum(np.repeat(hi, cnt), vend[pp])).tolist()
-        if not kept:
+        base = self.src[pp] - self.vstart[pp]
+        s = (base + np.maximum(np.repeat(lo, cnt), self.vstart[pp])).tolist()
+        e = (base + np.minimum(np.repeat(hi, cnt), self.vend[pp])).tolist()
+        buf, na, extra = self.buf, self.na, self.extra
+        if not self.kept:
             return b"".join([buf[x:y] for x, y in zip(s, e)])
         return b"".join([buf[x:y] if x < na else extra[x - na : y - na] for x, y in zip(s, e)])
 
-    wp = np.flatnonzero(walk)  # each run's first piece
-    W = len(wp)
-    framed, split = np.zeros(len(rows), bool), np.zeros(len(rows), bool)
-    if not W:
-        split[order] = left
-        return framed, split
-    wlast = last[np.searchsorted(last, wp)]
-    v0, end = vstart[wp], vend[wlast]
-    status, stop_at, end_piece = np.full(W, _STOP), v0.copy(), np.zeros(W, np.int64)
-    ids, p, e = np.arange(W), v0, end
-    found = []
-    for depth in range(MAX_SPAN_DEPTH):
-        if not len(ids):
-            break
-        avail = e - p
-        head = fetch(np.minimum(p[:, None] + np.arange(hlen), e[:, None] - 1).ravel())  # may straddle segments
-        n = lengths_of(head, np.arange(0, len(head), hlen), avail)
-        short = avail < hlen
-        bad = ~short & ((n < 0) | (n > cls.max_buffer))
-        done = ~short & ~bad & (n <= avail)
-        status[ids[~bad & ~done]] = _TAIL  # the stream ends inside this PDU (or its header)
-        stop_at[ids[~done]] = p[~done]
-        ids, p, e, n = ids[done], p[done], e[done], n[done]
-        q = p + n
-        pe = piece(q - 1)
-        found.append((ids, np.full(len(ids), depth), p, n, piece(p), pe))
-        aligned = q == vend[pe]
-        status[ids[aligned]], end_piece[ids[aligned]] = _ALIGNED, pe[aligned]
-        ids, p, e = ids[~aligned], q[~aligned], e[~aligned]
-    stop_at[ids] = p  # too deep: status stays _STOP
 
-    # the runs that start at a PDU boundary: the first one, then each first one past the end of the last
-    nxt = np.searchsorted(v0, np.where(status == _ALIGNED, vend[end_piece], end))
-    true = np.ones(W, bool)
-    if (nxt != np.arange(1, W + 1)).any():
-        chain, w, nxt = [], 0, nxt.tolist()
-        while w < W:
-            chain.append(w)
-            w = nxt[w]
-        true[:] = False
-        true[chain] = True
-    fw, fd, fp, fn, fa, fb = (np.concatenate([f[k] for f in found]) for k in range(6))
-    upto = np.where(status == _ALIGNED, end_piece, wlast)  # each run's last piece
-    hold = {k: (0, 0) for k in kept}  # the bytes a dissector holds at the chunk's end, where that changes
-    for w in np.flatnonzero(true & (status != _ALIGNED)).tolist():
-        k, at_v = int(pk[wp[w]]), int(stop_at[w])
-        if status[w] == _STOP:  # split goes on from the segment the run stopped in
-            f = int(piece(at_v))
-            f += seg[f] < 0  # stopped in the held bytes: from the first segment
-            mine = fw == w
-            ends = fp[mine] + fn[mine]
-            fw = np.where(mine & (fb >= f), -1, fw)
-            at_v = max([int(v0[w])] + ends[ends <= vstart[f]].tolist())
-            upto[w] = f - 1
-            s, t = int(seg[f]), int(np.searchsorted(ks, k, "right"))
+class _Runs:
+    """The runs _spans follows over _Pieces, one from each piece in ``wp``: how each ends, and its PDUs."""
+
+    def __init__(self, pc: _Pieces, cls: type, wp: np.ndarray):
+        self.pc, self.wp = pc, wp
+        self.wlast = pc.last[np.searchsorted(pc.last, wp)]  # the last piece of each run's stream
+        self.v0, self.end = pc.vstart[wp], pc.vend[self.wlast]  # where each run starts, where its stream ends
+        self.status = np.full(len(wp), _STOP)
+        self.stop_at = self.v0.copy()  # where a run that does not end with a segment stopped
+        self.end_piece = np.zeros(len(wp), np.int64)  # the piece an _ALIGNED run ends with
+        # each PDU found: its run, depth, stream position, length, first piece and last piece
+        self.fw, self.fd, self.fp, self.fn, self.fa, self.fb = self._walk(cls)
+        self.true = self._chain()
+        self.upto = np.where(self.status == _ALIGNED, self.end_piece, self.wlast)  # each run's last piece
+
+    def _walk(self, cls: type) -> tuple[np.ndarray, ...]:
+        """Follow the length fields of all runs at once, depth by depth, and note how each run ends."""
+        pc, hlen, status, stop_at = self.pc, cls.header_len, self.status, self.stop_at
+        ids, p, e = np.arange(len(self.wp)), self.v0, self.end
+        found = []
+        for depth in range(MAX_SPAN_DEPTH):
+            if not len(ids):
+                break
+            avail = e - p
+            head = pc.fetch(np.minimum(p[:, None] + np.arange(hlen), e[:, None] - 1).ravel())  # may straddle segments
+            n = cls.pdu_lengths(head, np.arange(0, len(head), hlen), avail)
+            short = avail < hlen
+            bad = ~short & ((n < 0) | (n > cls.max_buffer))
+            done = ~short & ~bad & (n <= avail)
+            status[ids[~bad & ~done]] = _TAIL  # the stream ends inside this PDU (or its header)
+            stop_at[ids[~done]] = p[~done]
+            ids, p, e, n = ids[done], p[done], e[done], n[done]
+            q = p + n
+            pe = pc.piece(q - 1)
+            found.append((ids, np.full(len(ids), depth), p, n, pc.piece(p), pe))
+            aligned = q == pc.vend[pe]
+            status[ids[aligned]], self.end_piece[ids[aligned]] = _ALIGNED, pe[aligned]
+            ids, p, e = ids[~aligned], q[~aligned], e[~aligned]
+        stop_at[ids] = p  # too deep: status stays _STOP
+        return tuple(np.concatenate([f[k] for f in found]) for k in range(6))
+
+    def _chain(self) -> np.ndarray:
+        """The runs that start at a PDU boundary: the first one, then each first one past the end of the last."""
+        W = len(self.wp)
+        nxt = np.searchsorted(self.v0, np.where(self.status == _ALIGNED, self.pc.vend[self.end_piece], self.end))
+        true = np.ones(W, bool)
+        if (nxt != np.arange(1, W + 1)).any():
+            chain, w, nxt = [], 0, nxt.tolist()
+            while w < W:
+                chain.append(w)
+                w = nxt[w]
+            true[:] = False
+            true[chain] = True
+        return true
+
+    def stop(self, left: np.ndarray, ks: np.ndarray, fl: np.ndarray) -> dict[int, tuple[int, int]]:
+        """End the runs that do not end with a segment: a _STOP run gives its stream to split from the segment it
+        stopped in (``left``, by stream, gains them; its PDUs from there are dropped). Returns the stream range
+        [lo, hi) each stream's dissector holds at the chunk's end, for the streams where that changes."""
+        pc = self.pc
+        hold = {k: (0, 0) for k in pc.kept}
+        for w in np.flatnonzero(self.true & (self.status != _ALIGNED)).tolist():
+            k, at_v = int(pc.pk[self.wp[w]]), int(self.stop_at[w])
+            if self.status[w] != _STOP:
+                hold[k] = (at_v, int(self.end[w]))
+                continue
+            f = int(pc.piece(at_v))
+            f += pc.seg[f] < 0  # stopped in the held bytes: from the first segment
+            mine = self.fw == w
+            ends = self.fp[mine] + self.fn[mine]
+            self.fw = np.where(mine & (self.fb >= f), -1, self.fw)
+            at_v = max([int(self.v0[w])] + ends[ends <= pc.vstart[f]].tolist())
+            self.upto[w] = f - 1
+            s, t = int(pc.seg[f]), int(np.searchsorted(ks, k, "right"))
             left[s:t] |= fl[s:t]
             left[s] = True
-            hold[k] = (at_v, int(vstart[f]))
-        else:
-            hold[k] = (at_v, int(end[w]))
-    if hold:
-        lo, hi = np.array(list(hold.values()), np.int64).T
-        data, at = take(lo, hi), np.cumsum(hi - lo) - (hi - lo)
-        for k, x, n in zip(hold, at.tolist(), (hi - lo).tolist()):
-            plan.flow[k >> 1].dissector.hold(not k & 1, data[x : x + n])
-    cover = np.zeros(len(vend) + 1, np.int64)
-    np.add.at(cover, wp[true], 1)
-    np.add.at(cover, upto[true] + 1, -1)  # a stopped run may end where the run before it ends: add.at counts both
-    framed_pieces = np.flatnonzero(np.cumsum(cover[:-1]) > 0)
-    framed[order[seg[framed_pieces[seg[framed_pieces] >= 0]]]] = True
-    keep = (fw >= 0) & true[np.maximum(fw, 0)]
-    fd, fp, fn, fa, fb = fd[keep], fp[keep], fn[keep], fa[keep], fb[keep]
-    row = rows[order[seg[fb]]]
-    inside = (fa == fb) & (seg[fa] >= 0)
-    pdus.add(row[inside], fd[inside], src[fa[inside]] + fp[inside] - vstart[fa[inside]], fn[inside])
-    if not inside.all():
-        cn = fn[~inside]
-        start = pdus.aux.put(take(fp[~inside], fp[~inside] + cn))
-        pdus.add(row[~inside], fd[~inside], start + np.cumsum(cn) - cn, cn)
-    split[order] = left
-    return framed, split
+            hold[k] = (at_v, int(pc.vstart[f]))
+        return hold
+
+    def framed(self) -> np.ndarray:
+        """The segments the true runs cover (places in the rows sorted by stream)."""
+        pc, true = self.pc, self.true
+        cover = np.zeros(len(pc.vend) + 1, np.int64)
+        np.add.at(cover, self.wp[true], 1)
+        # a stopped run may end where the run before it ends: add.at counts both
+        np.add.at(cover, self.upto[true] + 1, -1)
+        seg = pc.seg[np.flatnonzero(np.cumsum(cover[:-1]) > 0)]
+        return seg[seg >= 0]
+
+    def add_pdus(self, pdus: _Pdus, rows: np.ndarray) -> None:
+        """The true runs' PDUs, each at the segment (of ``rows``, sorted by stream) that completes it."""
+        pc, fw = self.pc, self.fw
+        keep = (fw >= 0) & self.true[np.maximum(fw, 0)]
+        fd, fp, fn, fa, fb = self.fd[keep], self.fp[keep], self.fn[keep], self.fa[keep], self.fb[keep]
+        row = rows[pc.seg[fb]]
+        inside = (fa == fb) & (pc.seg[fa] >= 0)
+        pdus.add(row[inside], fd[inside], pc.src[fa[inside]] + fp[inside] - pc.vstart[fa[inside]], fn[inside])
+        if not inside.all():
+            cn = fn[~inside]
+            start = pdus.aux.put(pc.take(fp[~inside], fp[~inside] + cn))
+            pdus.add(row[~inside], fd[~inside], start + np.cumsum(cn) - cn, cn)
 
 
 def _frame(plan: Plan, cls: type, rows: np.ndarray, aux: _Aux) -> _Pdus:
