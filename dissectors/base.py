@@ -232,6 +232,19 @@ class FramedStream(Dissector):
         self.resyncing[from_orig] = True  # the next bytes may start mid-PDU: skip quietly
         return []
 
+    def mid_pdu(self, from_orig: bool) -> bool:
+        """Does a side's next byte continue something, a partial PDU held or a resync, rather than start a PDU?"""
+        return bool(self.buffers[from_orig]) or self.resyncing[from_orig]
+
+    def held(self, from_orig: bool) -> bytes | None:
+        """The partial PDU a side holds (None while it resyncs)."""
+        return None if self.resyncing[from_orig] else bytes(self.buffers[from_orig])
+
+    def hold(self, from_orig: bool, partial: bytes) -> None:
+        """Bytes framed elsewhere in bulk (the columnar path) as ``split`` would have framed them, at a PDU
+        boundary: the side now holds ``partial``, the start of its next PDU."""
+        self.buffers[from_orig][:] = partial
+
 
 class Registry:
     """Finds the dissector that claims a flow: by port first, then by heuristics."""

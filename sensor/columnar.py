@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dissectors import Anomaly, Registry
+from dissectors import Anomaly, Dissector, Registry
 from dissectors.base import FramedStream
 from dissectors.bulk import PduBatch, dissect, gather
 
@@ -43,7 +43,7 @@ from .flows import (
     FlowTable,
     senders_initiate,
 )
-from .reassembly import HALF, SEQ_MOD, StreamDirection
+from .reassembly import HALF, SEQ_MOD
 
 # history letters in the order one packet marks them (FlowTable._tcp_state, then push)
 _MARKS = (H_SYN, H_SYNACK, H_ACK, H_DATA, H_FIN, H_RST, H_RETX)
@@ -122,9 +122,8 @@ class Columnar:
         sweeps = self._sweeps(ts, ok, frames, others)
         Chunk(self, c.buf, a, ts, orig, frames, cols, others, sweeps).run()
         self.table.evict()
-        if len(sweeps[0]):
+        if len(sweeps[0]):  # the table's next sweep is then ours: SWEEP_EVERY_US after the last
             self.table.sweep(int(sweeps[1][-1]), before_frame=int(sweeps[0][-1]))
-            self.table.next_sweep = self.next_sweep
 
     def _others(self, c: RecordChunk, data, incl, ts, frames, ok, supported) -> list[tuple[int, Packet]]:
         """Packets the bulk decode does not take, decoded one by one: (index, packet)."""
@@ -356,16 +355,18 @@ class Plan:
 
     def __init__(self, ch: Chunk, ix: np.ndarray, bounds: np.ndarray):
         self.ch = ch
-        self.ix = ix
-        self.first = bounds[:-1]
+        self.ix = ix  # each row's packet in the chunk
+        self.first = bounds[:-1]  # each group's first row, and its last
         self.last = bounds[1:] - 1
         self.G = G = len(self.first)
         self.N = N = len(ix)
-        self.gid = np.repeat(np.arange(G), np.diff(bounds))
+        self.gid = np.repeat(np.arange(G), np.diff(bounds))  # each row's group
         self.rows = np.arange(N)
-        c = ch.c
-        for name in ("src", "sport", "dst", "dport", "proto", "flags", "seq", "ack", "plen", "pay", "vlan"):
-            setattr(self, name, c[name][ix])
+        c = ch.c  # the rows' columns
+        self.src, self.sport, self.dst, self.dport = c["src"][ix], c["sport"][ix], c["dst"][ix], c["dport"][ix]
+        self.proto, self.vlan = c["proto"][ix], c["vlan"][ix]
+        self.flags, self.seq, self.ack = c["flags"][ix], c["seq"][ix], c["ack"][ix]
+        self.pay, self.plen = c["pay"][ix], c["plen"][ix]
         self.ts = ch.ts[ix]
         self.fr = ch.frames[ix]
         self.length = ch.orig[ix]
@@ -374,7 +375,26 @@ class Plan:
         self.keys = [(v, p, s.to_bytes(4, "big"), sp, d.to_bytes(4, "big"), dp) for v, p, s, sp, d, dp in zip(*heads)]
         flows = ch.table.flows
         self.entries = [flows.get(k) for k in self.keys]
-        self.replay = np.zeros(G, bool)
+        self.replay = np.zeros(G, bool)  # groups replayed packet by packet
+        # what ``decide`` finds, in its order
+        self.new = np.array([e is None for e in self.entries], bool)  # groups that open their flow
+        self.flow: list[Flow | None] = [entry and entry[0] for entry in self.entries]  # opened in ``apply``
+        self.from_orig = np.zeros(N, bool)
+        self.syn, self.ackf = (self.flags & SYN) != 0, (self.flags & ACK) != 0
+        self.isn: dict[tuple[int, int], int] = {}  # (group, side) -> sequence number of the side's last SYN
+        # _claims: the row and dissector each claimed flow is claimed at, the tries, the sides unfed (Flow.unfed)
+        self.claim_row = np.full(G, -1, np.int64)
+        self.claimed: list[Dissector | None] = [None] * G
+        self.tries = np.zeros(G, np.int64)
+        self.unfed = np.zeros((G, 2), bool)
+        self.fed_from = np.full(G, N, np.int64)  # the row from which payload goes to the dissector (N: none)
+        self.has_dissector = np.zeros(G, bool)
+        self.streams_from = self.first  # the row from which a flow has streams
+        # _streams: each TCP stream direction's fed segments, in stream order (empty: none)
+        self.seg: dict[str, object] = {}
+        # apply: the rows that carry only an ACK; per (history bit, from_orig), each group's first row that marks it
+        self.ack_only = np.zeros(N, bool)
+        self.firsts: dict[tuple[int, bool], np.ndarray] = {}
 
     def members(self, g: int) -> list[int]:
         return self.ix[self.first[g] : self.last[g] + 1].tolist()
@@ -384,13 +404,11 @@ class Plan:
         G, gid, first = self.G, self.gid, self.first
         replay = self.replay
         flags = self.flags
-        new = np.array([e is None for e in self.entries], bool)
-        self.new = new
+        new = self.new
         last_ts = np.zeros(G, np.int64)
         last_frame = np.zeros(G, np.int64)
         oip = np.zeros(G, np.int64)
         oport = np.zeros(G, np.int64)
-        self.flow: list[Flow | None] = [entry and entry[0] for entry in self.entries]
         known = [g for g, flow in enumerate(self.flow) if flow is not None]
         if known:  # flows of earlier chunks: read column by column
             flows = [self.flow[g] for g in known]
@@ -404,10 +422,7 @@ class Plan:
         oip[new] = np.where(sender, self.src[h], self.dst[h])
         oport[new] = np.where(sender, self.sport[h], self.dport[h])
         self.from_orig = (self.src == oip[gid]) & (self.sport == oport[gid])
-        syn = (flags & SYN) != 0
-        ackf = (flags & ACK) != 0
-        self.syn, self.ackf = syn, ackf
-        self.isn = {}  # (group, side) -> sequence number of the side's last SYN in the chunk
+        syn, ackf = self.syn, self.ackf
         syn_rows = np.flatnonzero(syn)
         for r, g, o in zip(syn_rows.tolist(), gid[syn_rows].tolist(), self.from_orig[syn_rows].tolist()):
             self.isn[(g, 0 if o else 1)] = int(self.seq[r])
@@ -437,20 +452,17 @@ class Plan:
         FlowTable._dissect would, without touching any flow yet. Payloads that no
         dissector could claim (Registry.might_claim) only count as tries."""
         G, gid, first = self.G, self.gid, self.first
-        self.claim_row = np.full(G, -1, np.int64)
-        self.claimed: list = [None] * G
         # each flow before the chunk: 0 new, 1 dissected, 2 still to be claimed, 3 given up
         before = np.array([0 if f is None else 1 if f.dissector is not None else 2 if f.claim_tries < CLAIM_TRIES else 3
                            for f in self.flow], np.int8)  # fmt: skip
         has = before == 1  # a dissector before the chunk
-        need = (before == 0) | (before == 2)
+        need = ((before == 0) | (before == 2)) & ~self.replay
         tried = np.zeros(G, np.int64)  # claim tries before the chunk
-        unfed = np.zeros((G, 2), bool)  # payload went by unclaimed, per side (Flow.unfed)
+        unfed = self.unfed  # payload went by unclaimed, per side (Flow.unfed)
         for g in np.flatnonzero(before == 2).tolist():
             flow = self.flow[g]
             tried[g] = flow.claim_tries
             unfed[g] = flow.unfed
-        need &= ~self.replay
         payload = self.plen > 0
         cs = np.cumsum(payload)
         rank = cs - 1 - (cs[first] - payload[first])[gid]
@@ -458,26 +470,33 @@ class Plan:
         fo = self.from_orig
         tcp = self.proto[first] == TCP
         resp_port = np.where(fo[first], self.dport[first], self.sport[first])
-        orig_port = np.where(fo[first], self.sport[first], self.dport[first])
-        registry = self.ch.table.registry
+        ports = resp_port, np.where(fo[first], self.sport[first], self.dport[first])  # responder's, originator's
         maybe = np.zeros(len(cand), bool)
         for transport, on in (("tcp", tcp), ("udp", ~tcp)):
             sel = on[gid[cand]]
             if sel.any():
                 rows, g = cand[sel], gid[cand[sel]]
-                maybe[sel] = registry.might_claim(
-                    transport, resp_port[g], orig_port[g], self.ch.a, self.pay[rows], self.plen[rows]
+                maybe[sel] = self.ch.table.registry.might_claim(
+                    transport, ports[0][g], ports[1][g], self.ch.a, self.pay[rows], self.plen[rows]
                 )
         probe = np.zeros(G, bool)
         probe[gid[cand[maybe]]] = True
         # flows no dissector can claim here: every candidate is a try on its side
         quiet = cand[~probe[gid[cand]]]
-        self.tries = np.bincount(gid[quiet], minlength=G)
+        self.tries += np.bincount(gid[quiet], minlength=G)
         unfed[gid[quiet], (~fo[quiet]).astype(np.int64)] = True
-        buf = self.ch.buf
-        todo = cand[probe[gid[cand]]]
+        self._probe(cand[probe[gid[cand]]], tcp, *ports)
+        self.fed_from = np.where(has, first, np.where(self.claim_row >= 0, self.claim_row, self.N))
+        self.has_dissector = has | (self.claim_row >= 0)
+        # a flow's streams exist from its claiming packet on (or from the chunk's start)
+        self.streams_from = np.where(self.claim_row >= 0, self.claim_row + 1, first)
+
+    def _probe(self, todo: np.ndarray, tcp: np.ndarray, resp_port: np.ndarray, orig_port: np.ndarray) -> None:
+        """Offer the registry each flow's candidate payloads (rows ``todo``, by flow) in order, until one claims
+        it: a dissector the bulk path takes, or one it does not (the flow is replayed)."""
+        gid, buf, registry = self.gid, self.ch.buf, self.ch.table.registry
         cand_g, cand_rows = gid[todo].tolist(), todo.tolist()
-        pay, plen, fo_c = self.pay[todo].tolist(), self.plen[todo].tolist(), fo[todo].tolist()
+        pay, plen, fo_c = self.pay[todo].tolist(), self.plen[todo].tolist(), self.from_orig[todo].tolist()
         j = 0
         while j < len(cand_rows):
             g = cand_g[j]
@@ -490,7 +509,7 @@ class Plan:
                     p = pay[j]
                     found = registry.claim(transport, int(rp), int(op), buf[p : p + plen[j]])
                     if found is None:
-                        unfed[g, not fo_c[j]] = True
+                        self.unfed[g, not fo_c[j]] = True
                     elif not _fast_dissector(found, TCP if tcp[g] else UDP):
                         self.replay[g] = True
                     else:
@@ -498,12 +517,6 @@ class Plan:
                         self.claim_row[g] = cand_rows[j]
                 j += 1
             self.tries[g] = used
-        self.unfed = unfed
-        # rows from which payload goes to the dissector (N: none)
-        self.fed_from = np.where(has, first, np.where(self.claim_row >= 0, self.claim_row, self.N))
-        self.has_dissector = has | (self.claim_row >= 0)
-        # a flow's streams exist from its claiming packet on (or from the chunk's start)
-        self.streams_from = np.where(self.claim_row >= 0, self.claim_row + 1, first)
 
     def _streams(self) -> None:
         """TCP payload of dissected flows: each segment must be the next in its
@@ -511,8 +524,6 @@ class Plan:
         gid, first = self.gid, self.first
         tcp_g = (self.proto[first] == TCP) & self.has_dissector & ~self.replay
         rows = self.rows
-        self.dup_rows = np.zeros(0, np.int64)
-        self.seg = {}
         # a SYN after payload started to flow
         self.replay |= np.logical_or.reduceat(self.syn & (rows >= self.streams_from[gid]) & tcp_g[gid], first)
         tcp_g &= ~self.replay
@@ -560,67 +571,53 @@ class Plan:
 
     # ------------------------------------------------------------------- apply
     def apply(self) -> None:
-        ch = self.ch
+        """Open the new flows, then hand each owner the chunk's values for all the flows the bulk path takes:
+        counters (FlowTable.counted), TCP state (Flow.tcp_chunk), claims (Flow.offered), streams, then PDUs."""
         fast = ~self.replay
         if not fast.any():
             return
-        first, last = self.first, self.last
-        fo = self.from_orig
-        table = ch.table
-        born = np.flatnonzero(fast & self.new)
-        if len(born):
-            at = first[born]
-            keys, buf = self.keys, ch.buf
-            macs = ch.c["mac"][self.ix[at]].tolist()
-            heads = (x[at].tolist() for x in (fo, self.fr, self.ts))
-            for g, m, from_sender, frame, t in zip(born.tolist(), macs, *heads):
-                self.flow[g], _ = table.open(keys[g], from_sender, buf[m + 6 : m + 12], buf[m : m + 6], frame, t)
-        n_orig = np.add.reduceat(fo.astype(np.int64), first).tolist()
-        sizes = (last - first + 1).tolist()
-        b_orig = np.add.reduceat(np.where(fo, self.length, 0), first).tolist()
-        b_all = np.add.reduceat(self.length, first).tolist()
-        last_ts, last_fr = self.ts[last].tolist(), self.fr[last].tolist()
-        tcp = self.proto[first] == TCP
-        marks = self._marks(tcp & fast)
-        closed = np.logical_or.reduceat((self.flags & (FIN | RST)) != 0, first) & tcp & fast
-        handshake = self._handshakes(tcp & fast)
+        self._open(np.flatnonzero(fast & self.new))
+        first, last, fo, length, flows = self.first, self.last, self.from_orig, self.length, self.flow
+        on = np.flatnonzero(fast)
+        n_orig = np.add.reduceat(fo.astype(np.int64), first)
+        b_orig = np.add.reduceat(np.where(fo, length, 0), first)
+        self.ch.table.counted(
+            [flows[g] for g in on.tolist()], n_orig[on].tolist(), (last - first + 1 - n_orig)[on].tolist(),
+            b_orig[on].tolist(), (np.add.reduceat(length, first) - b_orig)[on].tolist(),
+            self.ts[last][on].tolist(), self.fr[last][on].tolist(),
+        )  # fmt: skip
+        self._tcp(fast)
         tries = self.tries.tolist()
-        flows = self.flow
-        for g in np.flatnonzero(fast).tolist():
-            flow = flows[g]
-            flow.packets_orig += n_orig[g]
-            flow.packets_resp += sizes[g] - n_orig[g]
-            flow.bytes_orig += b_orig[g]
-            flow.bytes_resp += b_all[g] - b_orig[g]
-            flow.last_ts, flow.last_frame = last_ts[g], last_fr[g]
-            flow.claim_tries += tries[g]
-        table.grew([flows[g] for g in np.flatnonzero(fast).tolist()])
-        # what only some flows gain, each set apart; a claim last: its streams start at the SYNs
-        for g, found in marks.items():
-            flow = flows[g]
-            for _, _, side_orig, bit in sorted(found):
-                flow.mark(side_orig, bit)
-        for (g, sd), seq in self.isn.items():
-            if fast[g]:
-                flows[g].isn[sd] = seq
-        for g in np.flatnonzero(closed).tolist():
-            flows[g].closed = True
-        for g in handshake:
-            flows[g].handshake = True
-        unfed = self.unfed
-        for g in np.flatnonzero(fast & unfed.any(axis=1)).tolist():
-            flows[g].unfed = unfed[g].tolist()
-        for g in np.flatnonzero(fast & (self.claim_row >= 0)).tolist():
-            flow, d = flows[g], self.claimed[g]
-            flow.dissector = d
-            flow.app_protocol = d.name
-            if flow.proto == TCP:
-                flow.streams = (StreamDirection(), StreamDirection())
-                for sd in (0, 1):
-                    if flow.isn[sd] is not None and not flow.unfed[sd]:
-                        flow.streams[sd].syn(flow.isn[sd])
+        for g in np.flatnonzero(fast & (self.tries > 0)).tolist():  # after the SYNs: a claim's streams start there
+            flows[g].offered(tries[g], self.unfed[g].tolist(), self.claimed[g])
         self._apply_streams(fast)
         self._pdus(fast)
+
+    def _open(self, born: np.ndarray) -> None:
+        """The flows these groups start (FlowTable.open), with their first packet's MACs."""
+        if not len(born):
+            return
+        at = self.first[born]
+        keys, buf, table = self.keys, self.ch.buf, self.ch.table
+        macs = self.ch.c["mac"][self.ix[at]].tolist()
+        heads = (x[at].tolist() for x in (self.from_orig, self.fr, self.ts))
+        for g, m, from_sender, frame, t in zip(born.tolist(), macs, *heads):
+            self.flow[g], _ = table.open(keys[g], from_sender, buf[m + 6 : m + 12], buf[m : m + 6], frame, t)
+
+    def _tcp(self, fast: np.ndarray) -> None:
+        """Each TCP flow's history letters, SYN sequence numbers, close and handshake in the chunk (Flow.tcp_chunk)."""
+        first = self.first
+        tcp_fast = (self.proto[first] == TCP) & fast
+        marks = self._marks(tcp_fast)
+        closed = set(np.flatnonzero(np.logical_or.reduceat((self.flags & (FIN | RST)) != 0, first) & tcp_fast).tolist())
+        handshake = self._handshakes(tcp_fast)
+        isn: dict[int, list[int | None]] = {}
+        for (g, sd), seq in self.isn.items():
+            if fast[g]:
+                isn.setdefault(g, [None, None])[sd] = seq
+        for g in sorted(marks.keys() | isn.keys() | closed | handshake):
+            letters = [(side_orig, bit) for _, _, side_orig, bit in sorted(marks.get(g, ()))]
+            self.flow[g].tcp_chunk(letters, isn.get(g, [None, None]), g in closed, g in handshake)
 
     def _marks(self, tcp_fast: np.ndarray) -> dict[int, list]:
         """History letters each flow gains in this chunk, with where they happen."""
@@ -676,9 +673,7 @@ class Plan:
                 g, sd = divmod(key, 2)
                 if not on[g]:
                     continue
-                stream = self.flow[g].streams[sd]
-                stream.next_seq = (base + front) % SEQ_MOD
-                stream.retransmitted += dups
+                self.flow[g].streams[sd].advanced((base + front) % SEQ_MOD, dups)
         # ACKs reach a stream once the flow has streams: after the claiming packet
         gid, first = self.gid, self.first
         tcp = (self.proto[first] == TCP) & fast & self.has_dissector
@@ -700,9 +695,9 @@ class Plan:
         d = (acks - ref) % SEQ_MOD
         d = np.where(d >= HALF, d - SEQ_MOD, d)
         ahead = np.maximum.reduceat(d, starts).tolist()
-        for key, r, a in zip(uniq.tolist(), refs, ahead):
+        for key, r, a in zip(uniq.tolist(), refs, ahead):  # nothing waits out of order: acked() gives no pieces
             g, sd = divmod(key, 2)
-            self.flow[g].streams[sd].peer_ack = (r + max(a, 0)) % SEQ_MOD
+            self.flow[g].streams[sd].acked((r + max(a, 0)) % SEQ_MOD)
 
     def _pdus(self, fast: np.ndarray) -> None:
         """Hand the payload each dissector gets, grouped by dissector class."""
@@ -832,7 +827,7 @@ def _split(plan: Plan, rows: np.ndarray, key: np.ndarray, flagged: np.ndarray, p
                     sub += 1
                 else:
                     writer.record(flow, from_orig, int(plan.fr[r]), int(plan.ts[r]), unit)
-            if d.buffers[from_orig] or d.resyncing[from_orig]:
+            if d.mid_pdu(from_orig):
                 n += 1  # a PDU continues into the next segment
                 continue
             while t < len(todo) and todo[t] <= n:
@@ -861,137 +856,186 @@ def _spans(plan: Plan, cls: type, rows: np.ndarray, key: np.ndarray, order: np.n
     leaves its stream to split from the segment it is in, with the bytes split would
     hold there. ``order`` sorts the rows by stream (``heads``: where each starts).
     Returns the segments framed here and those left to split."""
-    a, buf = plan.ch.a, plan.ch.buf
-    na, hlen, lengths_of = len(a), cls.header_len, cls.pdu_lengths
     ks, fl = key[order], flagged[order]
-    walked = np.logical_or.reduceat(fl, heads)
+    walked = np.logical_or.reduceat(fl, heads)  # streams with a flagged segment, unless resyncing
     resync = [k for k, v in held.items() if v is None]
     if resync:
         walked &= ~np.isin(ks[heads], resync)
     counts = np.empty_like(heads)
     counts[:-1], counts[-1] = heads[1:] - heads[:-1], len(rows) - heads[-1]
-    on = np.repeat(walked, counts)
-    left = fl & ~on  # by stream: the segments split frames
-    # pieces of the walked streams: their segments (``seg``: place in ``order``), the held bytes before the first
-    seg = np.flatnonzero(on)
-    r = rows[order[seg]]
-    src, size, pk, walk = plan.pay[r], plan.plen[r], ks[seg], fl[seg]
-    kept = sorted(k for k, v in held.items() if v)
-    extra = b"".join(held[k] for k in kept)
-    if kept:
-        at = np.searchsorted(pk, kept)
-        lens = np.array([len(held[k]) for k in kept], np.int64)
-        src, size = np.insert(src, at, na + np.cumsum(lens) - lens), np.insert(size, at, lens)
-        seg, pk = np.insert(seg, at, -1), np.insert(pk, at, kept)
-        walk = np.insert(walk, at, True)  # a held stream's run starts at the held bytes
-        walk[at + np.arange(len(at)) + 1] = False
-    vend = np.cumsum(size)
-    vstart = vend - size
-    last = np.flatnonzero(np.append(pk[1:] != pk[:-1], True))  # each stream's last piece
+    on = np.flatnonzero(np.repeat(walked, counts))
+    left = fl.copy()
+    left[on] = False  # by stream: the segments split frames
+    pc = _Pieces(plan, rows[order[on]], on, ks[on], fl[on], held)
+    framed, split = np.zeros(len(rows), bool), np.zeros(len(rows), bool)
+    wp = np.flatnonzero(pc.walk)  # each run's first piece
+    if len(wp):
+        runs = _Runs(pc, cls, wp)
+        hold = runs.stop(left, ks, fl)
+        if hold:
+            lo, hi = np.array(list(hold.values()), np.int64).T
+            data, at = pc.take(lo, hi), np.cumsum(hi - lo) - (hi - lo)
+            for k, x, n in zip(hold, at.tolist(), (hi - lo).tolist()):
+                plan.flow[k >> 1].dissector.hold(not k & 1, data[x : x + n])
+        framed[order[runs.framed()]] = True
+        runs.add_pdus(pdus, rows[order])
+    split[order] = left
+    return framed, split
 
-    def piece(v):
-        return np.searchsorted(vstart, v, "right") - 1
 
-    def fetch(v):  # the stream bytes at positions v
-        pc = piece(v)
-        addr = src[pc] + v - vstart[pc]
+class _Pieces:
+    """The bytes of the stream directions _spans walks, end to end, in pieces: each stream's segments (``seg``:
+    their places in the rows sorted by stream), after the partial PDU its dissector held (a piece with seg -1,
+    its bytes in ``extra``, addressed as if after the chunk's). Piece i is stream positions [vstart[i], vend[i])."""
+
+    def __init__(self, plan: Plan, rows: np.ndarray, seg: np.ndarray, pk: np.ndarray, walk: np.ndarray, held: dict):
+        self.a, self.buf = plan.ch.a, plan.ch.buf
+        self.na = na = len(self.a)
+        src, size = plan.pay[rows], plan.plen[rows]
+        self.kept = kept = sorted(k for k, v in held.items() if v)  # the streams that held bytes
+        self.extra = b"".join(held[k] for k in kept)
+        if kept:
+            at = np.searchsorted(pk, kept)
+            lens = np.array([len(held[k]) for k in kept], np.int64)
+            src, size = np.insert(src, at, na + np.cumsum(lens) - lens), np.insert(size, at, lens)
+            seg, pk = np.insert(seg, at, -1), np.insert(pk, at, kept)
+            walk = np.insert(walk, at, True)  # a held stream's run starts at the held bytes
+            walk[at + np.arange(len(at)) + 1] = False
+        self.seg, self.src, self.pk, self.walk = seg, src, pk, walk  # walk: the pieces a run starts at
+        self.vend = np.cumsum(size)
+        self.vstart = self.vend - size
+        self.last = np.flatnonzero(np.append(pk[1:] != pk[:-1], True))  # each stream's last piece
+
+    def piece(self, v):
+        """The pieces holding stream positions v."""
+        return np.searchsorted(self.vstart, v, "right") - 1
+
+    def fetch(self, v: np.ndarray) -> np.ndarray:
+        """The stream bytes at positions v."""
+        a, na = self.a, self.na
+        pc = self.piece(v)
+        addr = self.src[pc] + v - self.vstart[pc]
         got = a[np.minimum(addr, na - 1)]
-        if not kept:
+        if not self.kept:
             return got
-        return np.where(addr < na, got, np.frombuffer(extra, np.uint8)[np.clip(addr - na, 0, len(extra) - 1)])
+        extra = np.frombuffer(self.extra, np.uint8)
+        return np.where(addr < na, got, extra[np.clip(addr - na, 0, len(extra) - 1)])
 
-    def take(lo, hi) -> bytes:  # the stream bytes [lo, hi) of each range, end to end
-        first = piece(lo)
-        cnt = piece(hi - 1) - first + 1
+    def take(self, lo: np.ndarray, hi: np.ndarray) -> bytes:
+        """The stream bytes [lo, hi) of each range, end to end."""
+        first = self.piece(lo)
+        cnt = self.piece(hi - 1) - first + 1
         pp = np.repeat(first - np.cumsum(cnt) + cnt, cnt) + np.arange(int(cnt.sum()))
-        base = src[pp] - vstart[pp]
-        s = (base + np.maximum(np.repeat(lo, cnt), vstart[pp])).tolist()
-        e = (base + np.minimum(np.repeat(hi, cnt), vend[pp])).tolist()
-        if not kept:
+        base = self.src[pp] - self.vstart[pp]
+        s = (base + np.maximum(np.repeat(lo, cnt), self.vstart[pp])).tolist()
+        e = (base + np.minimum(np.repeat(hi, cnt), self.vend[pp])).tolist()
+        buf, na, extra = self.buf, self.na, self.extra
+        if not self.kept:
             return b"".join([buf[x:y] for x, y in zip(s, e)])
         return b"".join([buf[x:y] if x < na else extra[x - na : y - na] for x, y in zip(s, e)])
 
-    wp = np.flatnonzero(walk)  # each run's first piece
-    W = len(wp)
-    framed, split = np.zeros(len(rows), bool), np.zeros(len(rows), bool)
-    if not W:
-        split[order] = left
-        return framed, split
-    wlast = last[np.searchsorted(last, wp)]
-    v0, end = vstart[wp], vend[wlast]
-    status, stop_at, end_piece = np.full(W, _STOP), v0.copy(), np.zeros(W, np.int64)
-    ids, p, e = np.arange(W), v0, end
-    found = []
-    for depth in range(MAX_SPAN_DEPTH):
-        if not len(ids):
-            break
-        avail = e - p
-        head = fetch(np.minimum(p[:, None] + np.arange(hlen), e[:, None] - 1).ravel())  # may straddle segments
-        n = lengths_of(head, np.arange(0, len(head), hlen), avail)
-        short = avail < hlen
-        bad = ~short & ((n < 0) | (n > cls.max_buffer))
-        done = ~short & ~bad & (n <= avail)
-        status[ids[~bad & ~done]] = _TAIL  # the stream ends inside this PDU (or its header)
-        stop_at[ids[~done]] = p[~done]
-        ids, p, e, n = ids[done], p[done], e[done], n[done]
-        q = p + n
-        pe = piece(q - 1)
-        found.append((ids, np.full(len(ids), depth), p, n, piece(p), pe))
-        aligned = q == vend[pe]
-        status[ids[aligned]], end_piece[ids[aligned]] = _ALIGNED, pe[aligned]
-        ids, p, e = ids[~aligned], q[~aligned], e[~aligned]
-    stop_at[ids] = p  # too deep: status stays _STOP
 
-    # the runs that start at a PDU boundary: the first one, then each first one past the end of the last
-    nxt = np.searchsorted(v0, np.where(status == _ALIGNED, vend[end_piece], end))
-    true = np.ones(W, bool)
-    if (nxt != np.arange(1, W + 1)).any():
-        chain, w, nxt = [], 0, nxt.tolist()
-        while w < W:
-            chain.append(w)
-            w = nxt[w]
-        true[:] = False
-        true[chain] = True
-    fw, fd, fp, fn, fa, fb = (np.concatenate([f[k] for f in found]) for k in range(6))
-    upto = np.where(status == _ALIGNED, end_piece, wlast)  # each run's last piece
-    hold = {k: (0, 0) for k in kept}  # the bytes a dissector holds at the chunk's end, where that changes
-    for w in np.flatnonzero(true & (status != _ALIGNED)).tolist():
-        k, at_v = int(pk[wp[w]]), int(stop_at[w])
-        if status[w] == _STOP:  # split goes on from the segment the run stopped in
-            f = int(piece(at_v))
-            f += seg[f] < 0  # stopped in the held bytes: from the first segment
-            mine = fw == w
-            ends = fp[mine] + fn[mine]
-            fw = np.where(mine & (fb >= f), -1, fw)
-            at_v = max([int(v0[w])] + ends[ends <= vstart[f]].tolist())
-            upto[w] = f - 1
-            s, t = int(seg[f]), int(np.searchsorted(ks, k, "right"))
+class _Runs:
+    """The runs _spans follows over _Pieces, one from each piece in ``wp``: how each ends, and its PDUs."""
+
+    def __init__(self, pc: _Pieces, cls: type, wp: np.ndarray):
+        self.pc, self.wp = pc, wp
+        self.wlast = pc.last[np.searchsorted(pc.last, wp)]  # the last piece of each run's stream
+        self.v0, self.end = pc.vstart[wp], pc.vend[self.wlast]  # where each run starts, where its stream ends
+        self.status = np.full(len(wp), _STOP)
+        self.stop_at = self.v0.copy()  # where a run that does not end with a segment stopped
+        self.end_piece = np.zeros(len(wp), np.int64)  # the piece an _ALIGNED run ends with
+        # each PDU found: its run, depth, stream position, length, first piece and last piece
+        self.fw, self.fd, self.fp, self.fn, self.fa, self.fb = self._walk(cls)
+        self.true = self._chain()
+        self.upto = np.where(self.status == _ALIGNED, self.end_piece, self.wlast)  # each run's last piece
+
+    def _walk(self, cls: type) -> tuple[np.ndarray, ...]:
+        """Follow the length fields of all runs at once, depth by depth, and note how each run ends."""
+        pc, hlen, status, stop_at = self.pc, cls.header_len, self.status, self.stop_at
+        ids, p, e = np.arange(len(self.wp)), self.v0, self.end
+        found = []
+        for depth in range(MAX_SPAN_DEPTH):
+            if not len(ids):
+                break
+            avail = e - p
+            head = pc.fetch(np.minimum(p[:, None] + np.arange(hlen), e[:, None] - 1).ravel())  # may straddle segments
+            n = cls.pdu_lengths(head, np.arange(0, len(head), hlen), avail)
+            short = avail < hlen
+            bad = ~short & ((n < 0) | (n > cls.max_buffer))
+            done = ~short & ~bad & (n <= avail)
+            status[ids[~bad & ~done]] = _TAIL  # the stream ends inside this PDU (or its header)
+            stop_at[ids[~done]] = p[~done]
+            ids, p, e, n = ids[done], p[done], e[done], n[done]
+            q = p + n
+            pe = pc.piece(q - 1)
+            found.append((ids, np.full(len(ids), depth), p, n, pc.piece(p), pe))
+            aligned = q == pc.vend[pe]
+            status[ids[aligned]], self.end_piece[ids[aligned]] = _ALIGNED, pe[aligned]
+            ids, p, e = ids[~aligned], q[~aligned], e[~aligned]
+        stop_at[ids] = p  # too deep: status stays _STOP
+        return tuple(np.concatenate([f[k] for f in found]) for k in range(6))
+
+    def _chain(self) -> np.ndarray:
+        """The runs that start at a PDU boundary: the first one, then each first one past the end of the last."""
+        W = len(self.wp)
+        nxt = np.searchsorted(self.v0, np.where(self.status == _ALIGNED, self.pc.vend[self.end_piece], self.end))
+        true = np.ones(W, bool)
+        if (nxt != np.arange(1, W + 1)).any():
+            chain, w, nxt = [], 0, nxt.tolist()
+            while w < W:
+                chain.append(w)
+                w = nxt[w]
+            true[:] = False
+            true[chain] = True
+        return true
+
+    def stop(self, left: np.ndarray, ks: np.ndarray, fl: np.ndarray) -> dict[int, tuple[int, int]]:
+        """End the runs that do not end with a segment: a _STOP run gives its stream to split from the segment it
+        stopped in (``left``, by stream, gains them; its PDUs from there are dropped). Returns the stream range
+        [lo, hi) each stream's dissector holds at the chunk's end, for the streams where that changes."""
+        pc = self.pc
+        hold = {k: (0, 0) for k in pc.kept}
+        for w in np.flatnonzero(self.true & (self.status != _ALIGNED)).tolist():
+            k, at_v = int(pc.pk[self.wp[w]]), int(self.stop_at[w])
+            if self.status[w] != _STOP:
+                hold[k] = (at_v, int(self.end[w]))
+                continue
+            f = int(pc.piece(at_v))
+            f += pc.seg[f] < 0  # stopped in the held bytes: from the first segment
+            mine = self.fw == w
+            ends = self.fp[mine] + self.fn[mine]
+            self.fw = np.where(mine & (self.fb >= f), -1, self.fw)
+            at_v = max([int(self.v0[w])] + ends[ends <= pc.vstart[f]].tolist())
+            self.upto[w] = f - 1
+            s, t = int(pc.seg[f]), int(np.searchsorted(ks, k, "right"))
             left[s:t] |= fl[s:t]
             left[s] = True
-            hold[k] = (at_v, int(vstart[f]))
-        else:
-            hold[k] = (at_v, int(end[w]))
-    if hold:
-        lo, hi = np.array(list(hold.values()), np.int64).T
-        data, at = take(lo, hi), np.cumsum(hi - lo) - (hi - lo)
-        for k, x, n in zip(hold, at.tolist(), (hi - lo).tolist()):
-            plan.flow[k >> 1].dissector.buffers[not k & 1][:] = data[x : x + n]
-    cover = np.zeros(len(vend) + 1, np.int64)
-    np.add.at(cover, wp[true], 1)
-    np.add.at(cover, upto[true] + 1, -1)  # a stopped run may end where the run before it ends: add.at counts both
-    framed_pieces = np.flatnonzero(np.cumsum(cover[:-1]) > 0)
-    framed[order[seg[framed_pieces[seg[framed_pieces] >= 0]]]] = True
-    keep = (fw >= 0) & true[np.maximum(fw, 0)]
-    fd, fp, fn, fa, fb = fd[keep], fp[keep], fn[keep], fa[keep], fb[keep]
-    row = rows[order[seg[fb]]]
-    inside = (fa == fb) & (seg[fa] >= 0)
-    pdus.add(row[inside], fd[inside], src[fa[inside]] + fp[inside] - vstart[fa[inside]], fn[inside])
-    if not inside.all():
-        cn = fn[~inside]
-        start = pdus.aux.put(take(fp[~inside], fp[~inside] + cn))
-        pdus.add(row[~inside], fd[~inside], start + np.cumsum(cn) - cn, cn)
-    split[order] = left
-    return framed, split
+            hold[k] = (at_v, int(pc.vstart[f]))
+        return hold
+
+    def framed(self) -> np.ndarray:
+        """The segments the true runs cover (places in the rows sorted by stream)."""
+        pc, true = self.pc, self.true
+        cover = np.zeros(len(pc.vend) + 1, np.int64)
+        np.add.at(cover, self.wp[true], 1)
+        # a stopped run may end where the run before it ends: add.at counts both
+        np.add.at(cover, self.upto[true] + 1, -1)
+        seg = pc.seg[np.flatnonzero(np.cumsum(cover[:-1]) > 0)]
+        return seg[seg >= 0]
+
+    def add_pdus(self, pdus: _Pdus, rows: np.ndarray) -> None:
+        """The true runs' PDUs, each at the segment (of ``rows``, sorted by stream) that completes it."""
+        pc, fw = self.pc, self.fw
+        keep = (fw >= 0) & self.true[np.maximum(fw, 0)]
+        fd, fp, fn, fa, fb = self.fd[keep], self.fp[keep], self.fn[keep], self.fa[keep], self.fb[keep]
+        row = rows[pc.seg[fb]]
+        inside = (fa == fb) & (pc.seg[fa] >= 0)
+        pdus.add(row[inside], fd[inside], pc.src[fa[inside]] + fp[inside] - pc.vstart[fa[inside]], fn[inside])
+        if not inside.all():
+            cn = fn[~inside]
+            start = pdus.aux.put(pc.take(fp[~inside], fp[~inside] + cn))
+            pdus.add(row[~inside], fd[~inside], start + np.cumsum(cn) - cn, cn)
 
 
 def _frame(plan: Plan, cls: type, rows: np.ndarray, aux: _Aux) -> _Pdus:
@@ -1021,9 +1065,9 @@ def _frame(plan: Plan, cls: type, rows: np.ndarray, aux: _Aux) -> _Pdus:
     held: dict[int, bytes | None] = {}  # a partial PDU left from the last chunk; None: resyncing
     dissectors = [plan.flow[g].dissector for g in (ks[heads] >> 1).tolist()]
     for k, j, d in zip(ks[heads].tolist(), order[heads].tolist(), dissectors):
-        if d.buffers[not k & 1] or d.resyncing[not k & 1]:
+        if d.mid_pdu(not k & 1):
             flagged[j] = True
-            held[k] = None if d.resyncing[not k & 1] else bytes(d.buffers[not k & 1])
+            held[k] = d.held(not k & 1)
     framed = np.zeros(len(rows), bool)
     if lengths_of is not None and flagged.sum() >= SPAN_MIN:
         framed, flagged = _spans(plan, cls, rows, key, order, heads, flagged, held, pdus)
@@ -1059,6 +1103,4 @@ def _dissect(plan: Plan, cls: type, groups: list[int], pdus: _Pdus, data: np.nda
         for rec in records:
             writer.record(flow, from_orig, frame, t, rec)
     for k in out.failed:
-        flow = plan.flow[groups[k]]
-        flow.dissector = None
-        flow.claim_tries = CLAIM_TRIES
+        plan.flow[groups[k]].drop_dissector()

@@ -125,6 +125,49 @@ class Flow:
             self.seen_resp |= bit
             self.history += _LETTERS[bit]
 
+    def saw_syn(self, from_orig: bool, seq: int) -> None:
+        """A SYN's sequence number is the side's ISN (and its stream's start, once it has one)."""
+        self.isn[not from_orig] = seq
+        if self.streams is not None:
+            self.streams[not from_orig].syn(seq)
+
+    def tcp_chunk(self, letters: list[tuple[bool, int]], isn: list[int | None], closed: bool, handshake: bool) -> None:
+        """A chunk's TCP packets at once (the columnar path): the history letters they add, in order, as
+        (from_orig, bit); each side's last SYN sequence number (None: no SYN); whether a FIN or RST came;
+        whether the originator completed the handshake."""
+        for from_orig, bit in letters:
+            self.mark(from_orig, bit)
+        for side, seq in enumerate(isn):
+            if seq is not None:
+                self.saw_syn(side == 0, seq)
+        if closed:
+            self.closed = True
+        if handshake:
+            self.handshake = True
+
+    def claim(self, dissector: Dissector) -> None:
+        """A dissector claimed the flow; a TCP flow's streams start at the SYNs unless earlier bytes were never fed."""
+        self.dissector = dissector
+        self.app_protocol = dissector.name
+        if self.proto == TCP:
+            self.streams = (StreamDirection(), StreamDirection())
+            for side in (0, 1):
+                if self.isn[side] is not None and not self.unfed[side]:
+                    self.streams[side].syn(self.isn[side])
+
+    def offered(self, tries: int, unfed: list[bool], dissector: Dissector | None) -> None:
+        """A chunk's claim tries at once (the columnar path): how many payloads were offered, the sides whose
+        payload went by unclaimed, and the dissector that claimed the flow (None: none did)."""
+        self.claim_tries += tries
+        self.unfed = [was or now for was, now in zip(self.unfed, unfed)]
+        if dissector is not None:
+            self.claim(dissector)
+
+    def drop_dissector(self) -> None:
+        """The dissector failed on the flow: its records end here, and no other dissector is offered it."""
+        self.dissector = None
+        self.claim_tries = CLAIM_TRIES
+
 
 class FlowTable:
     """Per-capture flow state; ``packet`` is called once per decoded packet."""
@@ -216,19 +259,25 @@ class FlowTable:
         if len(self.flows) > 2 * MAX_FLOWS:
             self._evict_oldest()
 
-    def grew(self, flows: list[Flow]) -> None:
-        """These flows' counters were raised in bulk (the columnar path): those past one packet are no longer single."""
+    def counted(self, flows: list[Flow], packets_orig: list[int], packets_resp: list[int], bytes_orig: list[int],
+                bytes_resp: list[int], last_ts: list[int], last_frame: list[int]) -> None:  # fmt: skip
+        """Many flows' packets counted at once (the columnar path): each flow's totals over a chunk, and its last
+        packet's time and frame. Flows past one packet are no longer single."""
         single = self.single
-        for flow in flows:
+        for flow, po, pr, bo, br, ts, frame in zip(flows, packets_orig, packets_resp, bytes_orig, bytes_resp,
+                                                     last_ts, last_frame):  # fmt: skip
+            flow.packets_orig += po
+            flow.packets_resp += pr
+            flow.bytes_orig += bo
+            flow.bytes_resp += br
+            flow.last_ts, flow.last_frame = ts, frame
             if flow.packets_orig + flow.packets_resp > 1:
                 single.pop(flow.flow_id, None)
 
     def _tcp_state(self, flow: Flow, from_orig: bool, flags: int, seq: int, payload: bytes) -> None:
         if flags & SYN:
             flow.mark(from_orig, H_SYNACK if flags & ACK else H_SYN)
-            flow.isn[not from_orig] = seq
-            if flow.streams is not None:
-                flow.streams[not from_orig].syn(seq)
+            flow.saw_syn(from_orig, seq)
         elif flags & ACK and not payload and not flags & (FIN | RST):
             flow.mark(from_orig, H_ACK)
             if from_orig and not flow.handshake and flow.seen_orig & H_SYN and flow.seen_resp & H_SYNACK:
@@ -252,13 +301,7 @@ class FlowTable:
             if dissector is None:
                 flow.unfed[not from_orig] = True
                 return
-            flow.dissector = dissector
-            flow.app_protocol = dissector.name
-            if flow.proto == TCP:
-                flow.streams = (StreamDirection(), StreamDirection())
-                for side in (0, 1):  # start at the SYN unless earlier bytes were never fed
-                    if flow.isn[side] is not None and not flow.unfed[side]:
-                        flow.streams[side].syn(flow.isn[side])
+            flow.claim(dissector)
         if flow.proto == UDP:
             self._deliver(flow, from_orig, [(pkt.payload, frame, ts)], datagram=True)
             return
@@ -287,8 +330,7 @@ class FlowTable:
                 else:
                     records = dissector.feed(data, from_orig)
             except Exception as exc:  # noqa: BLE001 - a dissector bug must not stop the capture
-                flow.dissector = None
-                flow.claim_tries = CLAIM_TRIES
+                flow.drop_dissector()
                 records = [Anomaly(flow.app_protocol or "?", "dissector_error", f"{type(exc).__name__}: {exc}")]
             for rec in records:
                 sink.record(flow, from_orig, frame, ts, rec)

@@ -120,6 +120,12 @@ class StreamDirection:
             return self.skip_hole()
         return []
 
+    def advanced(self, next_seq: int, retransmitted: int) -> None:
+        """Segments delivered in bulk (the columnar path: each one the next in order or a whole retransmission,
+        none waiting): the stream is at ``next_seq`` after them, and ``retransmitted`` of them were all old bytes."""
+        self.next_seq = next_seq
+        self.retransmitted += retransmitted
+
     def _hole_acked(self) -> bool:
         return self.peer_ack is not None and 0 < (self.peer_ack - self.next_seq) % SEQ_MOD < HALF
 
