@@ -161,7 +161,7 @@ def generate(directory: Path, flows: int, zones: int, conduits: int) -> tuple[Pa
     top = zones - zones // NESTED_EVERY
     con.execute(FLOWS, {"flows": flows, "zones": zones, "top": top, "hosts": HOSTS})
     con.execute(OPERATIONS)
-    ops = con.execute("SELECT count(*) FROM operations").fetchone()[0]
+    ((ops,),) = con.execute("SELECT count(*) FROM operations").fetchall()
     store.close()
     return db, zpath, ops
 

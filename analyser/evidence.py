@@ -311,14 +311,14 @@ def _extract(cap: CaptureFile, key: tuple, want: set[int], flows: FlowIndex | No
             if frame > max(end, flows_last):
                 return taken
             if w is not window:  # most windows of a long capture hold none of the flows' hosts
-                window, screened = w, flows_last >= frame and flows.may_hold(w.buf)
+                window, screened = w, flows is not None and flows_last >= frame and flows.may_hold(w.data())
             requested = frame in want
             flow_frame = screened and frame <= flows_last
             if not (requested or flow_frame):
                 continue
             rec = _record(w, i, frame)
             take = requested
-            if flow_frame and flows.match(rec) and not requested:
+            if flow_frame and flows is not None and flows.match(rec) and not requested:
                 take = budget.take()
                 flows_last = flows_last if take else 0  # truncated: no flow frame is needed any more
             if take:
@@ -343,12 +343,13 @@ def _positions(cap: CaptureFile, stream: BinaryIO, state: ReadState) -> Iterator
 
 def _record(w: Window, i: int, frame: int) -> Record:
     """A record's fields with the timestamp as stored (sensor.capture converts it to µs)."""
-    buf, at, e = w.buf, w.offsets[i], w.endian
+    buf, at, e = w.data(), w.offsets[i], w.endian
     if w.ifaces is None:  # pcap
         sec, frac, incl, orig = PCAP_RECORD[e].unpack_from(buf, at)
         units = 1_000_000 * w.ts_div
         data = at + PCAP_HEADER
         return Record(frame, w.link, 0, units, sec * units + frac, orig, buf[data : data + incl])
+    assert w.interfaces is not None and w.odd is not None, "a pcapng window lists its interfaces and odd blocks"
     iface = w.ifaces[i]
     link, units = w.interfaces[iface]
     if NG_BLOCK_TYPE[e].unpack_from(buf, at)[0] == SPB:

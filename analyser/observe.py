@@ -271,7 +271,7 @@ class Observer:
         firsts = [c.first_ts for c in captures if c.first_ts is not None]
         lasts = [c.last_ts for c in captures if c.last_ts is not None]
         sensors = sorted({c.sensor for c in captures if c.sensor})
-        flows = self.con.execute("SELECT count(*) FROM flows").fetchone()[0]
+        ((flows,),) = self.con.execute("SELECT count(*) FROM flows").fetchall()
         return Window(captures, min(firsts, default=None), max(lasts, default=None), sensors, flows)
 
     def assign_hosts(self) -> Hosts:

@@ -237,6 +237,7 @@ def _unzoned_edges(a: Analysis, nodes: dict[tuple, _Node]) -> list[_Edge]:
         if ("z", zone) not in nodes:
             continue
         worst = _worst(ds)
+        assert worst is not None, "a peer zone is listed only with the hosts that reached it"
         protocols = sorted({p for d in ds for p in d.protocols})
         title = "\n".join([f"unzoned hosts \u2194 {zone}"] + [f"[{d.severity}] {_clip(d.message)}" for d in ds])
         data = {"data-to": zone, "data-hosts": " ".join(d.host or "" for d in ds),
@@ -650,7 +651,8 @@ def _along(segs: list[Seg], fractions: tuple[float, ...]) -> list[Point]:
 
 def _bezier(s: Seg, t: float) -> Point:
     u = 1 - t
-    return tuple(u**3 * a + 3 * u * u * t * b + 3 * u * t * t * c + t**3 * d for a, b, c, d in zip(*s, strict=False))
+    x, y = (u**3 * a + 3 * u * u * t * b + 3 * u * t * t * c + t**3 * d for a, b, c, d in zip(*s, strict=False))
+    return x, y
 
 
 def _place_label(free: _Free, e: _Edge) -> tuple[float, float, float, float]:

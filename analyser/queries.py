@@ -127,7 +127,7 @@ def page(cur: duckdb.DuckDBPyConnection, kind: str, values: dict, limit: int, of
     key = (kind, where, tuple(sorted((n, str(v)) for n, v in params.items())))
     total = None if totals is None else totals.get(key)
     if total is None:
-        total = cur.execute(f"SELECT count(*) FROM {k.table}{where}", params).fetchone()[0]
+        ((total,),) = cur.execute(f"SELECT count(*) FROM {k.table}{where}", params).fetchall()
         if totals is not None:
             totals[key] = total
     rows = f"SELECT {k.alias}.rowid FROM {k.table}{where} ORDER BY {k.order} LIMIT $limit OFFSET $offset"

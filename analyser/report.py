@@ -303,7 +303,10 @@ def _access(ops: dict[str, int]) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in ops.items()) or "-"
 
 
-def _sections(a: Analysis, md: bool) -> list[tuple[str, list[str], list[list], str | None]]:
+Section = tuple[str, list[str], list[list[object]], str | None]
+
+
+def _sections(a: Analysis, md: bool) -> list[Section]:
     """The tables shared by the text and Markdown renderers: (title, headers, rows, what to say if no rows).
 
     Markdown differs only in its titles, arrows and unformatted numbers, and shows a crossing's host pairs instead
@@ -311,10 +314,11 @@ def _sections(a: Analysis, md: bool) -> list[tuple[str, list[str], list[list], s
     """
     arrow = "→" if md else "->"
 
-    def num(n: int) -> int | str:
+    def num(n: int | None) -> int | str:
+        assert n is not None, "flows and packets are counted for every flow-sourced row these tables show"
         return n if md else f"{n:,}"
 
-    sections = [
+    sections: list[Section] = [
         (
             "Declared conduits" if md else "DECLARED CONDUITS",
             ["conduit", "zones", "allows", "status"],
@@ -462,7 +466,7 @@ def render_markdown(a: Analysis) -> str:
     out += [f"## Deltas ({s['deltas']})", ""]
     shown, more = _shown(a)
     if a.deltas:
-        rows = [
+        rows: list[list[object]] = [
             [
                 d.severity,
                 d.category,

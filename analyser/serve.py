@@ -35,7 +35,8 @@ from .zones import ZoneFile, ZoneFileError, load_zone_file
 log = logging.getLogger("sorf.serve")
 POLL_S = 0.5
 ROW_TABLES = ("captures", "flows", "operations", "identities", "anomalies", "assets")
-CONFIG = {"threads": 2}  # its memory: deltas.bound_memory, as for `sorf analyse`
+# its memory: deltas.bound_memory, as for `sorf analyse`
+CONFIG: dict[str, str | bool | int | float | list[str]] = {"threads": 2}
 
 
 class SourceClosed(RuntimeError):
@@ -55,10 +56,10 @@ class State:
         self.delta_bytes = [orjson.dumps(d) for d in self.deltas]  # GET /deltas joins these: no encoding per request
         self.delta_by_id: dict[str, tuple[Delta, dict]] = {d.id: (d, j) for d, j in zip(analysis.deltas, self.deltas)}
         self.summary = report.summary(analysis)
-        self.rows = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ROW_TABLES}
-        (self.last_capture_at,) = con.execute(
+        self.rows = {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in ROW_TABLES}
+        ((self.last_capture_at,),) = con.execute(
             "SELECT max(ingested_at) FROM captures WHERE status <> 'ingesting'"
-        ).fetchone()
+        ).fetchall()
         self.svg: str | None = None
         self.totals = Totals()  # row counts per filter: this data never changes
         self._lock = threading.Lock()
@@ -307,5 +308,5 @@ class Source:
 
 
 def _catalog(con: duckdb.DuckDBPyConnection) -> str:
-    (name,) = con.execute("SELECT current_database()").fetchone()
+    ((name,),) = con.execute("SELECT current_database()").fetchall()
     return name.replace('"', '""')

@@ -115,10 +115,10 @@ def contents(db: str) -> str:
 
     try:
         with duckdb.connect(db, read_only=True) as con:
-            (packets,) = con.execute("SELECT sum(packets) FROM captures").fetchone()
-            (flows,) = con.execute("SELECT count(*) FROM flows").fetchone()
+            ((packets,),) = con.execute("SELECT sum(packets) FROM captures").fetchall()
+            ((flows,),) = con.execute("SELECT count(*) FROM flows").fetchall()
             ops = con.execute("SELECT protocol, count(*) FROM operations GROUP BY 1 ORDER BY 2 DESC").fetchall()
-            (anomalies,) = con.execute("SELECT count(*) FROM anomalies").fetchone()
+            ((anomalies,),) = con.execute("SELECT count(*) FROM anomalies").fetchall()
     except duckdb.Error as exc:  # the bench reports; it does not depend on the schema staying put
         return f"(could not read the database: {type(exc).__name__}: {exc})"
     total = sum(n for _, n in ops)

@@ -94,8 +94,7 @@ def _read(path: str, state: ReadState, size: int, apart: walker.Apart | None) ->
         if apart is not None and not state.compressed and walker.magic_kind(head):
             yield from _walked_apart(apart, stream, state)
         else:
-            for w in walker.walk(stream, head, state, size):
-                yield _records(w.buf, w)
+            yield from _in_process(walker.walk(stream, head, state, size))
     finally:
         stream.close()
 
@@ -118,8 +117,13 @@ def _walked_apart(apart: walker.Apart, stream, state: ReadState) -> Iterator[Rec
         windows = walker.walk(stream, stream.read(4), state, apart.size)
     else:
         windows = walker.walk_after(stream, last, state, apart.size)
+    yield from _in_process(windows)
+
+
+def _in_process(windows: Iterator[Window]) -> Iterator[RecordChunk]:
+    """The records of windows walked in this process, which keep their bytes."""
     for w in windows:
-        yield _records(w.buf, w)
+        yield _records(w.data(), w)
 
 
 def _groups(windows: Iterator[Window], size: int) -> Iterator[list[Window]]:
@@ -142,7 +146,7 @@ def _joins(a: Window, b: Window) -> bool:
     link, and in pcapng the same section: b's interfaces extend a's."""
     if (a.endian, a.link, a.ts_div) != (b.endian, b.link, b.ts_div) or (a.interfaces is None) != (b.interfaces is None):
         return False
-    return a.interfaces is None or b.interfaces[: len(a.interfaces)] == a.interfaces  # type: ignore[index]
+    return a.interfaces is None or (b.interfaces is not None and b.interfaces[: len(a.interfaces)] == a.interfaces)
 
 
 def _chunk_of(fd: int, group: list[Window], state: ReadState) -> RecordChunk | None:
@@ -158,11 +162,14 @@ def _chunk_of(fd: int, group: list[Window], state: ReadState) -> RecordChunk | N
         offsets = np.concatenate([np.frombuffer(g.offsets, np.int64) + (g.base - base) for g in group])
         ifaces, odd = None, None
         if w.interfaces is not None:
-            ifaces = np.concatenate([np.frombuffer(g.ifaces, np.int64) for g in group])  # type: ignore[arg-type]
-            odd, count = {}, 0
+            parts, odd, count = [], {}, 0
             for g in group:
-                odd.update({count + i: (d + g.base - base, *rest) for i, (d, *rest) in (g.odd or {}).items()})
+                assert g.ifaces is not None, "every window of a pcapng walk lists its blocks' interfaces"
+                parts.append(np.frombuffer(g.ifaces, np.int64))
+                odd.update({count + i: (d + g.base - base, incl, orig, ts)
+                            for i, (d, incl, orig, ts) in (g.odd or {}).items()})  # fmt: skip
                 count += len(g.offsets)
+            ifaces = np.concatenate(parts)
         w = Window(base, end - base, group[0].frame, offsets, w.endian, w.link, w.ts_div, ifaces, odd, w.interfaces)
     return _records(buf, w)
 
@@ -178,8 +185,8 @@ def _records(buf: bytes, w: Window) -> RecordChunk:
     return RecordChunk(buf, w.frame + 1, off + 16, head[:, 2], head[:, 3], ts, np.full(len(off), w.link, np.int64))
 
 
-def _ng_chunk(buf: bytes, blocks: array, ifaces: array, odd: dict, interfaces: list[tuple[int, int]], endian: str,
-              frame: int) -> RecordChunk:  # fmt: skip
+def _ng_chunk(buf: bytes, blocks: array | np.ndarray, ifaces: array | np.ndarray, odd: dict,
+              interfaces: list[tuple[int, int]], endian: str, frame: int) -> RecordChunk:  # fmt: skip
     """The packet fields of a chunk's blocks, read at once (enhanced packet blocks)
     or as the walk found them (simple and obsolete packet blocks)."""
     a = np.frombuffer(buf, np.uint8)

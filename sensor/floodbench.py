@@ -34,8 +34,8 @@ def kept(db: str) -> tuple[int, int, int]:
     import duckdb  # here, in a child: the measured processes fork from a small parent
 
     with duckdb.connect(db, read_only=True) as con:
-        flows, sources = con.execute("SELECT count(*), count(DISTINCT src_ip) FROM flows").fetchone()
-        (assets,) = con.execute("SELECT count(*) FROM assets").fetchone()
+        ((flows, sources),) = con.execute("SELECT count(*), count(DISTINCT src_ip) FROM flows").fetchall()
+        ((assets,),) = con.execute("SELECT count(*) FROM assets").fetchall()
     return flows, sources, assets
 
 

@@ -264,7 +264,7 @@ class _Run:
         """Copy the worker's capture in as the next capture_id, as begin_capture numbers them."""
         store, con, db = self.store, self.store.con, self.dbs[digest]
         store.clear_leftovers(digest)  # from an interrupted ingest: replaced, as begin_capture does
-        (capture_id,) = con.execute("SELECT coalesce(max(capture_id), 0) + 1 FROM captures").fetchone()
+        ((capture_id,),) = con.execute("SELECT coalesce(max(capture_id), 0) + 1 FROM captures").fetchall()
         shift = (capture_id - WORKER_CAPTURE_ID) << 32
         con.execute(f"ATTACH '{db.replace(chr(39), chr(39) * 2)}' AS worker (READ_ONLY)")
         try:

@@ -241,8 +241,7 @@ class Store:
         # a small fanless box: DuckDB spills to disk rather than grow with the capture. The file is
         # attached, not opened, to set its row group size; it spills beside itself, as if opened.
         limit = os.environ.get("SORF_MEMORY_LIMIT") or MEMORY_LIMIT  # more, when DuckDB runs out at MEMORY_LIMIT
-        config = {"memory_limit": limit, "threads": 1, "temp_directory": path + ".tmp"}
-        self.con = duckdb.connect(config=config)
+        self.con = duckdb.connect(config={"memory_limit": limit, "threads": 1, "temp_directory": path + ".tmp"})
         try:
             self._attach(path)
             self.con.execute("USE site")
@@ -294,14 +293,14 @@ class Store:
     def interrupted(self) -> bool:
         """Is a capture left 'ingesting' by an interrupted run?"""
         self.inserter.drain()
-        return self.con.execute("SELECT count(*) FROM captures WHERE status = 'ingesting'").fetchone()[0] > 0
+        return self.con.execute("SELECT count(*) FROM captures WHERE status = 'ingesting'").fetchall()[0][0] > 0
 
     def begin_capture(self, path: str, sha256: str | None, size: int, sensor: str | None) -> int:
         """Register a capture as 'ingesting'; a leftover from an interrupted run is
         cleared: one with these bytes, or one whose sha256 was not known yet (None:
         ingest hashes the file while reading it, then calls set_sha256)."""
         self.clear_leftovers(sha256)
-        capture_id = self.con.execute("SELECT coalesce(max(capture_id), 0) + 1 FROM captures").fetchone()[0]
+        ((capture_id,),) = self.con.execute("SELECT coalesce(max(capture_id), 0) + 1 FROM captures").fetchall()
         self.con.execute(
             "INSERT INTO captures (capture_id, path, sha256, bytes, sensor, status, ingested_at) VALUES (?, ?, ?, ?, ?, 'ingesting', ?)",
             [capture_id, path, sha256, size, sensor, datetime.now(UTC).replace(tzinfo=None)],
@@ -342,7 +341,7 @@ class Store:
         inserter holds nothing. It starts with REBUILD_MEMORY_MB of DuckDB memory and doubles it each
         time that runs out (a scan from millions of addresses), up to REBUILD_ATTEMPTS times."""
         self.inserter.drain()
-        limit = self.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        ((limit,),) = self.con.execute("SELECT current_setting('memory_limit')").fetchall()
         try:
             for attempt in range(REBUILD_ATTEMPTS):
                 self.con.execute("BEGIN TRANSACTION")
@@ -433,7 +432,7 @@ class CaptureWriter:
         """One row per fact (the role, each field) about the IP that sent the PDU;
         a fact already written for this capture is not written again."""
         ip = _ip_text(flow.orig_ip if from_orig else flow.resp_ip, self._ips)
-        facts = [(ident.role, None, None)] if ident.role else []
+        facts: list[tuple[str | None, str | None, str | None]] = [(ident.role, None, None)] if ident.role else []
         facts += [(None, k, str(v)) for k, v in ident.fields.items() if v is not None and v != ""]
         known = self.known_identities
         for role, field, value in facts:

@@ -23,7 +23,10 @@ import zlib
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:  # a child walks before numpy is imported; capture.py joins its windows' arrays in numpy
+    import numpy as np
 
 MAX_TS_US = (1 << 63) - 1
 MAX_TS_UNITS = 10**18  # if_tsresol: a finer unit does not fit a timestamp in 64 bits (found by fuzzing)
@@ -81,17 +84,23 @@ class Window:
     base: int
     size: int
     frame: int  # frames before the window's first
-    offsets: array  # 'q': where each record (pcap) or packet block (pcapng) starts, from base
+    offsets: array | np.ndarray  # 'q': where each record (pcap) or packet block (pcapng) starts, from base
     endian: str
     link: int = 0  # pcap: the file's link type
     ts_div: int = 1  # pcap: 1000 in a nanosecond file
-    ifaces: array | None = None  # pcapng: each block's interface
+    ifaces: array | np.ndarray | None = None  # pcapng: each block's interface
     odd: dict[int, tuple[int, int, int, int]] | None = None  # pcapng: index -> (data, incl, orig, ts) of SPB / PB
     interfaces: list[tuple[int, int]] | None = None  # pcapng: (link_type, units per second) as of the window's end
     buf: bytes | None = None  # the window's bytes (in-process; the child's parent reads them itself)
 
     def resume_at(self) -> int:
         return self.base + self.size
+
+    def data(self) -> bytes:
+        """The window's bytes, which only a walk in this process keeps."""
+        if self.buf is None:
+            raise ValueError("a window walked in a child process carries no bytes: its parent reads them")
+        return self.buf
 
 
 def sniff(path: str) -> str | None:
@@ -166,7 +175,7 @@ class _Chunks:
         got = 0
         while got < want:
             try:
-                more = self.stream.read1(want - got)  # type: ignore[attr-defined]
+                more = self.stream.read1(want - got)
             except (OSError, EOFError, zlib.error) as exc:
                 self.error = f"compressed stream damaged ({exc})"
                 more = b""
