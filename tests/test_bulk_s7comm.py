@@ -9,9 +9,9 @@ from functools import partial
 import numpy as np
 import pytest
 
-from dissectors import s7comm
 from dissectors.bulk import dissect
-from dissectors.s7comm import S7comm
+from dissectors.s7comm import S7comm, error_text
+from dissectors.s7comm import bulk as s7bulk
 from tests import bulk_harness as harness
 from tests.bulk_harness import bench_share, bulk_share
 from tests.conftest import ROOT, SHARED, manifest
@@ -123,7 +123,7 @@ def test_errors_and_item_return_codes():
     flow += [(CLIENT, write(3, b"\1\2\3\4")), (PLC, write_ack(3, rc=0x05))]
     assert bulk_pdus(flow) == list(range(2, 8))
     status = dissect(batch(flow), S7comm.bulk).columns["status"].to_pylist()
-    assert status == [None, s7comm.error_text(0x8104), None, "item 1: OBJECT_DOES_NOT_EXIST", None,
+    assert status == [None, error_text(0x8104), None, "item 1: OBJECT_DOES_NOT_EXIST", None,
                       "item 1: INVALID_ADDRESS"]  # fmt: skip
 
 
@@ -174,6 +174,6 @@ def test_shapes_left_to_parse():
 def test_hash_collisions_are_left_to_parse(monkeypatch):
     """Pairs whose keys hash alike but differ are told apart: with every hash equal, only the pairs keyed like the
     first one get bulk rows."""
-    monkeypatch.setattr(s7comm, "_MIX", np.uint64(0))
+    monkeypatch.setattr(s7bulk, "_MIX", np.uint64(0))
     two = [(CLIENT, read(2, DB1, DB1)), (PLC, answer(2, *[(0xFF, 4, b"\1\2\3\4")] * 2))]
     assert bulk_pdus(SETUP + poll(1) + two + poll(3)) == [2, 3, 6, 7]

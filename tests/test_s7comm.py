@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dissectors import ACCESS_CLASSES, IDENTITY_FIELDS, REGISTRY, Anomaly, Identity, Operation
-from dissectors import s7comm as m
 from dissectors.s7comm import S7comm
+from dissectors.s7comm import consts as m
 from tests.conftest import SHARED
 from tests.tshark import run
 
