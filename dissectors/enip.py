@@ -20,7 +20,11 @@ import pyarrow.compute as pc
 
 from .base import REQUEST, RESPONSE, Anomaly, Dissector, FramedStream, Identity, Operation, Record, details_json
 from .bulk import BulkRows, PduBatch, gather, headers
-from .cip import SYMBOL_CLASS, CipSession, Context, general_status, identity_fields, service_info
+from .cip.consts import SYMBOL_CLASS
+from .cip.identity import IDENTITY, identity_attributes, identity_fields
+from .cip.names import general_status, service_info
+from .cip.session import CipSession, Context
+from .layout import Layout
 
 # Encapsulation commands (CIP Vol. 2 Table 2-3.2) -> (name, access class). Codes not listed are reserved for
 # future expansion; the legacy ranges are Rockwell's pre-standard commands, still seen on the wire.
@@ -63,7 +67,10 @@ _U32 = struct.Struct("<I")
 _ITEM = struct.Struct("<HH")
 _RR = struct.Struct("<IH")  # interface handle, timeout
 _SEQ_ADDR = struct.Struct("<II")  # connection id, encapsulation sequence number
-_IDENTITY = struct.Struct("<H2xH4s8xHHHBBHIB")  # version, sockaddr (port, address: big endian), vendor .. name length
+# a ListIdentity CIP Identity item: encapsulation version, a sockaddr (sin_port big endian), then IDENTITY
+_SOCKADDR = Layout(
+    "<", ("encapsulation_version", "H"), (None, "2x"), ("sin_port", "H"), ("sin_addr", "4s"), (None, "8x")
+)
 _LIST_SERVICE = struct.Struct("<HH16s")  # version, capability flags, name
 MAX_LENGTH = 65511  # the largest encapsulated data length the spec allows
 MAX_ITEMS = 32
@@ -376,19 +383,20 @@ class EtherNetIP(FramedStream):
     @staticmethod
     def _identity(b: bytes, pos: int, end: int, details: dict, out: list[Record]) -> None:
         """A ListIdentity CIP Identity item: an Identity record for the device that sent it."""
-        if pos + _IDENTITY.size > end:
+        head = pos + _SOCKADDR.size  # IDENTITY, then the name
+        attrs = identity_attributes(b, head, end)
+        if attrs is None:
             out.append(Anomaly("enip", "malformed_pdu", f"CIP Identity item of {end - pos} bytes"))
             return
-        version, port, addr, vendor, dtype, product, major, minor, status, serial, n = _IDENTITY.unpack_from(b, pos)
-        name_at = pos + _IDENTITY.size
-        name = b[name_at : name_at + n].decode("latin-1") if name_at + n <= end else None
-        fields = identity_fields(vendor, dtype, product, major, minor, serial, name)
+        version, port, addr = _SOCKADDR.unpack_from(b, pos)
+        fields = identity_fields(attrs)
         port = (port >> 8) | ((port & 0xFF) << 8)  # sin_port is big endian
         fields["address"] = f"{socket.inet_ntoa(addr)}:{port}"
         item = dict(fields)
-        item.update({"encapsulation_version": version, "device_status": f"0x{status:04x}"})
-        if name_at + n < end:
-            item["device_state"] = f"0x{b[name_at + n]:04x}"
+        item.update({"encapsulation_version": version, "device_status": f"0x{attrs[5]:04x}"})
+        state = head + IDENTITY.size + b[head + IDENTITY.offset["name_length"]]  # after the name
+        if state < end:
+            item["device_state"] = f"0x{b[state]:04x}"
         details.setdefault("identity", []).append(item)
         out.append(Identity("enip", fields))
 
