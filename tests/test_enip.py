@@ -18,7 +18,7 @@ from dissectors import ACCESS_CLASSES, IDENTITY_FIELDS, Anomaly, CipIO, EtherNet
 from dissectors.cip.consts import COMMON_SERVICES, OBJECT_SERVICES
 from dissectors.cip.names import service_info
 from dissectors.cip.path import parse_path
-from dissectors.enip import COMMANDS
+from dissectors.enip.consts import COMMANDS
 from tests.conftest import ROOT, SHARED, manifest
 from tests.tshark import run
 
