@@ -15,8 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dissectors import ACCESS_CLASSES, IDENTITY_FIELDS, Anomaly, CipIO, EtherNetIP, Identity, Operation
-from dissectors.cip import COMMON_SERVICES, OBJECT_SERVICES, parse_path, service_info
-from dissectors.enip import COMMANDS
+from dissectors.cip.consts import COMMON_SERVICES, OBJECT_SERVICES
+from dissectors.cip.names import service_info
+from dissectors.cip.path import parse_path
+from dissectors.enip.consts import COMMANDS
 from tests.conftest import ROOT, SHARED, manifest
 from tests.tshark import run
 

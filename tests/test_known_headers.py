@@ -21,7 +21,7 @@ from scapy.utils import wrpcap
 
 from dissectors import DNP3, Anomaly, EtherNetIP, ModbusTCP, Operation, S7comm
 from dissectors.dnp3 import MAX_FRAGMENT
-from dissectors.enip import _items
+from dissectors.enip.wire import cpf_items
 from dissectors.modbus import FUNCTIONS as MODBUS_FUNCTIONS
 from dissectors.modbus import REQUEST_SIZES, RESPONSE_SIZES
 from dissectors.s7comm import MAX_REASSEMBLY, S7P_DIGEST_LEN, S7P_FUNCTION_END, S7P_FUNCTIONS
@@ -388,7 +388,7 @@ def enip_cut(pdu: bytes, n: int) -> bytes:
 
 def cip_service_offset(pdu: bytes) -> int:
     """Where the CIP message's service byte is in a SendRRData / SendUnitData PDU."""
-    items, problem = _items(pdu, 30, len(pdu))
+    items, problem = cpf_items(pdu, 30, len(pdu))
     assert problem is None
     for type_id, pos, _ in items:
         if type_id == 0x00B2:
