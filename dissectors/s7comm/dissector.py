@@ -25,6 +25,7 @@ class S7comm(FramedStream):
     """TPKT/COTP on TCP 102 carrying S7comm (0x32) or S7comm-plus (0x72)."""
 
     name: ClassVar[str] = "s7comm"  # the instance becomes "s7comm_plus" once it sees S7comm-plus
+    app_protocols: ClassVar[tuple[str, ...]] = ("s7comm_plus",)
     ports: ClassVar[frozenset[int]] = frozenset({102})
     header_len: ClassVar[int] = cotp.FRAME.size  # TPKT (4) + COTP length indicator and TPDU code
     header_magic: ClassVar[tuple[int, bytes]] = (0, b"\x03\x00")  # TPKT version 3, reserved 0
