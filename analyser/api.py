@@ -23,7 +23,7 @@ import os
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -45,7 +45,9 @@ from .serve import Source, SourceClosed, State
 log = logging.getLogger("sorf.api")
 WEB = Path(__file__).parent / "web"
 # Swagger UI's files as the fastapi-offline package ships them (a current Swagger UI, which reads OpenAPI 3.1)
-SWAGGER_UI = Path(importlib.util.find_spec("fastapi_offline").origin).parent / "static"
+_OFFLINE = importlib.util.find_spec("fastapi_offline")
+assert _OFFLINE is not None and _OFFLINE.origin is not None, "fastapi-offline is a dependency (pyproject.toml)"
+SWAGGER_UI = Path(_OFFLINE.origin).parent / "static"
 PREFIX = "/api/v1"
 CSP = (
     "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; object-src 'none'; "
@@ -58,8 +60,9 @@ MAX_LIMIT = 1000
 
 # query parameter types: bounded, printable text; closed vocabularies as enums
 Text = Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
-DELTA_ID = {"min_length": 1, "max_length": 64, "pattern": r"^[0-9a-zA-Z_-]+$"}  # a delta id (deltas.delta_id), loosely
-IdText = Annotated[str, StringConstraints(**DELTA_ID)]
+# a delta id (deltas.delta_id), loosely
+DELTA_ID_MIN, DELTA_ID_MAX, DELTA_ID_PATTERN = 1, 64, r"^[0-9a-zA-Z_-]+$"
+IdText = Annotated[str, StringConstraints(min_length=DELTA_ID_MIN, max_length=DELTA_ID_MAX, pattern=DELTA_ID_PATTERN)]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"rows per page, 1-{MAX_LIMIT}")]
 Offset = Annotated[int, Query(ge=0, le=2**40, description="rows to skip")]
 Time = Annotated[datetime | None, Query(description="ISO 8601; without a zone, UTC")]
@@ -67,7 +70,7 @@ SeverityQ = Literal[SEVERITIES]  # type: ignore[valid-type]
 CategoryQ = Literal[CATEGORIES]  # type: ignore[valid-type]
 AccessQ = Literal[ACCESS_CLASSES]  # type: ignore[valid-type]
 DirectionQ = Literal["request", "response"]
-ERRORS = {s: {"model": schema.Error} for s in (400, 401, 404, 409, 422, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": schema.Error} for s in (400, 401, 404, 409, 422, 503)}
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -397,7 +400,7 @@ def _delta_routes(app: FastAPI, src: Source) -> None:
         return Response(data, media_type="application/x-pcapng", headers=headers)
 
 
-_DeltaId = PathParam(**DELTA_ID)
+_DeltaId = PathParam(min_length=DELTA_ID_MIN, max_length=DELTA_ID_MAX, pattern=DELTA_ID_PATTERN)
 
 
 def _find(s: State, delta_id: str):
