@@ -45,6 +45,7 @@ from .consts import (
     SYNTAX_IDS,
     SZL,
     SZL_COMPONENT_ID,
+    SZL_COMPONENT_TEXTS,
     SZL_MODULE_ID,
     SZL_NAMES,
     TIME_GROUP,
@@ -533,25 +534,14 @@ def _identity(payload: bytes, part: int, entry_len: int, count: int) -> tuple[di
                 fields["firmware"] = records["firmware"] = f"V{ausbg & 0xFF}.{ausbe >> 8}.{ausbe & 0xFF}"
         elif part == SZL_COMPONENT_ID:
             value = entry[2:]
-            if index == 0x0001:
-                fields["system_name"] = records["automation_system_name"] = cstring(value[:24])
-            elif index == 0x0002:
-                fields["module_name"] = records["module_name"] = cstring(value[:24])
-            elif index == 0x0003:
-                fields["plant_id"] = records["plant_name"] = cstring(value[:32])
-            elif index == 0x0004:
-                records["copyright"] = cstring(value[:26])
-            elif index == 0x0005:
-                fields["serial_number"] = records["module_serial"] = cstring(value[:24])
-            elif index == 0x0007:
-                fields["product_name"] = records["module_type_name"] = cstring(value[:32])
-            elif index == 0x0008:
-                records["memory_card_serial"] = cstring(value[:32])
+            if index in SZL_COMPONENT_TEXTS:
+                field, key, width = SZL_COMPONENT_TEXTS[index]
+                records[key] = text = cstring(value[:width])
+                if field is not None:
+                    fields[field] = text
             elif index == 0x0009 and len(value) >= 6:
                 vendor_id = (value[0] << 8) | value[1]
                 fields["vendor_id"] = records["manufacturer_id"] = vendor_id
                 if vendor_id == SIEMENS_MANUFACTURER_ID:
                     fields["vendor"] = "Siemens"
-            elif index == 0x000B:
-                records["location_id"] = cstring(value[:32])
     return {k: v for k, v in fields.items() if v not in ("", None)}, records

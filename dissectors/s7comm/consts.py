@@ -282,6 +282,18 @@ SZL_NAMES: dict[int, str] = {
 }  # fmt: skip
 SZL_MODULE_ID, SZL_COMPONENT_ID = 0x11, 0x1C
 SIEMENS_MANUFACTURER_ID = 0x2A
+# SZL 0x1C (component identification) text entries: index -> (identity field or None, ICSNPP-style record
+# key, characters); index 9 (manufacturer id) is a number, read apart
+SZL_COMPONENT_TEXTS = {
+    0x0001: ("system_name", "automation_system_name", 24),
+    0x0002: ("module_name", "module_name", 24),
+    0x0003: ("plant_id", "plant_name", 32),
+    0x0004: (None, "copyright", 26),
+    0x0005: ("serial_number", "module_serial", 24),
+    0x0007: ("product_name", "module_type_name", 32),
+    0x0008: (None, "memory_card_serial", 32),
+    0x000B: (None, "location_id", 32),
+}
 
 # error code of the parameter part and of the header (class << 8 | code): Wireshark param_errcode_names
 PARAM_ERRORS: dict[int, str] = {
