@@ -15,7 +15,7 @@ import gzip
 import os
 import zlib
 from array import array
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,16 +25,23 @@ from dissectors.bulk import gather
 from . import walk as walker
 from .walk import CaptureError, Damage, ReadState, Window, _ts_us, open_stream, sniff
 
-__all__ = ["CaptureError", "Damage", "ReadState", "RecordChunk", "pcap_kind", "read_chunks", "read_packets", "sniff"]
+__all__ = [
+    "CaptureError", "Damage", "ReadState", "RecordChunk", "packets_of", "pcap_kind", "read_chunks", "read_packets", "sniff",
+]  # fmt: skip
 
 
 def read_packets(path: str, state: ReadState) -> Iterator[tuple[int, int, int, bytes]]:
     """Yield (link_type, ts_us, orig_len, data) for every packet in the file, one at
     a time (the packet path, and tools); read_chunks does the reading."""
-    for chunk in read_chunks(path, state):
+    return packets_of(read_chunks(path, state))
+
+
+def packets_of(chunks: Iterator[RecordChunk]) -> Iterator[tuple[int, int, int, bytes]]:
+    """(link_type, ts_us, orig_len, data) for every record of the chunks, one at a time: the packet path."""
+    for chunk in chunks:
         buf = chunk.buf
         fields = (chunk.link, chunk.ts, chunk.orig, chunk.data, chunk.incl)
-        for link, ts, orig, start, n in zip(*(x.tolist() for x in fields)):
+        for link, ts, orig, start, n in zip(*(x.tolist() for x in fields), strict=True):
             yield link, ts, orig, buf[start : start + n]
 
 
@@ -63,20 +70,22 @@ def pcap_kind(path: str) -> str | None:
     return kind.removesuffix(".gz") if kind else None
 
 
-def read_chunks(path: str, state: ReadState, chunk: int | None = None) -> Iterator[RecordChunk]:
+def read_chunks(
+    path: str, state: ReadState, chunk: int | None = None, early: walker.Apart | None = None
+) -> Generator[RecordChunk]:
     """The records of a pcap or pcapng file (plain or gzip) in chunks of about
     ``chunk`` bytes (default: sensor.walk.CHUNK). The walk only finds where each
-    record starts; the fields are read in bulk.
+    record starts; the fields are read in bulk. ``early`` is a walk of this file a
+    child process started (sensor.walk.EarlyWalks): taken up, and closed here.
 
     Raises CaptureError if the file is not a capture. Damage met after the first
     record does not raise: it is recorded in ``state.damage`` and iteration ends,
     with every record before it delivered."""
-    apart = walker.take_early(path)  # a walk `sorf ingest` started for this file
     try:
-        yield from _read(path, state, chunk or walker.CHUNK, apart)
+        yield from _read(path, state, chunk or walker.CHUNK, early)
     finally:
-        if apart is not None:
-            apart.close()
+        if early is not None:
+            early.close()
 
 
 def _read(path: str, state: ReadState, size: int, apart: walker.Apart | None) -> Iterator[RecordChunk]:

@@ -13,18 +13,20 @@ import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from io import BufferedReader
 from itertools import chain
-from typing import BinaryIO
 
 import pyarrow as pa
 
 from dissectors import REGISTRY, Anomaly, Registry
 
-from .capture import CaptureError, ReadState, pcap_kind, read_chunks, read_packets, sniff
+from .capture import CaptureError, packets_of, sniff
 from .columnar import ChunkStats, Columnar
 from .decode import KNOWN_LINK_NAMES, LINK_NAMES, SUPPORTED_LINKS, Decoder, Malformed
 from .flows import FlowTable
+from .source import FileSource
 from .store import Store
+from .walk import EarlyWalks
 
 PROGRESS_EVERY = 1 << 14  # packets between progress callbacks
 GC_THRESHOLD = 20_000  # allocations between young-generation collections (tune_process; Python's default is 700)
@@ -86,14 +88,14 @@ class _Hashing:
     """A file's sha256, computed on a thread while the capture is read: hashlib
     releases the GIL while it hashes, so on two cores the main thread does not wait."""
 
-    def __init__(self, f: BinaryIO):
+    def __init__(self, f: BufferedReader):
         self.digest = ""
         self.error: OSError | None = None
         self.cancelled = False
         self.thread = threading.Thread(target=self._run, args=(f,), name="sorf-sha256", daemon=True)
         self.thread.start()
 
-    def _run(self, f: BinaryIO) -> None:
+    def _run(self, f: BufferedReader) -> None:
         h, block = hashlib.sha256(), bytearray(HASH_BLOCK)
         view = memoryview(block)
         try:
@@ -141,8 +143,10 @@ def ingest_file(
     progress: Progress | None = None,
     digest: str | None = None,
     columnar: bool = True,
+    early: EarlyWalks | None = None,
 ) -> CaptureResult:
-    """Ingest one capture; ``digest`` is its sha256 when the caller has hashed it already.
+    """Ingest one capture; ``digest`` is its sha256 when the caller has hashed it already, ``early``
+    the walks the command started (this file's is taken up).
 
     pcap and pcapng files go through the columnar path (sensor/columnar.py);
     ``columnar=False`` reads packet by packet. Both give the same tables.
@@ -161,114 +165,125 @@ def ingest_file(
                 digest, hashing = hashing.result(), None
     except OSError as exc:
         return CaptureResult(path, UNREADABLE, exc.strerror or str(exc))
-    if digest is not None:
-        duplicate = duplicate_of(store, path, digest)
-        if duplicate is not None:
-            return duplicate
+    if digest is not None and (duplicate := duplicate_of(store, path, digest)) is not None:
+        return duplicate
+    source = FileSource(path, early)
+    return _FileIngest(store, source, size, hashing, progress).run(registry, sensor, digest, columnar)
 
-    state = ReadState()
-    columnar = columnar and pcap_kind(path) is not None
-    source = read_chunks(path, state) if columnar else read_packets(path, state)
-    try:
-        first = next(source, None)
-    except CaptureError as exc:
-        if hashing is not None:
-            hashing.cancel()
-        return CaptureResult(path, UNREADABLE, str(exc))
 
-    capture_id = store.begin_capture(os.path.abspath(path), digest, size, sensor)
-    writer = store.writer(capture_id)
-    table = FlowTable(capture_id, registry, writer)
-    total = None if state.compressed else size
-    unsupported: dict[int, int] = {}
+class _FileIngest:
+    """One capture file through the engine into the store: its capture row, its records, its result.
 
-    def skip(frame: int, link: int, ts: int) -> None:
-        if link not in unsupported:
-            unsupported[link] = frame
-            writer.anomaly(
-                frame, ts, None, Anomaly("capture", "unsupported_link_type", f"link type {link} ({link_name(link)})")
-            )
+    Between chunks (``tick``) the digest of a file hashed while it is read is settled: a
+    duplicate found then stops the reading, and what was written for it is removed."""
 
-    given_up: CaptureResult | None = None  # what the capture turned out to be, once hashed, if not a new one
+    def __init__(self, store: Store, source: FileSource, size: int, hashing: _Hashing | None,
+                 progress: Progress | None):  # fmt: skip
+        self.store, self.source, self.hashing, self.progress = store, source, hashing, progress
+        self.size = size
+        self.given_up: CaptureResult | None = None  # what the capture turned out to be, once hashed, if not new
+        self.unsupported: dict[int, int] = {}  # link type -> its first frame
 
-    def tick(packets: int) -> bool:
+    def run(self, registry: Registry, sensor: str | None, digest: str | None, columnar: bool) -> CaptureResult:
+        path, state = self.source.path, self.source.state
+        chunks = self.source.chunks()
+        try:
+            first = next(chunks, None)
+        except CaptureError as exc:
+            if self.hashing is not None:
+                self.hashing.cancel()
+            return CaptureResult(path, UNREADABLE, str(exc))
+        self.capture_id = self.store.begin_capture(os.path.abspath(path), digest, self.size, sensor)
+        self.writer = writer = self.store.writer(self.capture_id)
+        table = FlowTable(self.capture_id, registry, writer)
+        self.total = None if state.compressed else self.size
+        if columnar:
+            stats = _replay_chunks(first, chunks, table, writer, registry, self.skip, self.tick)
+        else:
+            stats = _replay_packets(packets_of(chain((first,) if first else (), chunks)), table, writer,
+                                    self.skip, self.tick)  # fmt: skip
+        if self.hashing is not None:
+            self.given_up = self._settle()
+        if self.given_up is not None:
+            chunks.close()
+            self.store.delete_capture(self.capture_id)
+            return self.given_up
+        return self._finish(table, stats)
+
+    def skip(self, frame: int, link: int, ts: int) -> None:
+        """A frame on a link type sorf does not decode: one anomaly per link type, at its first frame."""
+        if link not in self.unsupported:
+            self.unsupported[link] = frame
+            detail = f"link type {link} ({link_name(link)})"
+            self.writer.anomaly(frame, ts, None, Anomaly("capture", "unsupported_link_type", detail))
+
+    def tick(self, packets: int) -> bool:
         """Between chunks: settle the digest if it is known, report progress; False to stop reading."""
-        nonlocal hashing, given_up
-        if hashing is not None and hashing.done():
-            given_up, hashing = _settle(store, path, capture_id, hashing), None
-        if progress is not None and hashing is None and given_up is None:
-            progress(path, state.bytes_read, total, packets)
-        return given_up is None
+        if self.hashing is not None and self.hashing.done():
+            self.given_up = self._settle()
+        if self.progress is not None and self.hashing is None and self.given_up is None:
+            self.progress(self.source.path, self.source.state.bytes_read, self.total, packets)
+        return self.given_up is None
 
-    if columnar:
-        stats = _replay_chunks(first, source, table, writer, registry, skip, tick)
-    else:
-        stats = _replay_packets(first, source, table, writer, skip, tick)
-    if hashing is not None:
-        given_up = _settle(store, path, capture_id, hashing)
-    if given_up is not None:
-        source.close()
-        store.delete_capture(capture_id)
-        return given_up
-    table.close()
-    if (evicted := table.evictions()) is not None:
-        frame, ts, detail = evicted
-        writer.anomaly(frame, ts, None, Anomaly("sensor", "flow_table_full", detail))
-    writer.end()
-    n, skipped = stats.packets, stats.skipped
-    if progress is not None:
-        progress(path, total or state.bytes_read, total, n)
+    def _settle(self) -> CaptureResult | None:
+        """Record the capture's digest once it is known; or the result to give instead
+        (a duplicate, or a file that could not be read), the capture to be removed."""
+        assert self.hashing is not None
+        hashing, self.hashing = self.hashing, None
+        path = self.source.path
+        try:
+            digest = hashing.result()
+        except OSError as exc:
+            return CaptureResult(path, UNREADABLE, exc.strerror or str(exc))
+        duplicate = duplicate_of(self.store, path, digest)
+        if duplicate is None:
+            self.store.set_sha256(self.capture_id, digest)
+        return duplicate
 
-    status, message = OK, None
-    if state.damage is not None:
-        status = DAMAGED
-        kept = f"the {n} frames before it were kept" if n else "no frame could be read before it"
-        message = f"{state.damage.describe()}; {kept}"
-        writer.anomaly(state.damage.frame, None, None, Anomaly("capture", "damaged_file", message))
-    if unsupported:
-        kinds = ", ".join(f"{link} ({link_name(link)}) from frame {frame}" for link, frame in unsupported.items())
-        text = f"unsupported link type {kinds}: {skipped} of {n} frames skipped"
-        message = f"{message}; {text}" if message else text
-        if status == OK:
-            status = UNSUPPORTED
-    writer.flush()
-    store.end_capture(
-        capture_id,
-        format=state.fmt,
-        link_types=[link_name(x) for x in state.link_types],
-        packets=n,
-        ip_packets=stats.ip_packets,
-        malformed=stats.malformed,
-        skipped=skipped,
-        first_ts=stats.first_ts,
-        last_ts=stats.last_ts,
-        status=status,
-        error=message,
-    )
-    return CaptureResult(
-        path,
-        status,
-        message,
-        capture_id,
-        n,
-        skipped,
-        table.flow_count,
-        writer.operations_by_protocol,
-        writer.anomalies_by_kind,
-    )
+    def _finish(self, table: FlowTable, stats: ChunkStats) -> CaptureResult:
+        """The flows still open written, the file's problems recorded, its capture row completed."""
+        writer, state = self.writer, self.source.state
+        table.close()
+        if (evicted := table.evictions()) is not None:
+            frame, ts, detail = evicted
+            writer.anomaly(frame, ts, None, Anomaly("sensor", "flow_table_full", detail))
+        writer.end()
+        if self.progress is not None:
+            self.progress(self.source.path, self.total or state.bytes_read, self.total, stats.packets)
+        status, message = self._status(stats)
+        writer.flush()
+        self.store.end_capture(
+            self.capture_id,
+            format=state.fmt,
+            link_types=[link_name(x) for x in state.link_types],
+            packets=stats.packets,
+            ip_packets=stats.ip_packets,
+            malformed=stats.malformed,
+            skipped=stats.skipped,
+            first_ts=stats.first_ts,
+            last_ts=stats.last_ts,
+            status=status,
+            error=message,
+        )
+        return CaptureResult(self.source.path, status, message, self.capture_id, stats.packets, stats.skipped,
+                             table.flow_count, writer.operations_by_protocol, writer.anomalies_by_kind)  # fmt: skip
 
-
-def _settle(store: Store, path: str, capture_id: int, hashing: _Hashing) -> CaptureResult | None:
-    """Record the capture's digest once it is known; or the result to give instead
-    (a duplicate, or a file that could not be read), the capture to be removed."""
-    try:
-        digest = hashing.result()
-    except OSError as exc:
-        return CaptureResult(path, UNREADABLE, exc.strerror or str(exc))
-    duplicate = duplicate_of(store, path, digest)
-    if duplicate is None:
-        store.set_sha256(capture_id, digest)
-    return duplicate
+    def _status(self, stats: ChunkStats) -> tuple[str, str | None]:
+        """The capture's status and message: damage (recorded as an anomaly too), then frames skipped."""
+        n, damage = stats.packets, self.source.state.damage
+        status, message = OK, None
+        if damage is not None:
+            status = DAMAGED
+            kept = f"the {n} frames before it were kept" if n else "no frame could be read before it"
+            message = f"{damage.describe()}; {kept}"
+            self.writer.anomaly(damage.frame, None, None, Anomaly("capture", "damaged_file", message))
+        if self.unsupported:
+            kinds = ", ".join(f"{link} ({link_name(link)}) from frame {f}" for link, f in self.unsupported.items())
+            text = f"unsupported link type {kinds}: {stats.skipped} of {n} frames skipped"
+            message = f"{message}; {text}" if message else text
+            if status == OK:
+                status = UNSUPPORTED
+        return status, message
 
 
 def _replay_chunks(first, chunks, table, writer, registry, skip, tick) -> ChunkStats:
@@ -282,14 +297,15 @@ def _replay_chunks(first, chunks, table, writer, registry, skip, tick) -> ChunkS
     return engine.stats
 
 
-def _replay_packets(first, packets, table, writer, skip, tick) -> ChunkStats:
-    """The packet-at-a-time path, for what the columnar one does not read."""
+def _replay_packets(packets, table, writer, skip, tick) -> ChunkStats:
+    """The packet-at-a-time path (``columnar=False``): the reference the columnar one is held to."""
     decoder = Decoder()
     decode = decoder.decode
     on_packet = table.packet
     supported = SUPPORTED_LINKS
     n = ip_packets = malformed = skipped = 0
     first_ts = last_ts = None
+    first = next(packets, None)
     if first is not None:
         first_ts = last_ts = first[1]
         # the per-packet loop: kept inline (no call per packet) because it runs for every frame
@@ -342,14 +358,15 @@ def tune_process() -> None:
 
 
 def ingest(
-    paths: Iterable[str], db: str, *, sensor: str | None = None, progress: Progress | None = None
-) -> list[CaptureResult]:
+    paths: Iterable[str], db: str, *, sensor: str | None = None, progress: Progress | None = None,
+    early: EarlyWalks | None = None,
+) -> list[CaptureResult]:  # fmt: skip
     """Ingest every capture under ``paths`` into ``db``; one result per file."""
     files, results = expand(paths)
     store = Store(db)
     try:
         for path in files:
-            results.append(ingest_file(store, path, sensor=sensor, progress=progress))
+            results.append(ingest_file(store, path, sensor=sensor, progress=progress, early=early))
             store.committed()
         store.rebuild_assets()
     finally:

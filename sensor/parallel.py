@@ -44,6 +44,7 @@ from .failures import WorkerDatabaseError, known_failure, one_line
 from .ingest import UNREADABLE, CaptureResult, Progress, duplicate_of, expand, ingest_file, sha256_of, tune_process
 from .ingest import ingest as serial_ingest
 from .store import Store
+from .walk import EarlyWalks
 
 TABLES = ("captures", "flows", "operations", "identities", "anomalies")  # assets are rebuilt, not merged
 WORKER_CAPTURE_ID = 1  # the only capture in a worker's database
@@ -55,15 +56,16 @@ _progress_queue = None  # in a worker: where packet counts go, when the parent s
 
 def ingest(
     paths: Iterable[str], db: str, *, sensor: str | None = None, jobs: int | None = None,
-    progress: Progress | None = None, overall: Progress | None = None,
+    progress: Progress | None = None, overall: Progress | None = None, early: EarlyWalks | None = None,
 ) -> list[CaptureResult]:  # fmt: skip
     """`sorf ingest`: like sensor.ingest.ingest, with up to ``jobs`` captures at
     once (default: one per CPU). ``progress`` is per file, for the serial path;
-    ``overall`` is called as (label, captures done, captures, packets) in parallel."""
+    ``overall`` is called as (label, captures done, captures, packets) in parallel.
+    ``early``: walks the command started, taken up by the serial path."""
     requested = jobs or os.cpu_count() or 1
     files, results = expand(paths)
     if requested < 2 or len(files) < 2:  # nothing to share out: each file is hashed as it is read
-        return results + serial_ingest(files, db, sensor=sensor, progress=progress)
+        return results + serial_ingest(files, db, sensor=sensor, progress=progress, early=early)
     store = Store(db)
     try:
         digests = [_digest(path) for path in files]
@@ -76,7 +78,7 @@ def ingest(
         if jobs < 1 or len(new) < 2:  # nothing to share out: the serial path
             for path, digest in zip(files, digests):  # each file hashed once
                 known = digest if isinstance(digest, str) else None
-                results.append(ingest_file(store, path, sensor=sensor, progress=progress, digest=known))
+                results.append(ingest_file(store, path, sensor=sensor, progress=progress, digest=known, early=early))
                 store.committed()
         else:
             results += _Run(store, files, new, todo, jobs, sensor, overall).results(digests)
@@ -168,10 +170,10 @@ class _Run:
         with tempfile.TemporaryDirectory(prefix=".sorf-ingest-", dir=where) as self.tmp:
             self.pool = self._pool(self.jobs)
             try:
-                for digest in self.todo:  # in input order, so that captures are merged (committed) as they come
-                    self._submit(self.pool, digest)
+                for new in self.todo:  # in input order, so that captures are merged (committed) as they come
+                    self._submit(self.pool, new)
                 out = []
-                for path, digest in zip(self.files, digests):
+                for path, digest in zip(self.files, digests, strict=True):
                     out.append(self._one(path, digest))
                     self.store.committed()
                 self._show()
@@ -249,7 +251,7 @@ class _Run:
             self._show()
 
     def _show(self) -> None:
-        if self.queue is None:
+        if self.queue is None or self.overall is None:
             return
         while not self.queue.empty():
             try:

@@ -23,7 +23,7 @@ import zlib
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Self
 
 if TYPE_CHECKING:  # a child walks before numpy is imported; capture.py joins its windows' arrays in numpy
     import numpy as np
@@ -453,8 +453,6 @@ def _tsresol_units(options: bytes, endian: str) -> int:
 # or ("error", message). The notes are small, so the child never waits for the parent
 # until the end: it walks on while the parent imports numpy, pyarrow and DuckDB.
 
-_early: dict[str, Apart] = {}  # path -> the walk started for it
-
 
 class Apart:
     """A capture walked by a child process; the parent reads the notes as it goes."""
@@ -502,28 +500,40 @@ class Apart:
         self.arrays.close()
 
 
-def start_early(path: str) -> None:
-    """Start walking a plain capture of WALK_APART bytes or more in a child process,
-    now, for read_chunks to take up (``take_early``). Anything else is left alone."""
-    try:
-        if path in _early or not os.path.isfile(path) or os.path.getsize(path) < WALK_APART:
-            return
-        with open(path, "rb") as f:
-            if magic_kind(f.read(4)) is None:  # gzip, or not a capture: read in-process, which reports it
+class EarlyWalks:
+    """The walks `sorf ingest` starts before it imports the engine, one per capture, for the capture's
+    reader to take up (``take``); the command passes this object down and closes it when done."""
+
+    def __init__(self) -> None:
+        self._walks: dict[str, Apart] = {}  # path -> the walk started for it
+
+    def start(self, path: str) -> None:
+        """Start walking a plain capture of WALK_APART bytes or more in a child process, now.
+        Anything else is left alone."""
+        try:
+            if path in self._walks or not os.path.isfile(path) or os.path.getsize(path) < WALK_APART:
                 return
-        _early[path] = Apart(path, CHUNK)
-    except (OSError, ValueError):  # no child (a sandbox without fork, no temporary file): the walk stays in-process
-        pass
+            with open(path, "rb") as f:
+                if magic_kind(f.read(4)) is None:  # gzip, or not a capture: read in-process, which reports it
+                    return
+            self._walks[path] = Apart(path, CHUNK)
+        except (OSError, ValueError):  # no child (a sandbox without fork, no temporary file): the walk stays here
+            pass
 
+    def take(self, path: str) -> Apart | None:
+        """The walk started for ``path``, now the caller's to close; None if there is none."""
+        return self._walks.pop(path, None)
 
-def take_early(path: str) -> Apart | None:
-    return _early.pop(path, None)
+    def close(self) -> None:
+        """Stop walks nobody took up (the command is over)."""
+        while self._walks:
+            self._walks.popitem()[1].close()
 
+    def __enter__(self) -> Self:
+        return self
 
-def drop_early() -> None:
-    """Stop walks nobody took up (the command is over)."""
-    while _early:
-        _early.popitem()[1].close()
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def state_fields(state: ReadState) -> tuple:

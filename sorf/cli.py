@@ -9,8 +9,8 @@ import sys
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from sensor import walk
 from sensor.failures import database_failure, not_duckdb
+from sensor.walk import EarlyWalks
 
 if TYPE_CHECKING:
     from sensor.ingest import CaptureResult
@@ -99,20 +99,12 @@ def print_summary(s: dict) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    if len(args.paths) == 1 or args.jobs == 1:  # its first capture is read here, not by a worker
-        walk.start_early(args.paths[0])
-    from sensor.ingest import exit_code, tune_process
-    from sensor.parallel import ingest
+    with EarlyWalks() as early:
+        if len(args.paths) == 1 or args.jobs == 1:  # its first capture is read here, not by a worker
+            early.start(args.paths[0])
+        from sensor.ingest import exit_code  # numpy, pyarrow and DuckDB: once the walk has started
 
-    tune_process()
-    update, close = _progress_bar() if not args.json else (None, lambda: None)
-    overall, close_overall = _progress_bar("capture") if not args.json else (None, lambda: None)
-    try:
-        results = ingest(args.paths, args.db, sensor=args.sensor, jobs=args.jobs, progress=update, overall=overall)
-    finally:
-        close()
-        close_overall()
-        walk.drop_early()
+        results = _ingest(args, early)
     s = summary(results, args.db)
     if args.json:
         json.dump(s, sys.stdout, indent=2)
@@ -122,6 +114,21 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if not results:
         sys.stderr.write("sorf: no capture files found in " + ", ".join(args.paths) + "\n")
     return exit_code(results)
+
+
+def _ingest(args: argparse.Namespace, early: EarlyWalks) -> list[CaptureResult]:
+    from sensor.ingest import tune_process
+    from sensor.parallel import ingest
+
+    tune_process()
+    update, close = _progress_bar() if not args.json else (None, lambda: None)
+    overall, close_overall = _progress_bar("capture") if not args.json else (None, lambda: None)
+    try:
+        return ingest(args.paths, args.db, sensor=args.sensor, jobs=args.jobs, progress=update, overall=overall,
+                      early=early)  # fmt: skip
+    finally:
+        close()
+        close_overall()
 
 
 def _jobs(text: str) -> int:

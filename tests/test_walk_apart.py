@@ -28,18 +28,23 @@ TABLES = ("captures", "flows", "operations", "identities", "anomalies", "assets"
 @pytest.fixture(autouse=True)
 def any_size(monkeypatch):
     monkeypatch.setattr(walk, "WALK_APART", 0)  # the corpus' small files are walked apart too
-    yield
-    walk.drop_early()
 
 
-def read(path: Path, apart: bool):
-    """Every record and what the reader learned, walked apart or not."""
-    if apart:
-        walk.start_early(str(path))
-        assert str(path) in walk._early
+def started(path: Path) -> walk.Apart:
+    """A walk of ``path`` started apart, as `sorf ingest` starts it."""
+    early = walk.EarlyWalks()
+    early.start(str(path))
+    apart = early.take(str(path))
+    assert apart is not None
+    return apart
+
+
+def read(path: Path, apart: bool | walk.Apart):
+    """Every record and what the reader learned, walked apart (or by the walk given) or not."""
+    early = started(path) if apart is True else apart or None
     state = capture.ReadState()
     try:
-        chunks = list(capture.read_chunks(str(path), state))
+        chunks = list(capture.read_chunks(str(path), state, early=early))
     except capture.CaptureError as exc:
         return str(exc)
     records = [  # chunks may be cut elsewhere: each record with its frame number
@@ -150,11 +155,11 @@ def test_a_capture_cut_short_after_its_walk_is_damaged_where_it_ends_now(tmp_pat
     path = tmp_path / "modbus.pcap"
     data = MODBUS.read_bytes()
     path.write_bytes(data)
-    walk.start_early(str(path))
-    walk._early[str(path)].proc.wait()  # every note is in the pipe
+    apart = started(path)
+    apart.proc.wait()  # every note is in the pipe
     path.write_bytes(data[: len(data) // 2])
     state = capture.ReadState()
-    records = sum(len(c.ts) for c in capture.read_chunks(str(path), state))
+    records = sum(len(c.ts) for c in capture.read_chunks(str(path), state, early=apart))
     assert state.damage.reason == "file changed while it was read"
     assert state.damage.frame == records + 1 and 0 < state.damage.offset <= len(data) // 2
     assert records > 100
@@ -165,26 +170,30 @@ def test_a_killed_child_costs_nothing(tmp_path, monkeypatch):
     path = tmp_path / "modbus.pcap"
     path.write_bytes(MODBUS.read_bytes())
     here = read(path, apart=False)
-    walk.start_early(str(path))
-    walk._early[str(path)].proc.kill()
-    assert read(path, apart=False) == here  # the early walk is taken up, finds its child dead
+    apart = started(path)
+    apart.proc.kill()
+    assert read(path, apart=apart) == here  # the early walk is taken up, finds its child dead
 
 
 def test_sorf_ingest_walks_its_capture_apart_with_the_same_tables(tmp_path, monkeypatch):
-    started = []
+    walks: list[walk.Apart] = []
     real_init = walk.Apart.__init__
 
     def init(self, path, size):
-        started.append(path)
+        walks.append(self)
         real_init(self, path, size)
 
+    real_take = walk.EarlyWalks.take
+    taken = []
     monkeypatch.setattr(walk.Apart, "__init__", init)
+    monkeypatch.setattr(walk.EarlyWalks, "take", lambda self, path: taken.append(real_take(self, path)) or taken[-1])
     apart, here = tmp_path / "apart.duckdb", tmp_path / "here.duckdb"
     assert sorf(["ingest", str(MODBUS), "--db", str(apart)]) == 0
-    assert started == [str(MODBUS)] and walk._early == {}
+    assert [w.path for w in walks] == [str(MODBUS)] and taken == walks  # taken up by the reader
+    assert walks[0].proc.returncode is not None  # and ended
     monkeypatch.setattr(walk, "WALK_APART", 1 << 62)
     assert sorf(["ingest", str(MODBUS), "--db", str(here)]) == 0
-    assert started == [str(MODBUS)]
+    assert [w.path for w in walks] == [str(MODBUS)]
 
     def dump(db: Path) -> dict:
         with duckdb.connect(str(db), read_only=True) as con:
@@ -196,7 +205,7 @@ def test_sorf_ingest_walks_its_capture_apart_with_the_same_tables(tmp_path, monk
 
 def test_sorf_ingest_leaves_the_walk_to_workers_when_files_are_shared_out(tmp_path, monkeypatch):
     started = []
-    monkeypatch.setattr(walk, "start_early", started.append)
+    monkeypatch.setattr(walk.EarlyWalks, "start", lambda self, path: started.append(path))
     assert sorf(["ingest", str(MODBUS), str(MODBUS), "--db", str(tmp_path / "a.duckdb"), "--jobs", "2"]) == 0
     assert started == []
     assert sorf(["ingest", str(MODBUS), str(MODBUS), "--db", str(tmp_path / "b.duckdb"), "--jobs", "1"]) == 0
@@ -227,8 +236,9 @@ def test_no_child_where_processes_cannot_be_started(tmp_path, monkeypatch):
         raise PermissionError(1, "Operation not permitted")
 
     monkeypatch.setattr(sp, "Popen", refuse)
-    walk.start_early(str(MODBUS))
-    assert walk._early == {}
+    early = walk.EarlyWalks()
+    early.start(str(MODBUS))
+    assert early.take(str(MODBUS)) is None
     db = tmp_path / "sorf.duckdb"
     assert sorf(["ingest", str(MODBUS), "--db", str(db)]) == 0
     with duckdb.connect(str(db), read_only=True) as con:
