@@ -412,12 +412,16 @@ def _find(s: State, delta_id: str):
 
 def export(s: State, d) -> bytes:
     """The evidence pcap of one delta, as bytes; HTTPException 404/409 when a capture file moved or changed."""
-    from .evidence import EvidenceError  # reads capture files: only for this endpoint
+    from sensor import evidence  # reads capture files: only for this endpoint
 
+    found = queries.delta_evidence(s.cursor(), d, EVIDENCE_FLOWS, EVIDENCE_FRAMES)
+    if found is None:
+        raise HTTPException(404, f"delta {d.id} has no frames: {d.message}")
     out = io.BytesIO()
     try:
-        if queries.write_delta_evidence(s.cursor(), d, out, EVIDENCE_FLOWS, EVIDENCE_FRAMES) is None:
-            raise HTTPException(404, f"delta {d.id} has no frames: {d.message}")
-    except EvidenceError as exc:  # a capture file that cannot be read conflicts with its record, as a changed one
+        evidence.write_rows(found.captures, found.flows, found.frames, out, found.max_frames)
+    except (
+        evidence.EvidenceError
+    ) as exc:  # a capture file that cannot be read conflicts with its record, as a changed one
         raise HTTPException(409 if exc.status >= 500 else exc.status, str(exc)) from None
     return out.getvalue()

@@ -181,7 +181,7 @@ _FLOW_KEY = "f.capture_id, f.vlan, f.transport, f.src_ip, f.src_port, f.dst_ip, 
 def evidence_frames(
     cur: duckdb.DuckDBPyConnection, d: Delta, max_flows: int, max_frames: int
 ) -> tuple[list[tuple], set[tuple[int, int]]]:
-    """The flows behind a delta (up to max_flows, earliest first, as analyser.evidence.FlowKey fields) and the
+    """The flows behind a delta (up to max_flows, earliest first, as sensor.evidence.FlowKey fields) and the
     frames that must be in its evidence: the first and last evidence, and the operations it counts (up to
     max_frames)."""
     frames = {(e.capture_id, e.frame) for e in (d.traffic.first, d.traffic.last) if e is not None}
@@ -201,15 +201,21 @@ def evidence_frames(
     return cur.fetchall(), frames
 
 
-def write_delta_evidence(cur: duckdb.DuckDBPyConnection, d: Delta, out, max_flows: int = EVIDENCE_FLOWS,
-                         max_frames: int = EVIDENCE_FRAMES):  # fmt: skip
-    """Write the frames behind a delta to ``out`` (analyser/evidence.py); None if it has none.
-    Raises evidence.EvidenceError when a capture file has moved or changed."""
+@dataclass(frozen=True, slots=True)
+class DeltaEvidence:
+    """What a delta's evidence file holds, as the store has it; sensor.evidence.write_rows copies it out."""
+
+    captures: list[tuple]  # (capture_id, path, sha256) of every capture
+    flows: list[tuple]  # sensor.evidence.FlowKey's fields
+    frames: set[tuple[int, int]]  # (capture_id, frame) that must be in it
+    max_frames: int
+
+
+def delta_evidence(cur: duckdb.DuckDBPyConnection, d: Delta, max_flows: int = EVIDENCE_FLOWS,
+                   max_frames: int = EVIDENCE_FRAMES) -> DeltaEvidence | None:  # fmt: skip
+    """The frames and flows behind a delta, and the capture files they are in; None if it has none."""
     keys, frames = evidence_frames(cur, d, max_flows, max_frames)
     if not keys and not frames:
         return None
-    from . import evidence  # reads capture files: only when there are frames to copy
-
-    rows = cur.execute("SELECT capture_id, path, sha256 FROM captures").fetchall()
-    files = {r[0]: evidence.CaptureFile(*r) for r in rows}
-    return evidence.write_evidence(files, [evidence.FlowKey(*k) for k in keys], frames, out, max_frames=max_frames)
+    captures = cur.execute("SELECT capture_id, path, sha256 FROM captures").fetchall()
+    return DeltaEvidence(captures, keys, frames, max_frames)

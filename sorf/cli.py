@@ -239,9 +239,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_evidence(args: argparse.Namespace) -> int:
-    from analyser.evidence import EvidenceError
-    from analyser.queries import write_delta_evidence
+    from analyser.queries import delta_evidence
     from analyser.serve import analyse_into, open_database, site_cursor
+    from sensor import evidence
 
     zones = _load_zones(args.zones)
     if zones is None:
@@ -257,19 +257,19 @@ def cmd_evidence(args: argparse.Namespace) -> int:
                 sys.stderr.write(f"sorf: no delta {args.delta_id!r} in {args.db} against {args.zones} "
                                  "(`sorf analyse` lists them with their ids)\n")  # fmt: skip
                 return 2
+            found = delta_evidence(site_cursor(con), delta)
+            if found is None:
+                sys.stderr.write(f"sorf: delta {delta.id} has no frames: {delta.message}\n")
+                return 2
             try:
                 with open(args.out, "wb") as out:
-                    result = write_delta_evidence(site_cursor(con), delta, out)
-            except EvidenceError as exc:
+                    result = evidence.write_rows(found.captures, found.flows, found.frames, out, found.max_frames)
+            except evidence.EvidenceError as exc:
                 os_remove_quietly(args.out)
                 sys.stderr.write(f"sorf: {exc}\n")
                 return 2
     finally:
         con.close()
-    if result is None:
-        os_remove_quietly(args.out)
-        sys.stderr.write(f"sorf: delta {delta.id} has no frames: {delta.message}\n")
-        return 2
     sys.stdout.write(f"{args.out}: {result.frames} frames of delta {delta.id} ({delta.category})"
                      f"{'; capped, not every frame of its flows' if result.truncated else ''}\n")  # fmt: skip
     return 0

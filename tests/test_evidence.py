@@ -1,4 +1,4 @@
-"""Evidence export (analyser/evidence.py), checked with tshark.
+"""Evidence export (sensor/evidence.py), checked with tshark.
 
 Real corpus captures (and a few built from them or by tests/test_capture_formats.py:
 big-endian nanosecond pcap, pcapng with several interfaces and sections, IP fragments)
@@ -23,9 +23,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from analyser import evidence
-from analyser.evidence import CaptureFile, EvidenceError, FlowKey, write_evidence
+from sensor import evidence
 from sensor.capture import ReadState, read_packets
+from sensor.evidence import CaptureFile, EvidenceError, FlowKey, write_evidence
 from sensor.ingest import ingest
 from tests.conftest import SHARED
 from tests.test_capture_formats import CASES, pcap_file

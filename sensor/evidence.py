@@ -3,7 +3,8 @@
 A person opens the file in Wireshark and sees the frames exactly as captured: the original
 bytes, lengths and timestamps at the source's precision, each frame with a comment naming the
 capture file and frame number it came from. Which flows and frames belong to a finding is the
-caller's choice (the API and the CLI ask the database); this module only copies them out.
+caller's choice (the API and the CLI ask the database: analyser.queries.delta_evidence); this
+module, the sensor's as it reads capture files, only copies them out.
 
 A capture file is trusted as evidence only while its sha256 is the one recorded at ingest: a
 file that moved is an error 404, one that changed is 409. Flows are matched to frames as
@@ -26,10 +27,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO, NamedTuple
 
-from sensor.decode import Decoder
-from sensor.ingest import link_name, sha256_of
-from sensor.ports import TRANSPORTS
-from sensor.walk import CHUNK, SPB, CaptureError, ReadState, Window, open_stream, walk
+from .decode import Decoder
+from .ingest import link_name, sha256_of
+from .ports import TRANSPORTS
+from .walk import CHUNK, SPB, CaptureError, ReadState, Window, open_stream, walk
 
 # ------------------------------------------------------------------ layouts
 # source records (either byte order): where their fields are
@@ -143,6 +144,16 @@ def write_evidence(
         if taken.damage is not None:
             damage[i] = taken.damage
     return EvidenceResult(sum(per_capture.values()), budget.truncated, per_capture, tuple(missing), damage)
+
+
+def write_rows(
+    captures: Iterable[tuple], flows: Iterable[tuple], frames: Iterable[tuple[int, int]], out: BinaryIO,
+    max_frames: int = 10_000,
+) -> EvidenceResult:  # fmt: skip
+    """write_evidence from rows as the store keeps them: captures as (capture_id, path, sha256), flows as
+    FlowKey's fields."""
+    files = {row[0]: CaptureFile(*row) for row in captures}
+    return write_evidence(files, [FlowKey(*row) for row in flows], frames, out, max_frames)
 
 
 def _capture(captures: Mapping[int, CaptureFile], capture_id: int) -> CaptureFile:
