@@ -293,134 +293,137 @@ def walk_pcapng(
 ) -> Iterator[Window]:
     """The packet blocks of a pcapng stream from c's position (a block), window by
     window: a packet block costs the loop only its type, lengths and interface."""
-    while True:
-        if not c.fill(max(c.size, 12)) and c.remaining() < 12:
-            if c.remaining() or c.error:
-                state.damage = Damage(c.offset, frame + 1, c.error or "truncated block header")
-            return
-        buf, pos = c.buf, c.pos
-        size = len(buf)
-        two = struct.Struct(endian + "II").unpack_from
-        one = struct.Struct(endian + "I").unpack_from
-        # an enhanced packet block's interface (8), captured length (20)
-        epb = struct.Struct(endian + "8xI8xI").unpack_from
-        blocks = array("q")  # packet blocks: offset in buf
-        ifaces = array("q")
+    return _Pcapng(c, state, endian, interfaces, frame).windows()
+
+
+class _Pcapng:
+    """A pcapng walk's state across windows: the section's byte order and its interfaces."""
+
+    def __init__(self, c: _Chunks, state: ReadState, endian: str, interfaces: list[tuple[int, int]], frame: int):
+        self.c, self.state, self.interfaces, self.frame = c, state, interfaces, frame
+        self._byte_order(endian)
+
+    def _byte_order(self, endian: str) -> None:
+        self.endian = endian
+        self.two = struct.Struct(endian + "II").unpack_from  # a block's type and length
+        self.one = struct.Struct(endian + "I").unpack_from
+        self.epb = struct.Struct(endian + "8xI8xI").unpack_from  # an enhanced packet block's interface, captured length
+
+    def windows(self) -> Iterator[Window]:
+        c, state = self.c, self.state
+        while True:
+            if not c.fill(max(c.size, 12)) and c.remaining() < 12:
+                if c.remaining() or c.error:
+                    state.damage = Damage(c.offset, self.frame + 1, c.error or "truncated block header")
+                return
+            buf = c.buf
+            blocks, ifaces = array("q"), array("q")
+            odd: dict[int, tuple[int, int, int, int]] = {}
+            end, damage_at, damaged, new_section = self._scan(buf, c.pos, blocks, ifaces, odd)
+            c.pos = end
+            state.bytes_read = c.base + end  # before the yield: progress reports it
+            if blocks:
+                yield Window(c.base, end, self.frame, blocks, self.endian, ifaces=ifaces, odd=odd,
+                             interfaces=list(self.interfaces), buf=buf)  # fmt: skip
+                self.frame += len(blocks)
+            if damaged is not None:
+                state.damage = Damage(c.base + damage_at, self.frame + 1, damaged)
+                return
+            if not blocks and not new_section and end + 12 <= len(buf):
+                btype, blen = self.two(buf, end)
+                if c.eof:  # a block cut by the end of the data
+                    reason = c.error or f"truncated block (type 0x{btype:x}, {c.remaining()} of {blen} bytes)"
+                    state.damage = Damage(c.offset, self.frame + 1, reason)
+                    return
+                c.fill(blen)  # one block larger than a window
+
+    def _scan(
+        self, buf: bytes, pos: int, blocks: array, ifaces: array, odd: dict[int, tuple[int, int, int, int]]
+    ) -> tuple[int, int, str | None, bool]:
+        """The blocks of one window from pos: packet blocks' offsets and interfaces into blocks and ifaces, an SPB's
+        or obsolete PB's fields into odd (index -> (data offset, incl, orig, ts)). Returns where the window ends,
+        where damage was met and what it is (None), and whether it ends at a new section."""
+        two, one, epb, interfaces = self.two, self.one, self.epb, self.interfaces
         add_block, add_iface = blocks.append, ifaces.append
-        odd: dict[int, tuple[int, int, int, int]] = {}  # index -> (data offset, incl, orig, ts) of SPB / old PB
-        damaged = None
-        new_section = False
+        size = len(buf)
         while pos + 12 <= size:  # the pcapng hot loop: one block a turn
             btype, blen = two(buf, pos)
             if btype == SHB:  # its type reads the same in either byte order
                 if blocks:  # a section may change byte order: end the window before it
-                    new_section = True
-                    break
-                bom = buf[pos + 8 : pos + 12]
-                if bom not in (b"\x4d\x3c\x2b\x1a", b"\x1a\x2b\x3c\x4d"):
-                    damaged = "corrupt section header (bad byte-order magic)"
-                    break
-                endian = "<" if bom == b"\x4d\x3c\x2b\x1a" else ">"
-                two = struct.Struct(endian + "II").unpack_from
-                one = struct.Struct(endian + "I").unpack_from
-                epb = struct.Struct(endian + "8xI8xI").unpack_from
-                interfaces = []
+                    return pos, pos, None, True
+                if (damaged := self._section(buf, pos)) is not None:
+                    return pos, pos, damaged, False
+                two, one, epb, interfaces = self.two, self.one, self.epb, self.interfaces
                 btype, blen = two(buf, pos)
             if blen & 3 or blen < 12 or blen > MAX_RECORD:
-                damaged = f"corrupt block (type 0x{btype:x}, length {blen})"
-                break
+                return pos, pos, f"corrupt block (type 0x{btype:x}, length {blen})", False
             if pos + blen > size:
                 break
             (trailer,) = one(buf, pos + blen - 4)
             if trailer != blen:
-                damaged = f"corrupt block (type 0x{btype:x}, lengths {blen} and {trailer} differ)"
-                break
-            body = pos + 8
+                return pos, pos, f"corrupt block (type 0x{btype:x}, lengths {blen} and {trailer} differ)", False
             if btype == EPB:
                 if blen < 32:
-                    damaged = "corrupt enhanced packet block (too short)"
-                    break
+                    return pos, pos, "corrupt enhanced packet block (too short)", False
                 iface, incl = epb(buf, pos)
                 if incl > blen - 32:
-                    damaged = f"corrupt enhanced packet block (captured length {incl})"
-                    break
-            elif btype == SPB:
-                if blen < 16:
-                    damaged = "corrupt simple packet block (too short)"
-                    break
-                (orig,) = one(buf, body)
-                iface = 0
-                odd[len(blocks)] = (body + 4, min(orig, blen - 16), orig, 0)
-            elif btype == PB_OBSOLETE:
-                if blen < 32:
-                    damaged = "corrupt packet block (too short)"
-                    break
-                iface, _drops, hi, lo, incl, orig = struct.unpack_from(endian + "HHIIII", buf, body)
-                if incl > blen - 32:
-                    damaged = f"corrupt packet block (captured length {incl})"
-                    break
-                odd[len(blocks)] = (
-                    body + 20,
-                    incl,
-                    orig,
-                    _ts_us((hi << 32) | lo, interfaces[iface][1]) if iface < len(interfaces) else 0,
-                )
+                    return pos, pos, f"corrupt enhanced packet block (captured length {incl})", False
+            elif btype == SPB or btype == PB_OBSOLETE:
+                found = self._odd_packet(buf, pos, btype, blen)
+                if isinstance(found, str):
+                    return pos, pos, found, False
+                iface, odd[len(blocks)] = found
             else:
-                if btype == IDB:
-                    if blen < 20:
-                        damaged = "corrupt interface description block (too short)"
-                        break
-                    link, _res, _snap = struct.unpack_from(endian + "HHI", buf, body)
-                    units = _tsresol_units(bytes(buf[body + 8 : pos + blen - 4]), endian)
-                    if units > MAX_TS_UNITS:
-                        damaged = f"interface description block with a timestamp unit of 1/{units} s (if_tsresol)"
-                        break
-                    interfaces.append((link, units))
-                    state.link_types.append(link)
+                if btype == IDB and (damaged := self._interface(buf, pos, blen)) is not None:
+                    return pos, pos, damaged, False
                 pos += blen
                 continue
             if iface >= len(interfaces):
                 odd.pop(len(blocks), None)  # the block is not one of the window's: nor are its fields
-                c.pos = pos + blen
-                state.bytes_read = c.base + c.pos
-                if blocks:
-                    yield Window(
-                        c.base,
-                        c.pos,
-                        frame,
-                        blocks,
-                        endian,
-                        ifaces=ifaces,
-                        odd=odd,
-                        interfaces=list(interfaces),
-                        buf=buf,
-                    )
-                    frame += len(blocks)
-                state.damage = Damage(pos + c.base, frame + 1, f"packet on undeclared interface {iface}")
-                return
+                return pos + blen, pos, f"packet on undeclared interface {iface}", False
             add_block(pos)
             add_iface(iface)
             pos += blen
-        c.pos = pos
-        state.bytes_read = c.base + pos  # before the yield: progress reports it
-        if blocks:
-            yield Window(
-                c.base, pos, frame, blocks, endian, ifaces=ifaces, odd=odd, interfaces=list(interfaces), buf=buf
-            )
-            frame += len(blocks)
-        if damaged is not None:
-            state.damage = Damage(c.offset, frame + 1, damaged)
-            return
-        if not blocks and not new_section and pos + 12 <= size:
-            if c.eof:  # a block cut by the end of the data
-                btype, blen = two(buf, pos)
-                state.damage = Damage(
-                    c.offset,
-                    frame + 1,
-                    c.error or f"truncated block (type 0x{btype:x}, {c.remaining()} of {blen} bytes)",
-                )
-                return
-            c.fill(two(buf, pos)[1])  # one block larger than a window
+        return pos, pos, None, False
+
+    def _section(self, buf: bytes, pos: int) -> str | None:
+        """A section header block: its byte order from here on, no interfaces yet; or what is wrong with it."""
+        bom = buf[pos + 8 : pos + 12]
+        if bom not in (b"\x4d\x3c\x2b\x1a", b"\x1a\x2b\x3c\x4d"):
+            return "corrupt section header (bad byte-order magic)"
+        self._byte_order("<" if bom == b"\x4d\x3c\x2b\x1a" else ">")
+        self.interfaces = []
+        return None
+
+    def _interface(self, buf: bytes, pos: int, blen: int) -> str | None:
+        """An interface description block: its link type and timestamp unit; or what is wrong with it."""
+        if blen < 20:
+            return "corrupt interface description block (too short)"
+        body = pos + 8
+        link, _res, _snap = struct.unpack_from(self.endian + "HHI", buf, body)
+        units = _tsresol_units(bytes(buf[body + 8 : pos + blen - 4]), self.endian)
+        if units > MAX_TS_UNITS:
+            return f"interface description block with a timestamp unit of 1/{units} s (if_tsresol)"
+        self.interfaces.append((link, units))
+        self.state.link_types.append(link)
+        return None
+
+    def _odd_packet(self, buf: bytes, pos: int, btype: int, blen: int) -> tuple[int, tuple[int, int, int, int]] | str:
+        """A simple or obsolete packet block: (interface, (data offset, incl, orig, ts)); or what is wrong with it."""
+        body = pos + 8
+        if btype == SPB:
+            if blen < 16:
+                return "corrupt simple packet block (too short)"
+            (orig,) = self.one(buf, body)
+            return 0, (body + 4, min(orig, blen - 16), orig, 0)
+        if blen < 32:
+            return "corrupt packet block (too short)"
+        iface, _drops, hi, lo, incl, orig = struct.unpack_from(self.endian + "HHIIII", buf, body)
+        if incl > blen - 32:
+            return f"corrupt packet block (captured length {incl})"
+        interfaces = self.interfaces
+        ts = _ts_us((hi << 32) | lo, interfaces[iface][1]) if iface < len(interfaces) else 0
+        return iface, (body + 20, incl, orig, ts)
 
 
 def _ts_us(ts: int, units: int) -> int:
