@@ -77,120 +77,73 @@ class Decoder:
         """Return the decoded packet, or None for a frame that carries no IP packet
         (ARP, LLDP, an IP fragment still waiting for the rest). Raises Malformed.
         ``frame`` (its number) is only kept as the evidence of an incomplete datagram."""
-        vlan = 0
-        src_mac = dst_mac = None
-        if link == LINK_ETHERNET:
-            if len(data) < 14:
-                raise Malformed(f"Ethernet frame too short ({len(data)} bytes)")
-            etype = _u16(data, 12)[0]
-            off = 14
-            while etype in VLAN_TPIDS:
-                if len(data) < off + 4:
-                    raise Malformed("802.1Q tag truncated")
-                if off >= 14 + 4 * MAX_VLAN_TAGS:
-                    raise Malformed(f"more than {MAX_VLAN_TAGS} 802.1Q tags")
-                vlan = _u16(data, off)[0] & 0x0FFF
-                etype = _u16(data, off + 2)[0]
-                off += 4
-            dst_mac = data[0:6]
-            src_mac = data[6:12]
-        elif link == LINK_SLL:
-            if len(data) < 16:
-                raise Malformed(f"SLL header truncated ({len(data)} bytes)")
-            etype = _u16(data, 14)[0]
-            if _u16(data, 4)[0] == 6:
-                src_mac = data[6:12]
-            off = 16
-        elif link == LINK_SLL2:
-            if len(data) < 20:
-                raise Malformed(f"SLL2 header truncated ({len(data)} bytes)")
-            etype = _u16(data, 0)[0]
-            if data[11] == 6:
-                src_mac = data[12:18]
-            off = 20
-        elif link in (LINK_RAW, LINK_IPV4, LINK_IPV6):
-            if not data:
-                raise Malformed("empty raw IP frame")
-            version = data[0] >> 4
-            etype = ETH_IPV4 if version == 4 else ETH_IPV6 if version == 6 else -1
-            off = 0
-        elif link == LINK_NULL:
-            if len(data) < 4:
-                raise Malformed("loopback header truncated")
-            family = struct.unpack_from("<I", data)[0]
-            if family > 0xFFFF:
-                family = _u32(data)[0]
-            etype = ETH_IPV4 if family == 2 else ETH_IPV6 if family in (10, 24, 28, 30) else -1
-            off = 4
-        else:
+        head = _link_header(link, data)
+        if head is None:
             return None
-        if etype in VLAN_TPIDS and link in (LINK_SLL, LINK_SLL2):
-            tags_end = off + 4 * MAX_VLAN_TAGS
-        while etype in VLAN_TPIDS and link in (LINK_SLL, LINK_SLL2):
-            if len(data) < off + 4:
-                raise Malformed("802.1Q tag truncated")
-            if off >= tags_end:
-                raise Malformed(f"more than {MAX_VLAN_TAGS} 802.1Q tags")
-            vlan = _u16(data, off)[0] & 0x0FFF
-            etype = _u16(data, off + 2)[0]
-            off += 4
-
+        etype, off, vlan, src_mac, dst_mac = head
         if etype == ETH_IPV4:
-            if len(data) < off + 20:
-                raise Malformed(f"IPv4 header truncated ({len(data) - off} bytes)")
-            vihl = data[off]
-            if vihl >> 4 != 4:
-                raise Malformed(f"IPv4 version field is {vihl >> 4}")
-            ihl = (vihl & 0x0F) * 4
-            total = _u16(data, off + 2)[0]
-            if total == 0:  # TCP segmentation offload, captured on the sending host before the
-                total = len(data) - off  # NIC split the segment: the frame gives the length (as Wireshark)
-            if ihl < 20 or total < ihl:
-                raise Malformed(f"bad IPv4 header length {ihl} / total length {total}")
-            end = min(off + total, len(data))  # trims Ethernet padding; keeps a snapped frame
-            proto = data[off + 9]
-            src = data[off + 12 : off + 16]
-            dst = data[off + 16 : off + 20]
-            frag = _u16(data, off + 6)[0]
-            start = off + ihl
-            if frag & 0x3FFF:  # MF set or non-zero offset
-                key = (vlan, src, dst, _u16(data, off + 4)[0], proto)
-                payload = self._reassemble(key, (frag & 0x1FFF) * 8, bool(frag & 0x2000), data[start:end], ts, frame)
+            return self._ipv4(data, off, vlan, src_mac, dst_mac, ts, frame)
+        if etype == ETH_IPV6:
+            return self._ipv6(data, off, vlan, src_mac, dst_mac, ts, frame)
+        return None
+
+    def _ipv4(self, data: bytes, off: int, vlan: int, src_mac: bytes | None, dst_mac: bytes | None, ts: int,
+              frame: int | None) -> Packet | None:  # fmt: skip
+        if len(data) < off + 20:
+            raise Malformed(f"IPv4 header truncated ({len(data) - off} bytes)")
+        vihl = data[off]
+        if vihl >> 4 != 4:
+            raise Malformed(f"IPv4 version field is {vihl >> 4}")
+        ihl = (vihl & 0x0F) * 4
+        total = _u16(data, off + 2)[0]
+        if total == 0:  # TCP segmentation offload, captured on the sending host before the
+            total = len(data) - off  # NIC split the segment: the frame gives the length (as Wireshark)
+        if ihl < 20 or total < ihl:
+            raise Malformed(f"bad IPv4 header length {ihl} / total length {total}")
+        end = min(off + total, len(data))  # trims Ethernet padding; keeps a snapped frame
+        proto = data[off + 9]
+        src = data[off + 12 : off + 16]
+        dst = data[off + 16 : off + 20]
+        frag = _u16(data, off + 6)[0]
+        start = off + ihl
+        if frag & 0x3FFF:  # MF set or non-zero offset
+            key = (vlan, src, dst, _u16(data, off + 4)[0], proto)
+            payload = self._reassemble(key, (frag & 0x1FFF) * 8, bool(frag & 0x2000), data[start:end], ts, frame)
+            if payload is None:
+                return None
+            return _transport(vlan, src_mac, dst_mac, src, dst, proto, payload, 0, len(payload))
+        return _transport(vlan, src_mac, dst_mac, src, dst, proto, data, start, end)
+
+    def _ipv6(self, data: bytes, off: int, vlan: int, src_mac: bytes | None, dst_mac: bytes | None, ts: int,
+              frame: int | None) -> Packet | None:  # fmt: skip
+        if len(data) < off + 40:
+            raise Malformed(f"IPv6 header truncated ({len(data) - off} bytes)")
+        if data[off] >> 4 != 6:
+            raise Malformed(f"IPv6 version field is {data[off] >> 4}")
+        end = min(off + 40 + _u16(data, off + 4)[0], len(data))
+        proto = data[off + 6]
+        src = data[off + 8 : off + 24]
+        dst = data[off + 24 : off + 40]
+        start = off + 40
+        reassembled = False
+        while proto in IPV6_EXT or proto == IPV6_FRAGMENT or proto == IPV6_AH:
+            if start + 8 > end:
+                raise Malformed(f"IPv6 extension header {proto} truncated")
+            nxt = data[start]
+            if proto == IPV6_FRAGMENT:
+                if reassembled:
+                    raise Malformed("IPv6 fragment header inside a reassembled datagram")
+                fo = _u16(data, start + 2)[0]
+                key = (vlan, src, dst, _u32(data, start + 4)[0], nxt)
+                payload = self._reassemble(key, fo & 0xFFF8, bool(fo & 1), data[start + 8 : end], ts, frame)
                 if payload is None:
                     return None
-                return _transport(vlan, src_mac, dst_mac, src, dst, proto, payload, 0, len(payload))
-        elif etype == ETH_IPV6:
-            if len(data) < off + 40:
-                raise Malformed(f"IPv6 header truncated ({len(data) - off} bytes)")
-            if data[off] >> 4 != 6:
-                raise Malformed(f"IPv6 version field is {data[off] >> 4}")
-            end = min(off + 40 + _u16(data, off + 4)[0], len(data))
-            proto = data[off + 6]
-            src = data[off + 8 : off + 24]
-            dst = data[off + 24 : off + 40]
-            start = off + 40
-            reassembled = False
-            while proto in IPV6_EXT or proto == IPV6_FRAGMENT or proto == IPV6_AH:
-                if start + 8 > end:
-                    raise Malformed(f"IPv6 extension header {proto} truncated")
-                nxt = data[start]
-                if proto == IPV6_FRAGMENT:
-                    if reassembled:
-                        raise Malformed("IPv6 fragment header inside a reassembled datagram")
-                    fo = _u16(data, start + 2)[0]
-                    ident = _u32(data, start + 4)[0]
-                    key = (vlan, src, dst, ident, nxt)
-                    payload = self._reassemble(key, fo & 0xFFF8, bool(fo & 1), data[start + 8 : end], ts, frame)
-                    if payload is None:
-                        return None
-                    # the fragmentable part may itself start with extension headers
-                    # (destination options, routing): keep walking the chain in it
-                    data, start, end, proto, reassembled = payload, 0, len(payload), nxt, True
-                    continue
-                start += (data[start + 1] + 2) * 4 if proto == IPV6_AH else (data[start + 1] + 1) * 8
-                proto = nxt
-        else:
-            return None
+                # the fragmentable part may itself start with extension headers
+                # (destination options, routing): keep walking the chain in it
+                data, start, end, proto, reassembled = payload, 0, len(payload), nxt, True
+                continue
+            start += (data[start + 1] + 2) * 4 if proto == IPV6_AH else (data[start + 1] + 1) * 8
+            proto = nxt
         return _transport(vlan, src_mac, dst_mac, src, dst, proto, data, start, end)
 
     def _reassemble(
@@ -265,6 +218,55 @@ class Decoder:
             f"waiting, {self.dropped['timed_out']} after {FRAG_TIMEOUT_US // 1_000_000} s, {left} still waiting at the end"
         )
         return frame, ts, f"{n} fragmented IP datagrams never completed ({why}); the first one's first fragment is here"
+
+
+def _link_header(link: int, data: bytes) -> tuple[int, int, int, bytes | None, bytes | None] | None:
+    """(ethertype, offset of the network header, VLAN, source MAC, destination MAC) of a frame; None for a
+    link type sorf does not decode. Raises Malformed."""
+    src_mac = dst_mac = None
+    if link == LINK_ETHERNET:
+        if len(data) < 14:
+            raise Malformed(f"Ethernet frame too short ({len(data)} bytes)")
+        etype, off, dst_mac, src_mac = _u16(data, 12)[0], 14, data[0:6], data[6:12]
+    elif link == LINK_SLL:
+        if len(data) < 16:
+            raise Malformed(f"SLL header truncated ({len(data)} bytes)")
+        etype, off = _u16(data, 14)[0], 16
+        if _u16(data, 4)[0] == 6:
+            src_mac = data[6:12]
+    elif link == LINK_SLL2:
+        if len(data) < 20:
+            raise Malformed(f"SLL2 header truncated ({len(data)} bytes)")
+        etype, off = _u16(data, 0)[0], 20
+        if data[11] == 6:
+            src_mac = data[12:18]
+    elif link in (LINK_RAW, LINK_IPV4, LINK_IPV6):
+        if not data:
+            raise Malformed("empty raw IP frame")
+        version = data[0] >> 4
+        etype, off = ETH_IPV4 if version == 4 else ETH_IPV6 if version == 6 else -1, 0
+        return etype, off, 0, None, None
+    elif link == LINK_NULL:
+        if len(data) < 4:
+            raise Malformed("loopback header truncated")
+        family = struct.unpack_from("<I", data)[0]
+        if family > 0xFFFF:
+            family = _u32(data)[0]
+        etype = ETH_IPV4 if family == 2 else ETH_IPV6 if family in (10, 24, 28, 30) else -1
+        return etype, 4, 0, None, None
+    else:
+        return None
+    vlan = 0
+    limit = off + 4 * MAX_VLAN_TAGS
+    while etype in VLAN_TPIDS:  # 802.1Q / QinQ tags, after an Ethernet or Linux cooked header
+        if len(data) < off + 4:
+            raise Malformed("802.1Q tag truncated")
+        if off >= limit:
+            raise Malformed(f"more than {MAX_VLAN_TAGS} 802.1Q tags")
+        vlan = _u16(data, off)[0] & 0x0FFF
+        etype = _u16(data, off + 2)[0]
+        off += 4
+    return etype, off, vlan, src_mac, dst_mac
 
 
 class _Datagram:
