@@ -139,7 +139,7 @@ def page(cur: duckdb.DuckDBPyConnection, kind: str, values: dict, limit: int, of
 
 
 def row_json(names: list[str], values: tuple) -> dict:
-    row = dict(zip(names, values))
+    row = dict(zip(names, values, strict=True))
     for k, v in row.items():
         if isinstance(v, datetime):
             row[k] = iso(v)

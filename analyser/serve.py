@@ -54,7 +54,9 @@ class State:
         self.analysed_at = datetime.now(UTC).replace(tzinfo=None)
         self.deltas = [report.delta_json(d) for d in analysis.deltas]
         self.delta_bytes = [orjson.dumps(d) for d in self.deltas]  # GET /deltas joins these: no encoding per request
-        self.delta_by_id: dict[str, tuple[Delta, dict]] = {d.id: (d, j) for d, j in zip(analysis.deltas, self.deltas)}
+        self.delta_by_id: dict[str, tuple[Delta, dict]] = {
+            d.id: (d, j) for d, j in zip(analysis.deltas, self.deltas, strict=True)
+        }
         self.summary = report.summary(analysis)
         self.rows = {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in ROW_TABLES}
         ((self.last_capture_at,),) = con.execute(

@@ -46,7 +46,7 @@ class Layout:
                 formats.append(f"S{width}" if kind == "s" else _ORDER[order] + _NUMPY[kind])
                 offsets.append(at)
             at += width
-        self.offset = dict(zip(names, offsets))
+        self.offset = dict(zip(names, offsets, strict=True))
         self.dtype = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": self.size})
 
     def __add__(self, other: Layout) -> Layout:

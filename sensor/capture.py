@@ -212,7 +212,7 @@ def _ng_chunk(buf: bytes, blocks: array | np.ndarray, ifaces: array | np.ndarray
         down = np.array([u // 1_000_000 if u % 1_000_000 == 0 else 1 for u in units], np.int64)[iface]
         ts = raw * up // down
     else:  # binary resolutions: exact, in Python integers
-        ts = np.array([_ts_us(int(r), units[i]) for r, i in zip(raw.tolist(), iface.tolist())], np.int64)
+        ts = np.array([_ts_us(int(r), units[i]) for r, i in zip(raw.tolist(), iface.tolist(), strict=True)], np.int64)
     data, incl, orig = at + 28, head[:, 2], head[:, 3]
     for i, (d, n, o, t) in odd.items():
         data[i], incl[i], orig[i], ts[i] = d, n, o, t

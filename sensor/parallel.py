@@ -76,7 +76,7 @@ def ingest(
         todo = {digest: i for digest, i in new.items() if _size(files[i]) >= SMALL}  # for the workers
         jobs = min(requested, len(todo))
         if jobs < 1 or len(new) < 2:  # nothing to share out: the serial path
-            for path, digest in zip(files, digests):  # each file hashed once
+            for path, digest in zip(files, digests, strict=True):  # each file hashed once
                 known = digest if isinstance(digest, str) else None
                 results.append(ingest_file(store, path, sensor=sensor, progress=progress, digest=known, early=early))
                 store.committed()

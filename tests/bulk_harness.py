@@ -111,7 +111,7 @@ def assert_bulk_matches(batch: PduBatch, cls) -> int:
     """Assert candidate == reference for every PDU; return how many PDUs bulk decoded."""
     want = reference(batch, cls)
     got, bulk_pdus = candidate(batch, cls)
-    for i, (w, g) in enumerate(zip(want, got)):
+    for i, (w, g) in enumerate(zip(want, got, strict=True)):
         assert g == w, f"PDU {i} (flow {int(batch.flow[i])}, {batch.pdu(i).hex()}): bulk {g} != parse {w}"
     return bulk_pdus
 

@@ -79,7 +79,7 @@ def test_the_quirks_are_there(bench_capture):
                *(x for f in fields for x in ("-e", f))])  # fmt: skip
     seen: Counter = Counter()
     for line in out.splitlines():
-        f = dict(zip(fields, line.split("\t")))
+        f = dict(zip(fields, line.split("\t"), strict=True))
         seen["vlan"] += bool(f["vlan.id"])
         seen["timestamps"] += bool(f["tcp.options.timestamp.tsval"])
         seen["retransmission"] += bool(f["tcp.analysis.retransmission"])

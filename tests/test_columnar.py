@@ -121,6 +121,6 @@ def test_small_chunks(bench, tmp_path, monkeypatch):
                 min_size=1, max_size=20))  # fmt: skip
 def test_senders_initiate_is_sender_initiates_in_bulk(heads):
     """The columnar path decides who opened its new flows in bulk."""
-    proto, flags, sport, dport = (np.array(x, np.int64) for x in zip(*heads))
+    proto, flags, sport, dport = (np.array(x, np.int64) for x in zip(*heads, strict=True))
     got = senders_initiate(proto, flags, sport, dport).tolist()
     assert got == [sender_initiates(*h) for h in heads]

@@ -238,7 +238,7 @@ def tshark_counts(path: str, spec: Spec) -> Counter:
                *(x for f in spec.fields for x in ("-e", f))])  # fmt: skip
     counts: Counter = Counter()
     for line in out.splitlines():
-        values = {name: v.split("|") if v else [] for name, v in zip(spec.fields, line.split("\t"))}
+        values = {name: v.split("|") if v else [] for name, v in zip(spec.fields, line.split("\t"), strict=True)}
         counts.update(spec.tshark_key(values))
     return counts
 

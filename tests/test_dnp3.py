@@ -559,7 +559,7 @@ def test_control_blocks_equal_tshark(capture):
     for line in out.splitlines():
         frame, *cols = line.split("\t")
         if int(frame) not in skip:
-            ref.update((int(frame), *map(int, t)) for t in zip(*(c.split("|") for c in cols)))
+            ref.update((int(frame), *map(int, t)) for t in zip(*(c.split("|") for c in cols), strict=True))
     trips = {"Nul": 0, "Close": 1, "Trip": 2}
     ops_ = {"Nul": 0, "Pulse On": 1, "Pulse Off": 2, "Latch On": 3, "Latch Off": 4}
     ours = Counter()

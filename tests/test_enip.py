@@ -499,7 +499,9 @@ def _tshark_fields(capture: str, display: str, *names: str) -> list[dict[str, li
     out = run(["-r", str(SHARED / capture), "-Y", display, "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|",
                "-e", "frame.number", *(x for n in names for x in ("-e", n))])  # fmt: skip
     keys = ("frame.number", *names)
-    return [{n: v.split("|") if v else [] for n, v in zip(keys, line.split("\t"))} for line in out.splitlines()]
+    return [
+        {n: v.split("|") if v else [] for n, v in zip(keys, line.split("\t"), strict=True)} for line in out.splitlines()
+    ]
 
 
 @pytest.mark.parametrize("capture", ENIP_CAPTURES)
@@ -515,7 +517,7 @@ def test_encapsulation_headers_equal_tshark(corpus_db, capture):
     for f in _tshark_fields(capture, "enip.command", "enip.command", "enip.session", "enip.status", "enip.context",
                             "enip.cpf.cai.connid"):  # fmt: skip
         cids = iter(f["enip.cpf.cai.connid"])
-        headers = zip(f["enip.command"], f["enip.session"], f["enip.status"], f["enip.context"])
+        headers = zip(f["enip.command"], f["enip.session"], f["enip.status"], f["enip.context"], strict=True)
         for command, session, status, context in headers:
             cid = next(cids) if int(command, 16) == 0x70 else None
             key = (int(command, 16), session, int(status, 16), context[-12:], cid)  # ListIdentity: 6-byte context

@@ -179,7 +179,7 @@ def check_against_sources(site: Site, out: Path) -> dict[int, list[int]]:
     for i, numbers in by_capture.items():
         source = {p["number"]: p for p in tshark_frames(site.path(i), set(numbers))}
         source_ticks = ticks(site.path(i))
-        for packet, (capture_id, n) in zip(got, written):
+        for packet, (capture_id, n) in zip(got, written, strict=True):
             if capture_id != i:
                 continue
             want = source[n]
@@ -229,7 +229,7 @@ def test_frames_of_several_captures_in_one_file(site, tmp_path):
     requested = [(site.ids["modbus.pcap"], 1)]
     result = export(site, flows, requested, tmp_path / "evidence.pcapng")
     got = check_against_sources(site, tmp_path / "evidence.pcapng")
-    for name, flow in zip(names, flows):
+    for name, flow in zip(names, flows, strict=True):
         i = site.ids[name]
         assert set(got[i]) == tshark_selects(site.path(i), [flow]) | {n for c, n in requested if c == i}
         assert result.per_capture[i] == len(got[i])

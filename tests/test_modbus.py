@@ -183,7 +183,7 @@ def test_fields_equal_icsnpp_modbus_detailed(corpus_db):
     # ICSNPP logs READ_EXCEPTION_STATUS and REPORT_SLAVE_ID twice (tids 11, 15), the pairs once
     keys = [(int(row["id.orig_p"]), int(row["tid"]), int(row["unit"])) for row in log]
     assert len(set(keys)) == len(requests) == len(responses) == 24
-    for key, row in zip(keys, log):
+    for key, row in zip(keys, log, strict=True):
         _, _, _, _, _, name, address, quantity, _, details, _ = requests[key]
         assert name == row["func"]
         if row["func"] in ("READ_COILS", "READ_DISCRETE_INPUTS", "READ_HOLDING_REGISTERS", "READ_INPUT_REGISTERS",

@@ -36,7 +36,7 @@ def test_a_heuristic_accepts_only_payloads_with_its_magic(cls, prefix, rest):
 
 
 def test_heuristics_accept_real_first_payloads_and_their_magic_is_there():
-    for cls, payload in zip(sorted(HEURISTICS, key=lambda c: c.name), (DNP3_HEADER, MODBUS_ADU)):
+    for cls, payload in zip(sorted(HEURISTICS, key=lambda c: c.name), (DNP3_HEADER, MODBUS_ADU), strict=True):
         offset, magic = cls.magic
         assert cls.probe(payload, False)
         assert payload[offset : offset + len(magic)] == magic
@@ -53,7 +53,7 @@ def test_might_claim_never_misses_a_claim(payloads, ports, transport):
     blob = b"".join(data)
     start = np.cumsum([0] + [len(d) for d in data[:-1]]).astype(np.int64)
     length = np.array([len(d) for d in data], np.int64)
-    resp, orig = (np.array(x[: len(data)], np.int64) for x in zip(*ports))
+    resp, orig = (np.array(x[: len(data)], np.int64) for x in zip(*ports, strict=True))
     maybe = REGISTRY.might_claim(transport, resp, orig, np.frombuffer(blob + b"\0", np.uint8), start, length)
     for i, payload in enumerate(data):
         if REGISTRY.claim(transport, int(resp[i]), int(orig[i]), payload) is not None:

@@ -448,8 +448,8 @@ def test_read_write_items_equal_tshark(db, capture):
         "s7comm.param.item.db", "s7comm.param.item.address.byte", "s7comm.param.item.address.bit",
         "s7comm.param.item.address.number",
     ):  # fmt: skip
-        bytes_bits, numbers, items = iter(zip(byte, bit)), iter(number), []
-        for area_code, db_number in zip(areas, dbs):
+        bytes_bits, numbers, items = iter(zip(byte, bit, strict=True)), iter(number), []
+        for area_code, db_number in zip(areas, dbs, strict=True):
             area = m.AREAS[int(area_code, 16)]
             where = (int(next(numbers)),) if area in ("C", "T") else tuple(map(int, next(bytes_bits)))
             items.append((area, int(db_number) if area in ("DB", "DI") else None, where))
@@ -525,7 +525,7 @@ def _zeek(capture: str, log: str) -> list[dict]:
         if line.startswith("#fields"):
             fields = line.split("\t")[1:]
         elif not line.startswith("#"):
-            rows.append(dict(zip(fields, line.split("\t"))))
+            rows.append(dict(zip(fields, line.split("\t"), strict=True)))
     return rows
 
 

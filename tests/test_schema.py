@@ -25,7 +25,7 @@ def documented() -> dict[str, list[tuple[str, str]]]:
         elif current is not None and line.startswith("| ") and not line.startswith(("| column", "| ---")):
             names, types = (cell.strip() for cell in line.split("|")[1:3])
             names, types = names.split(", "), types.split(", ")
-            current.extend(zip(names, types if len(types) == len(names) else types * len(names)))
+            current.extend(zip(names, types if len(types) == len(names) else types * len(names), strict=True))
     return {name: columns for name, columns in tables.items() if columns}
 
 

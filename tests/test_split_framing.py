@@ -43,7 +43,7 @@ def pdu(name: str, size: int, tag: int = 0) -> bytes:
 
 def cut(data: bytes, at: list[int]) -> list[bytes]:
     at = sorted({a for a in at if 0 < a < len(data)})
-    return [data[i:j] for i, j in zip([0, *at], [*at, len(data)])]
+    return [data[i:j] for i, j in zip([0, *at], [*at, len(data)], strict=True)]
 
 
 class Recorder:
@@ -81,7 +81,7 @@ def bulk(cls, chunks: list[list[tuple[int, bool, bytes]]]) -> tuple[list, list]:
         pdus = _frame(plan, cls, np.arange(n), aux)
         data = aux.data(plan.ch.a)
         rows, start, length = pdus.arrays()
-        for r, s, k in zip(rows.tolist(), start.tolist(), length.tolist()):
+        for r, s, k in zip(rows.tolist(), start.tolist(), length.tolist(), strict=True):
             out.append((segs[r][0], segs[r][1], r, data[s : s + k].tobytes()))
         out.extend((f, side, row, rec) for f, side, row, rec in writer.records)
         held.append(
@@ -224,8 +224,8 @@ def test_random_cuts(cls, data):
     timed = []
     for i, parts in enumerate(streams):  # stream i: flow i // 2, the originator's when i is even
         times = sorted(data.draw(st.lists(st.integers(0, 100), min_size=len(parts), max_size=len(parts))))
-        timed += [(t, i, (i // 2, i % 2 == 0, part)) for t, part in zip(times, parts)]
+        timed += [(t, i, (i // 2, i % 2 == 0, part)) for t, part in zip(times, parts, strict=True)]
     segs = [s for _, _, s in sorted(timed, key=lambda x: x[:2])]
     bounds = sorted(data.draw(st.lists(st.integers(0, len(segs)), max_size=2)))
-    chunks = [segs[lo:hi] for lo, hi in zip([0, *bounds], [*bounds, len(segs)])]
+    chunks = [segs[lo:hi] for lo, hi in zip([0, *bounds], [*bounds, len(segs)], strict=True)]
     check(cls, [c for c in chunks if c], pytest.MonkeyPatch())  # a chunk has packets

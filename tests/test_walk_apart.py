@@ -51,7 +51,7 @@ def read(path: Path, apart: bool | walk.Apart):
         (c.first_frame + i, c.buf[d : d + n], *x)
         for c in chunks
         for i, (d, n, *x) in enumerate(
-            zip(c.data.tolist(), c.incl.tolist(), c.orig.tolist(), c.ts.tolist(), c.link.tolist())
+            zip(c.data.tolist(), c.incl.tolist(), c.orig.tolist(), c.ts.tolist(), c.link.tolist(), strict=True)
         )
     ]
     damage = state.damage and (state.damage.offset, state.damage.frame, state.damage.reason)

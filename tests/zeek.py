@@ -14,5 +14,5 @@ def read_log(path: Path) -> list[dict[str, str | None]]:
             fields = line.split("\t")[1:]
         elif line and not line.startswith("#"):
             values = line.split("\t")
-            rows.append({k: (None if v in ("-", "(empty)") else v) for k, v in zip(fields, values)})
+            rows.append({k: (None if v in ("-", "(empty)") else v) for k, v in zip(fields, values, strict=True)})
     return rows

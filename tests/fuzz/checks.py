@@ -165,7 +165,7 @@ def check_bulk(data: bytes) -> None:
     batch = _batch(cls, client_is_orig, pdus)
     want = reference(batch, cls)
     got, _ = candidate(_batch(cls, client_is_orig, pdus), cls)
-    for i, (w, g) in enumerate(zip(want, got)):
+    for i, (w, g) in enumerate(zip(want, got, strict=True)):
         if g != w:
             raise PropertyFailed(f"{cls.__name__} PDU {i} ({pdus[i][1].hex()}): bulk {g} != parse {w}")
 
@@ -210,7 +210,7 @@ def _walk(stream, data: bytes) -> tuple:
     try:
         for w in walk(stream, stream.read(4), state, window_size(data)):
             chunk = _records(w.buf, w)
-            for start, n, orig in zip(chunk.data.tolist(), chunk.incl.tolist(), chunk.orig.tolist()):
+            for start, n, orig in zip(chunk.data.tolist(), chunk.incl.tolist(), chunk.orig.tolist(), strict=True):
                 if start < 0 or n < 0 or start + n > len(w.buf) or w.base + start + n > len(data):
                     raise PropertyFailed(f"record at {start} of {n} bytes outside its window ({len(w.buf)} bytes)")
                 found.append((w.base + start, n, orig))
