@@ -223,7 +223,7 @@ def _pages(app: FastAPI) -> None:
     app.mount("/docs/swagger", StaticFiles(directory=SWAGGER_UI), name="swagger")
 
 
-# --- the analysis ---------------------------------------------------------------------------------------------------------
+# --- the analysis -----------------------------------------------------------------------------------------------------
 
 
 def _health(src: Source, s: State) -> dict:
@@ -304,12 +304,14 @@ def _row_routes(app: FastAPI, src: Source) -> None:
     @app.get(f"{PREFIX}/flows", response_model=schema.FlowPage, responses=ERRORS, tags=["data"])
     def flows(
         host: Text = None, zone: Text = None, from_zone: Text = None, to_zone: Text = None, protocol: Text = None,
-        port: Annotated[int | None, Query(ge=0, le=65535)] = None, capture_id: Annotated[int | None, Query(ge=0, le=2**31)] = None,
+        port: Annotated[int | None, Query(ge=0, le=65535)] = None,
+        capture_id: Annotated[int | None, Query(ge=0, le=2**31)] = None,
         since: Time = None, until: Time = None, limit: Limit = 100, offset: Offset = 0,
     ):  # fmt: skip
         """Flows (docs/schema.md) with the zone of each end, filtered, earliest first."""
         values = {"host": _host(host), "zone": zone, "from_zone": from_zone, "to_zone": to_zone, "protocol": protocol,
-                  "port": port, "capture_id": capture_id, "since": _utc(since, "since"), "until": _utc(until, "until")}  # fmt: skip
+                  "port": port, "capture_id": capture_id,
+                  "since": _utc(since, "since"), "until": _utc(until, "until")}  # fmt: skip
         with src.current() as s:
             return queries.page(s.cursor(), "flows", values, limit, offset, s.totals).json()
 
@@ -367,8 +369,8 @@ def _delta_routes(app: FastAPI, src: Source) -> None:
     ):  # fmt: skip
         """Deltas, worst first. `category` and `severity` may repeat; `zone` matches either end (or, for a host in no
         zone, a zone it talked to); `host` the host or one of the host pairs listed; `id` (may repeat) these deltas."""
-        f = {"id": set(id) if id else None, "category": category, "severity": severity, "min_severity": min_severity, "zone": zone,
-             "protocol": protocol, "access": access, "host": _host(host),
+        f = {"id": set(id) if id else None, "category": category, "severity": severity, "min_severity": min_severity,
+             "zone": zone, "protocol": protocol, "access": access, "host": _host(host),
              "since": report.iso(_utc(since, "since")), "until": report.iso(_utc(until, "until"))}  # fmt: skip
         with src.current() as s:
             chosen = [i for i, d in enumerate(s.deltas) if _matches(d, f)]

@@ -89,7 +89,8 @@ def render_svg(analysis: Analysis) -> str:
     """The zone picture of an analysis as an SVG document (a string, byte-identical for the same analysis).
 
     Hooks for the page: ``g.zone[data-zone]`` (``.contact`` for contact zones), the "(no zone)"
-    node (``g.no-zone[data-hosts]``); ``g.conduit[data-conduit][data-from][data-to]`` (``.observed`` or ``.not-observed``);
+    node (``g.no-zone[data-hosts]``); ``g.conduit[data-conduit][data-from][data-to]`` (``.observed`` or
+    ``.not-observed``);
     ``g.crossing[data-from][data-to][data-delta-ids]`` with ``.allowed`` or ``.severity-SEV`` (``.unzoned`` and
     ``data-hosts`` for edges from the "(no zone)" node, which have no data-from); ``g.edge-label`` (with
     ``.crossing-label`` or ``.conduit-label``) with the data-conduit/-from/-to of its edge; ``g.legend``.

@@ -121,7 +121,8 @@ def page(cur: duckdb.DuckDBPyConnection, kind: str, values: dict, limit: int, of
     """One page of flows or operations matching the filters, with the total count.
 
     The filters run on the table alone, and only the page's rows (materialized first) are joined to their flow,
-    zones and capture: a join of every row cost more than the rest together. ``totals`` caches counts: the data of a State never changes."""
+    zones and capture: a join of every row cost more than the rest together. ``totals`` caches counts: the data of
+    a State never changes."""
     k = KINDS[kind]
     where, params = _where(k, values)
     key = (kind, where, tuple(sorted((n, str(v)) for n, v in params.items())))

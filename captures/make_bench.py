@@ -474,8 +474,9 @@ def io_datagram(conn_id: int, seq: int, data: bytes) -> bytes:
 
 # Noise: DNS, NTP, TLS.
 
-DNS_NAMES = [b"historian.plant.example", b"hmi-01.plant.example", b"time.plant.example", b"wsus.corp.example",
-             b"update.vendor.example", b"ad01.corp.example", b"scada-db.plant.example", b"mail.corp.example"]  # fmt: skip
+DNS_NAMES = [b"historian.plant.example", b"hmi-01.plant.example", b"time.plant.example",
+             b"wsus.corp.example", b"update.vendor.example", b"ad01.corp.example",
+             b"scada-db.plant.example", b"mail.corp.example"]  # fmt: skip
 
 
 def dns_pair(qid: int, name: bytes, addr: bytes) -> tuple[bytes, bytes]:

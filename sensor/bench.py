@@ -179,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         rounds.append((floor_secs, sorf_secs, tshark_secs))
     floor_secs, sorf_secs, tshark_secs = (statistics.median(r[k] for r in rounds) for k in range(3))
 
-    print(f"  {packets:,} packets in {len(args.paths)} file{'s' * (len(args.paths) > 1)}; each tool in its own process, "
-          f"median of {runs} run{'s' * (runs > 1)}")  # fmt: skip
+    print(f"  {packets:,} packets in {len(args.paths)} file{'s' * (len(args.paths) > 1)}; "
+          f"each tool in its own process, median of {runs} run{'s' * (runs > 1)}")  # fmt: skip
     print()
     print(f"  {'':12} {'seconds':>9} {'packets/s':>12} {'MB/s':>9} {'peak RSS':>12}")
     print(row("sorf ingest", sorf_secs, packets, size, sorf_rss))

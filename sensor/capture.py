@@ -26,7 +26,8 @@ from . import walk as walker
 from .walk import CaptureError, Damage, ReadState, Window, _ts_us, open_stream, sniff
 
 __all__ = [
-    "CaptureError", "Damage", "ReadState", "RecordChunk", "packets_of", "pcap_kind", "read_chunks", "read_packets", "sniff",
+    "CaptureError", "Damage", "ReadState", "RecordChunk",
+    "packets_of", "pcap_kind", "read_chunks", "read_packets", "sniff",
 ]  # fmt: skip
 
 

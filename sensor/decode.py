@@ -215,7 +215,8 @@ class Decoder:
             frame, ts = first.frame, first.first_ts
         why = (
             f"{self.dropped['evicted']} dropped when {FRAG_MAX_DATAGRAMS} datagrams or {FRAG_MAX_BYTES} bytes were "
-            f"waiting, {self.dropped['timed_out']} after {FRAG_TIMEOUT_US // 1_000_000} s, {left} still waiting at the end"
+            f"waiting, {self.dropped['timed_out']} after {FRAG_TIMEOUT_US // 1_000_000} s, "
+            f"{left} still waiting at the end"
         )
         return frame, ts, f"{n} fragmented IP datagrams never completed ({why}); the first one's first fragment is here"
 

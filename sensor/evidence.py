@@ -173,8 +173,9 @@ def verify(cap: CaptureFile) -> tuple:
     remembered by that identity, so a repeated download does not hash a large file again."""
     where = f"capture {cap.capture_id} ({cap.path})"
     if cap.sha256 is None:
-        raise EvidenceError(409, f"{where} has no sha256 yet: it is still being ingested, or its ingest was "
-                                 "interrupted (ingest it again); its frames cannot be trusted as evidence yet")  # fmt: skip
+        raise EvidenceError(409, f"{where} has no sha256 yet: it is still being ingested, or its ingest "
+                                 "was interrupted (ingest it again); its frames cannot be trusted as "
+                                 "evidence yet")  # fmt: skip
     st = _stat(cap, where)
     key = (cap.path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     with _digests_lock:

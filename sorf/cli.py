@@ -301,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_ingest)
     p = sub.add_parser(
         "analyse", aliases=["analyze"], help="compare a zone file (zones, conduits) with what a database observed",
-        description="Compare the declared zones and conduits with the traffic in a sorf database, and report the deltas.",
+        description="Compare the declared zones and conduits with the traffic in a sorf database, "
+        "and report the deltas.",
     )  # fmt: skip
     p.add_argument("--db", required=True, metavar="FILE.duckdb", help="database written by `sorf ingest`")
     p.add_argument("--zones", required=True, metavar="ZONES.yaml", help="zone file (docs/zones.md)")

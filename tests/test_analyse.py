@@ -439,7 +439,7 @@ def test_any_access_when_a_rule_names_none(site):
     assert ("access_exceeded", ("write",)) in cats  # the SIS conduit still allows only reads
 
 
-# --- output ------------------------------------------------------------------------------------------------------------
+# --- output -----------------------------------------------------------------------------------------------------------
 
 
 def test_json_output(result):
@@ -454,9 +454,9 @@ def test_json_output(result):
     assert doc["summary"]["worst"] == "critical"
     d = doc["deltas"][0]
     assert set(d) == {
-        "id", "category", "severity", "from_zone", "to_zone", "conduits", "protocol", "ports", "access", "host", "protocols",
-        "peer_zones", "operations", "functions", "flows", "packets", "bytes", "first_seen", "last_seen", "evidence",
-        "host_pairs", "host_pairs_total", "message",
+        "id", "category", "severity", "from_zone", "to_zone", "conduits", "protocol", "ports", "access", "host",
+        "protocols", "peer_zones", "operations", "functions", "flows", "packets", "bytes", "first_seen", "last_seen",
+        "evidence", "host_pairs", "host_pairs_total", "message",
     }  # fmt: skip
     assert set(d["evidence"]["first"]) == {"capture_id", "frame", "path", "ts"}
     assert d["first_seen"].endswith("Z")
@@ -510,8 +510,8 @@ def test_command_bad_input(site, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.splitlines()[:2] == [
         (
-            f"{bad}:{writ}: conduits[0].allow[0].access[1]: unknown access class 'writ' (expected read, write, control, "
-            "program, diagnostic, session, other)"
+            f"{bad}:{writ}: conduits[0].allow[0].access[1]: unknown access class 'writ' "
+            "(expected read, write, control, program, diagnostic, session, other)"
         ),
         f"{bad}:{sys_}: conduits[2].to: unknown zone 'sys' in conduit 'hmi-to-sis'; did you mean 'sis'?",
     ]

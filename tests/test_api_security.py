@@ -157,7 +157,8 @@ def test_every_answer_carries_the_security_headers(client, locked):
     answers = [  # (what, response, its status)
         ("page", client.get("/"), 200), ("static", client.get("/static/app.js"), 200),
         ("openapi", client.get("/openapi.json"), 200), ("api", client.get(f"{PREFIX}/health"), 200),
-        ("api, no such delta", client.get(f"{PREFIX}/deltas/deadbeef0000"), 404), ("no such page", client.get("/nope"), 404),
+        ("api, no such delta", client.get(f"{PREFIX}/deltas/deadbeef0000"), 404),
+        ("no such page", client.get("/nope"), 404),
         ("bad parameter", client.get(f"{PREFIX}/flows", params={"limit": 0}), 422),
         ("no token", locked.get(f"{PREFIX}/health"), 401), ("a write", client.post(f"{PREFIX}/health"), 405),
     ]  # fmt: skip
@@ -285,7 +286,7 @@ def test_times_at_the_ends_of_the_calendar(client, path):
         assert r.status_code in (200, 422), (path, params, r.status_code, r.text[:200])
 
 
-# --- read-only ---------------------------------------------------------------------------------------------------------
+# --- read-only --------------------------------------------------------------------------------------------------------
 
 
 def test_no_route_accepts_a_write(client, endpoints):
@@ -295,7 +296,7 @@ def test_no_route_accepts_a_write(client, endpoints):
             _assert_error(r, 405)
 
 
-# --- the lifespan --------------------------------------------------------------------------------------------------------
+# --- the lifespan -----------------------------------------------------------------------------------------------------
 
 
 def test_lifespan_restart_serves(db):
@@ -416,7 +417,8 @@ class _SqlCheck(ast.NodeVisitor):
         self.tree = tree
         self.filename = filename
         self.constants = {t.id for n in tree.body if isinstance(n, (ast.Assign, ast.AnnAssign))
-                          for t in (n.targets if isinstance(n, ast.Assign) else [n.target]) if isinstance(t, ast.Name)}  # fmt: skip
+                          for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
+                          if isinstance(t, ast.Name)}  # fmt: skip
         self.problems: list[str] = []
         self.checked = 0
         self.function: ast.FunctionDef | ast.AsyncFunctionDef | None = None
@@ -539,7 +541,7 @@ def bad5(cur, request):
     assert sorted({int(p.split(":")[1]) for p in check.problems}) == [9, 12, 14, 16, 18], check.problems
 
 
-# --- last: nothing above wrote to the database -------------------------------------------------------------------------
+# --- last: nothing above wrote to the database ------------------------------------------------------------------------
 
 
 def test_zz_the_database_is_unchanged(db, client, locked):

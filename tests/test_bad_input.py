@@ -114,8 +114,8 @@ def case_truncated_record_header() -> dict:
     data = S7.read_bytes()
     offsets, _ = pcap_records(data)
     cut = data[: offsets[60] + 7]
-    return {"name": "s7_cut_header.pcap", "data": cut, "status": "damaged", "frames": 60, "byte": offsets[60], "frame": 61,
-                "reason": "truncated record header (7 of 16 bytes)"}  # fmt: skip
+    return {"name": "s7_cut_header.pcap", "data": cut, "status": "damaged", "frames": 60, "byte": offsets[60],
+                "frame": 61, "reason": "truncated record header (7 of 16 bytes)"}  # fmt: skip
 
 
 def case_record_too_long() -> dict:
@@ -123,8 +123,9 @@ def case_record_too_long() -> dict:
     offsets, _ = pcap_records(bytes(bad))
     mid = len(offsets) // 2
     struct.pack_into("<I", bad, offsets[mid] + 8, (1 << 24) + 1)  # one more than any frame sorf takes
-    return {"name": "modbus_bad_length.pcap", "data": bytes(bad), "status": "damaged", "frames": mid, "byte": offsets[mid],
-                "frame": mid + 1, "reason": f"corrupt record header (captured length {(1 << 24) + 1})"}  # fmt: skip
+    return {"name": "modbus_bad_length.pcap", "data": bytes(bad), "status": "damaged", "frames": mid,
+                "byte": offsets[mid], "frame": mid + 1,
+                "reason": f"corrupt record header (captured length {(1 << 24) + 1})"}  # fmt: skip
 
 
 def case_pcapng_block_too_long() -> dict:
@@ -144,7 +145,8 @@ def case_pcapng_block_lengths_differ() -> dict:
     struct.pack_into("<I", bad, epbs[n] + 4, blen + 4)
     (trailer,) = struct.unpack_from("<I", bad, epbs[n] + blen)  # what is read as the trailer now
     return {"name": "s7_bad_length.pcapng", "data": bytes(bad), "status": "damaged", "frames": n, "byte": epbs[n],
-                "frame": n + 1, "reason": f"corrupt block (type 0x6, lengths {blen + 4} and {trailer} differ)"}  # fmt: skip
+                "frame": n + 1, "reason": f"corrupt block (type 0x6, lengths {blen + 4} and {trailer} "
+                                          "differ)"}  # fmt: skip
 
 
 def case_truncated_gzip() -> dict:
@@ -161,8 +163,9 @@ def case_unsupported_link() -> dict:
     bad = bytearray(MODBUS.read_bytes())
     struct.pack_into("<I", bad, 20, 105)
     n = len(pcap_records(bytes(bad))[0])
-    return {"name": "modbus_wifi.pcap", "data": bytes(bad), "status": "unsupported", "frames": n, "byte": None, "frame": 1,
-                "reason": f"unsupported link type 105 (IEEE 802.11) from frame 1: {n} of {n} frames skipped"}  # fmt: skip
+    return {"name": "modbus_wifi.pcap", "data": bytes(bad), "status": "unsupported", "frames": n, "byte": None,
+                "frame": 1, "reason": f"unsupported link type 105 (IEEE 802.11) from frame 1: "
+                                      f"{n} of {n} frames skipped"}  # fmt: skip
 
 
 def case_text() -> dict:
@@ -476,8 +479,8 @@ def test_damaged_capture_in_a_folder_is_reported_not_passed_over(tmp_path, capsy
     rc, _, err = ingest(capsys, tmp_path / "sorf.duckdb", site)
     assert rc == 1
     assert (
-        f"damaged: {site / 'cut.pcap'}: pcap file header truncated at byte 0 (frame 1); no frame could be read before it"
-        in err
+        f"damaged: {site / 'cut.pcap'}: pcap file header truncated at byte 0 (frame 1); "
+        "no frame could be read before it" in err
     )
     assert f"unreadable: {site / 'empty.pcapng'}: empty file (0 bytes)" in err
 

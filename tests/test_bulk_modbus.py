@@ -54,8 +54,8 @@ Q, R = True, False  # from_orig of a request and of a response (the client opene
 
 def test_request_and_response():
     assert bulk_pdus([(Q, read(1)), (R, reply(1)), (Q, read(2, fc=1, quantity=1)), (R, reply(2, fc=1))]) == [0, 1, 2, 3]
-    assert bulk_pdus([(Q, read(1, fc=2, quantity=0)), (R, reply(1, fc=2)), (Q, read(2, fc=4)), (R, reply(2, fc=4))]) == [
-        0, 1, 2, 3]  # fmt: skip
+    assert bulk_pdus([(Q, read(1, fc=2, quantity=0)), (R, reply(1, fc=2)),
+                      (Q, read(2, fc=4)), (R, reply(2, fc=4))]) == [0, 1, 2, 3]  # fmt: skip
 
 
 def test_server_opened_the_connection():

@@ -117,7 +117,8 @@ def test_small_chunks(bench, tmp_path, monkeypatch):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from([6, 17]), st.integers(0, 255), st.sampled_from(PORTS), st.sampled_from(PORTS)),
+@given(st.lists(st.tuples(st.sampled_from([6, 17]), st.integers(0, 255),
+                          st.sampled_from(PORTS), st.sampled_from(PORTS)),
                 min_size=1, max_size=20))  # fmt: skip
 def test_senders_initiate_is_sender_initiates_in_bulk(heads):
     """The columnar path decides who opened its new flows in bulk."""

@@ -40,7 +40,10 @@ def test_reingest_is_idempotent(corpus_db, tmp_path):
 
     db = tmp_path / "again.duckdb"
     shutil.copy(corpus_db, db)
-    counts = "SELECT (SELECT count(*) FROM captures), (SELECT count(*) FROM flows), (SELECT count(*) FROM operations), (SELECT count(*) FROM assets)"
+    counts = (
+        "SELECT (SELECT count(*) FROM captures), (SELECT count(*) FROM flows), "
+        "(SELECT count(*) FROM operations), (SELECT count(*) FROM assets)"
+    )
     before = duckdb.connect(str(db)).execute(counts).fetchone()
     assert main(["ingest", str(SHARED / "modbus"), str(SHARED / "dnp3" / "zeek_dnp3.pcap"), "--db", str(db)]) == 0
     with duckdb.connect(str(db)) as con:

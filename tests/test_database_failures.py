@@ -217,7 +217,10 @@ def test_serving_a_folder(tmp_path, capsys):
 @contextlib.contextmanager
 def held(db):
     """Another process holding the database, as an ingest does: until the block ends."""
-    code = "import sys; from sensor.store import Store; s = Store(sys.argv[1]); print('held', flush=True); sys.stdin.read()"
+    code = (
+        "import sys; from sensor.store import Store; s = Store(sys.argv[1]); print('held', flush=True); "
+        "sys.stdin.read()"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code, str(db)], cwd=ROOT, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)  # fmt: skip
     try:

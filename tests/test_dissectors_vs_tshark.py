@@ -171,9 +171,10 @@ KNOWN_DIFFERENCES: dict[tuple[str, str], tuple[str, dict[tuple, int]]] = {
     ),
     ("mixed/zeek_modbusBig.pcap", "s7comm_plus"): (
         (
-            "38 S7comm-plus Explore responses span two COTP DT frames (frames 496+504, 516+524, 1214+1221, ...: the first fragment"
-            " has no trailer, the second has its own 0x72 header); tshark has no S7comm-plus dissector, so the frame"
-            " count sees two PDUs, the second read as a (response, no function) one; sorf reassembles one PDU"
+            "38 S7comm-plus Explore responses span two COTP DT frames (frames 496+504, 516+524, 1214+1221, ...:"
+            " the first fragment has no trailer, the second has its own 0x72 header); tshark has no S7comm-plus"
+            " dissector, so the frame count sees two PDUs, the second read as a (response, no function) one; sorf"
+            " reassembles one PDU"
         ),
         {("response", None): -38},
     ),
@@ -205,9 +206,10 @@ KNOWN_DIFFERENCES: dict[tuple[str, str], tuple[str, dict[tuple, int]]] = {
     ),
     ("modbus/quickdraw_modbus_test_data_part1.pcap", "modbus"): (
         (
-            "frame 111's response (fc 42, MBAP length 5) is followed by 3 stray bytes in its segment; frame 113 sends the"
-            " same 14 bytes again at the next sequence number. tshark takes frame 113 as the rest of 111, sorf reports"
-            " the stray bytes (bad_header) and resyncs at frame 113's MBAP header, which starts the segment"
+            "frame 111's response (fc 42, MBAP length 5) is followed by 3 stray bytes in its segment; frame 113"
+            " sends the same 14 bytes again at the next sequence number. tshark takes frame 113 as the rest of 111,"
+            " sorf reports the stray bytes (bad_header) and resyncs at frame 113's MBAP header, which starts the"
+            " segment"
         ),
         {("response", 42): 1},
     ),

@@ -156,7 +156,8 @@ def test_select_operate_controls_and_their_status():
     )
     assert sel.details["controls"] == [{
         "block_type": "Control Relay Output Block", "index_number": 8, "trip_control_code": "Trip",
-        "operation_type": "Pulse Off", "clear_bit": False, "execute_count": 1, "on_time": 500, "off_time": 0}]  # fmt: skip
+        "operation_type": "Pulse Off", "clear_bit": False, "execute_count": 1, "on_time": 500,
+        "off_time": 0}]  # fmt: skip
     (ok,) = ops(d.feed(response(0x81, 0, crob(8, code=0x82, on=500), seq=6), False))
     assert ok.access_class == "control" and ok.status is None and ok.details["controls"][0]["status_code"] == "Success"
     (op,) = ops(d.feed(request(0x04, crob(8, code=0x82, on=500), seq=7), True))
@@ -409,7 +410,8 @@ SAMPLES = [
     request(0x01, bytes([60, 2, 6, 60, 1, 6])), request(0x03, crob(3)), response(0x81, 0x1000, crob(3)),
     response(0x81, 0, bytes([1, 2, 0x00, 0, 9]) + bytes(10) + bytes([0, 1, 0x17, 2, 1, 4, 5, 9])),
     b"".join(frames(bytes([0xC1, 0x81, 0, 0]) + bytes([32, 1, 0x28, 3, 0]) + bytes(60), OUTSTATION, MASTER, size=30)),
-    request(0x19, bytes([70, 3, 0x5B, 1, 30, 0]) + bytes(30)), response(0x83, 0, bytes([120, 7, 0x5B, 1, 12, 0]) + bytes(12)),
+    request(0x19, bytes([70, 3, 0x5B, 1, 30, 0]) + bytes(30)),
+    response(0x83, 0, bytes([120, 7, 0x5B, 1, 12, 0]) + bytes(12)),
 ]  # fmt: skip
 
 
@@ -499,8 +501,12 @@ FRAME_DIFFERENCES = {
         810: "the same", 311: "tshark merges this one-segment fragment with stale data of frame 210 (another TCP"
         " connection) and decodes a Confirm",
     },
-    "dnp3/dnp3_auth_change_session_keys.pcap": {4: "tshark does not decode g120 objects", 5: "the same", 6: "the same", 7: "the same"},
-    "dnp3/dnp3_write_vto_empty_string.pcap": {2: "tshark stops at the first g112v0 header (Malformed Packet); sorf walks all 32 listed"},
+    "dnp3/dnp3_auth_change_session_keys.pcap": {
+        4: "tshark does not decode g120 objects", 5: "the same", 6: "the same", 7: "the same",
+    },
+    "dnp3/dnp3_write_vto_empty_string.pcap": {
+        2: "tshark stops at the first g112v0 header (Malformed Packet); sorf walks all 32 listed",
+    },
     "dnp3/quickdraw_dnp3_test_data_part1.pcap": {
         163: "START/STOP_APPL: tshark does not decode the objects of these functions", 166: "the same",
         174: "the same", 176: "the same",
@@ -523,8 +529,9 @@ def _ours_by_frame(capture: str) -> dict[int, Counter]:
 
 @pytest.mark.parametrize("capture", DNP3_CAPTURES)
 def test_function_iin_and_objects_equal_tshark_frame_by_frame(capture):
-    out = run(["-r", str(SHARED / capture), "-Y", "dnp3.al.func", "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|",
-               "-e", "frame.number", "-e", "dnp3.al.func", "-e", "dnp3.al.iin", "-e", "dnp3.al.obj"])  # fmt: skip
+    out = run(["-r", str(SHARED / capture), "-Y", "dnp3.al.func", "-T", "fields", "-E", "occurrence=a",
+               "-E", "aggregator=|", "-e", "frame.number", "-e", "dnp3.al.func", "-e", "dnp3.al.iin",
+               "-e", "dnp3.al.obj"])  # fmt: skip
     ref: dict[int, Counter] = defaultdict(Counter)
     for line in out.splitlines():
         frame, funcs, iins, objs = line.split("\t")
@@ -552,8 +559,9 @@ CROB_CAPTURES = ["dnp3/zeek_dnp3_select_operate.pcap", "dnp3/zeek_dnp3_udp_selec
 @pytest.mark.parametrize("capture", CROB_CAPTURES)
 def test_control_blocks_equal_tshark(capture):
     out = run(["-r", str(SHARED / capture), "-Y", "dnp3.al.obj == 0x0c01", "-T", "fields", "-E", "occurrence=a",
-               "-E", "aggregator=|", "-e", "frame.number", "-e", "dnp3.al.index", "-e", "dnp3.ctl.op", "-e", "dnp3.ctl.trip",
-               "-e", "dnp3.ctl.clr", "-e", "dnp3.al.count", "-e", "dnp3.al.on_time", "-e", "dnp3.al.off_time"])  # fmt: skip
+               "-E", "aggregator=|", "-e", "frame.number", "-e", "dnp3.al.index", "-e", "dnp3.ctl.op",
+               "-e", "dnp3.ctl.trip", "-e", "dnp3.ctl.clr", "-e", "dnp3.al.count", "-e", "dnp3.al.on_time",
+               "-e", "dnp3.al.off_time"])  # fmt: skip
     skip = set(FRAME_DIFFERENCES.get(capture, {}))
     ref = Counter()
     for line in out.splitlines():
@@ -659,9 +667,10 @@ def test_dnp3_control_log_equals_icsnpp(icsnpp_records):
                       c["trip_control_code"], c["operation_type"], c["clear_bit"], c["execute_count"], c["on_time"],
                       c["off_time"], c.get("status_code"))] += 1  # fmt: skip
     log = read_log(ICSNPP / "dnp3_control.log")
-    ref = Counter((int(r["id.orig_p"]), r["is_orig"] == "T", r["block_type"], r["function_code"], int(r["index_number"]),
-                   r["trip_control_code"], r["operation_type"], r["clear_bit"] == "T", int(r["execute_count"]),
-                   int(r["on_time"]), int(r["off_time"]), r["status_code"]) for r in log)  # fmt: skip
+    ref = Counter((int(r["id.orig_p"]), r["is_orig"] == "T", r["block_type"], r["function_code"],
+                   int(r["index_number"]), r["trip_control_code"], r["operation_type"], r["clear_bit"] == "T",
+                   int(r["execute_count"]), int(r["on_time"]), int(r["off_time"]), r["status_code"])
+                  for r in log)  # fmt: skip
     assert len(log) == 534 and ours == ref
 
 
@@ -681,7 +690,8 @@ def test_dnp3_objects_log_equals_icsnpp(icsnpp_records):
                     ours[(flow.orig_port, rec.function_name, o["object_type"], *counts)] += 1
     log = read_log(ICSNPP / "dnp3_objects.log")
     ref = Counter((int(r["id.orig_p"]), r["function_code"], r["object_type"],
-                   *(int(r[k]) if r[k] else None for k in ("object_count", "range_low", "range_high"))) for r in log)  # fmt: skip
+                   *(int(r[k]) if r[k] else None for k in ("object_count", "range_low", "range_high")))
+                  for r in log)  # fmt: skip
     assert len(log) == 503 and ours == ref
 
 

@@ -180,7 +180,8 @@ def test_direction_falls_back_to_the_client_side():
 def test_every_encapsulation_command_has_a_name_and_access_class():
     assert {c: COMMANDS[c][0] for c in (0x00, 0x04, 0x63, 0x64, 0x65, 0x66, 0x6F, 0x70, 0x72, 0x73)} == {
         0x00: "NOP", 0x04: "LIST_SERVICES", 0x63: "LIST_IDENTITY", 0x64: "LIST_INTERFACES", 0x65: "REGISTER_SESSION",
-        0x66: "UNREGISTER_SESSION", 0x6F: "SEND_RR_DATA", 0x70: "SEND_UNIT_DATA", 0x72: "INDICATE_STATUS", 0x73: "CANCEL",
+        0x66: "UNREGISTER_SESSION", 0x6F: "SEND_RR_DATA", 0x70: "SEND_UNIT_DATA", 0x72: "INDICATE_STATUS",
+        0x73: "CANCEL",
     }  # fmt: skip
     assert all(access in ACCESS_CLASSES and NAME.fullmatch(name) for name, access in COMMANDS.values())
     for command in COMMANDS:
@@ -270,7 +271,8 @@ def test_multiple_service_packet_container_and_embedded_rows():
     assert [(o.direction, o.function_name, o.status, o.target) for o in back] == [
         ("response", "MULTIPLE_SERVICE_PACKET", "EMBEDDED_SERVICE_ERROR", "class 0x02 instance 1"),
         ("response", "GET_ATTRIBUTE_LIST", None, "class 0x01 instance 1"),
-        ("response", "READ_DATA", "PATH_SEGMENT_ERROR", "Speed"), ("response", "WRITE_DATA", None, "Setpoint")]  # fmt: skip
+        ("response", "READ_DATA", "PATH_SEGMENT_ERROR", "Speed"),
+        ("response", "WRITE_DATA", None, "Setpoint")]  # fmt: skip
     assert [o.details.get("container_index") for o in back] == [None, *[back[0].details["cip_index"]] * 3]
 
 
@@ -278,16 +280,18 @@ def test_forward_open_close_and_connected_messages():
     d = EtherNetIP()
     (_, fo) = ops(d.feed(rr(FORWARD_OPEN), True))
     assert (fo.function_name, fo.access_class, fo.target) == ("FORWARD_OPEN", "session", "class 0x06 instance 1")
-    assert {k: fo.details[k] for k in ("ot_connection_id", "to_connection_id", "connection_serial", "originator_vendor_id",
-                                       "originator_serial", "ot_rpi", "to_rpi", "connection_path", "connection_route")} == {
+    assert {k: fo.details[k] for k in ("ot_connection_id", "to_connection_id", "connection_serial",
+                                       "originator_vendor_id", "originator_serial", "ot_rpi", "to_rpi",
+                                       "connection_path", "connection_route")} == {
         "ot_connection_id": "0x80000014", "to_connection_id": "0x80fe0013", "connection_serial": 20,
         "originator_vendor_id": 77, "originator_serial": "0x32952bf3", "ot_rpi": 8000000, "to_rpi": 8000000,
         "connection_path": "class 0x02 instance 1", "connection_route": "port 1 address 0"}  # fmt: skip
     (_, fo_rsp) = ops(d.feed(rr(FORWARD_OPEN_REPLY), False))
     assert fo_rsp.details["ot_connection_id"] == "0x00790301"
     assert fo_rsp.details["connection_path"] == "class 0x02 instance 1"
-    large = request(0x5B, logical(0x06, 1), struct.pack("<BBIIHHIB3xIIIIBB", 7, 249, 1, 2, 21, 77, 5, 0, 10000, 0x42000100,
-                                                          20000, 0x42000200, 0x01, 4) + logical(0x04, 1) + bytes([0x2C, 100]))  # fmt: skip
+    large = request(0x5B, logical(0x06, 1),
+                    struct.pack("<BBIIHHIB3xIIIIBB", 7, 249, 1, 2, 21, 77, 5, 0, 10000, 0x42000100, 20000, 0x42000200,
+                                0x01, 4) + logical(0x04, 1) + bytes([0x2C, 100]))  # fmt: skip
     (_, lfo) = ops(d.feed(rr(large), True))
     assert (lfo.function_name, lfo.details["to_rpi"], lfo.details["connection_path"]) == (
         "LARGE_FORWARD_OPEN", 20000, "class 0x04 instance 1 connection point 100")  # fmt: skip
@@ -544,9 +548,9 @@ def test_connection_manager_fields_equal_tshark(corpus_db, capture):
     )
     ref = Counter()
     for f in _tshark_fields(capture, "cip.cm.conn_serial_num", *names):
-        ids = list(zip(f["cip.cm.ot_connid"], f["cip.cm.to_connid"])) or [(None, None)]
-        ref[(int(f["frame.number"][0]), *ids[0], int(f["cip.cm.conn_serial_num"][0], 16), int(f["cip.cm.vendor"][0], 16),
-             f["cip.cm.orig_serial_num"][0])] += 1  # fmt: skip
+        ids = list(zip(f["cip.cm.ot_connid"], f["cip.cm.to_connid"], strict=True)) or [(None, None)]
+        ref[(int(f["frame.number"][0]), *ids[0], int(f["cip.cm.conn_serial_num"][0], 16),
+             int(f["cip.cm.vendor"][0], 16), f["cip.cm.orig_serial_num"][0])] += 1  # fmt: skip
     ours = Counter((frame, d.get("ot_connection_id"), d.get("to_connection_id"), d["connection_serial"],
                     d["originator_vendor_id"], d["originator_serial"])
                    for frame, *_, d in _operations(corpus_db, capture, "cip") if "connection_serial" in d)  # fmt: skip
@@ -622,8 +626,8 @@ def test_enip_and_cip_logs_equal_icsnpp(corpus_db, capture):
     ref = Counter(
         (r[11], r[12].upper().replace(" ", "_"), r[13], r[14], r[15], r[16]) for r in _zeek(folder / "enip.log")
     )
-    ours = Counter((f"0x{c:02x}", COMMANDS[c][0], str(d["length"]), d["session_handle"], "Success" if st is None else st,
-                    d["sender_context"])
+    ours = Counter((f"0x{c:02x}", COMMANDS[c][0], str(d["length"]), d["session_handle"],
+                    "Success" if st is None else st, d["sender_context"])
                    for _f, _d, c, st, _t, _q, _tg, d in _operations(corpus_db, f"enip/{capture}", "enip"))  # fmt: skip
     assert ours == ref
     zeek_cip = _zeek(folder / "cip.log")
@@ -635,7 +639,8 @@ def test_enip_and_cip_logs_equal_icsnpp(corpus_db, capture):
         name = service_info(d.get("class_id"), service)[0]
         ours[(str(seq) if seq is not None else "-", direction, f"0x{service:02x}", name,
               "-" if req else f"0x{d['cip_status_code']:02x}", _hex(d.get("class_id")) if req else "-",
-              _hex(d.get("instance_id")) if req else "-", _hex(d.get("attribute_id")) if req else "-")] += 1  # fmt: skip
+              _hex(d.get("instance_id")) if req else "-",
+              _hex(d.get("attribute_id")) if req else "-")] += 1  # fmt: skip
     assert ours == ref and len(zeek_cip) >= 12
 
 
@@ -648,9 +653,11 @@ def test_cip_io_and_identity_logs_equal_icsnpp(corpus_db):
     ((row),) = _zeek(folder / "cip_identity.log")
     enip_rows = _operations(corpus_db, "enip/icsnpp_enip_cip_example.pcap", "enip")
     (item,) = [d["identity"][0] for *_, d in enip_rows if "identity" in d]
-    assert (item["address"], item["vendor_id"], item["vendor"], item["device_type"], item["product_code"], item["revision"],
-            item["device_status"], item["serial_number"], item["product_name"], item["device_state"]) == (
-        f"{row[12]}:{row[13]}", int(row[14]), row[15], row[17], int(row[18]), row[19], row[20], row[21], row[22], row[23])  # fmt: skip
+    assert (item["address"], item["vendor_id"], item["vendor"], item["device_type"], item["product_code"],
+            item["revision"], item["device_status"], item["serial_number"], item["product_name"],
+            item["device_state"]) == (
+        f"{row[12]}:{row[13]}", int(row[14]), row[15], row[17], int(row[18]), row[19], row[20], row[21], row[22],
+        row[23])  # fmt: skip
 
 
 # --- the connection join documented in docs/protocols/enip.md -----------------------------------------------------

@@ -144,7 +144,8 @@ def conversation(flow: FlowKey) -> str:
     """A display filter for the flow's frames in its source: the same conversation in its frame range."""
     ip = "ipv6.addr" if ":" in flow.src_ip else "ip.addr"
     parts = [f"frame.number >= {flow.first_frame}", f"frame.number <= {flow.last_frame}",
-             f"{ip} == {flow.src_ip}", f"{ip} == {flow.dst_ip}", f"vlan.id == {flow.vlan}" if flow.vlan else "!vlan"]  # fmt: skip
+             f"{ip} == {flow.src_ip}", f"{ip} == {flow.dst_ip}",
+             f"vlan.id == {flow.vlan}" if flow.vlan else "!vlan"]  # fmt: skip
     if flow.transport in ("tcp", "udp"):  # not an ICMP error quoting the conversation
         parts += [f"{flow.transport}.port == {flow.src_port}", f"{flow.transport}.port == {flow.dst_port}", "!icmp"]
     else:
@@ -204,8 +205,8 @@ def test_flow_frames_are_the_source_frames(site, tmp_path, name):
     expected = tshark_selects(site.path(i), flows) | {n for _, n in requested}
     got = check_against_sources(site, tmp_path / "evidence.pcapng")
     assert set(got[i]) == expected
-    assert (result.frames, result.truncated, result.per_capture, result.missing) == (len(expected), False,
-                                                                                     {i: len(expected)}, ())  # fmt: skip
+    assert (result.frames, result.truncated, result.per_capture, result.missing) == (
+        len(expected), False, {i: len(expected)}, ())  # fmt: skip
 
 
 def test_fragmented_datagrams_count_on_their_last_fragment(site, tmp_path):

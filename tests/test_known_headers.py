@@ -151,7 +151,8 @@ def test_modbus_reply_cut_at_every_length(capture, monkeypatch, tmp_path):
     """A reply cut short (its MBAP length rewritten to match) is still the reply's operation, with a
     `truncated_pdu` anomaly, as a cut request is; an exception reply is whole from its function code on."""
     replies = [r for r in real_requests(SHARED / capture, ModbusTCP, monkeypatch, tmp_path, "modbus", "response")
-               if r[2].function_code in RESPONSE_SIZES and r[2].function_code not in (8, 43, 90) and not r[2].status]  # fmt: skip
+               if r[2].function_code in RESPONSE_SIZES and r[2].function_code not in (8, 43, 90)
+               and not r[2].status]  # fmt: skip
     codes = {op.function_code for _, _, op in replies}  # (8, 43 and 90 take their access class from the request)
     assert len(codes) >= 2 and codes & {1, 2, 3, 4}, codes
     cases = []
@@ -173,8 +174,8 @@ def test_modbus_undefined_function_after_a_gap_is_an_operation():
     ops = [o for o in d.feed(real[:7] + b"\x25" + real[8:], True) if isinstance(o, Operation)]
     assert [facts(o) for o in ops] == [(37, "UNKNOWN_37", "other")]
     d.gap(True)  # inside a segment, scanning still wants a function the length fits: 6 bytes of junk, then fc 3
-    records = d.feed(b"\xaa" * 6 + bytes.fromhex("000000000006012200000000") + bytes.fromhex("0001000000060103006b0003"),
-                     True)  # fmt: skip
+    records = d.feed(b"\xaa" * 6 + bytes.fromhex("000000000006012200000000")
+                     + bytes.fromhex("0001000000060103006b0003"), True)  # fmt: skip
     assert [facts(o) for o in records if isinstance(o, Operation)] == [(3, "READ_HOLDING_REGISTERS", "read")]
 
 

@@ -187,7 +187,8 @@ def test_fields_equal_icsnpp_modbus_detailed(corpus_db):
         _, _, _, _, _, name, address, quantity, _, details, _ = requests[key]
         assert name == row["func"]
         if row["func"] in ("READ_COILS", "READ_DISCRETE_INPUTS", "READ_HOLDING_REGISTERS", "READ_INPUT_REGISTERS",
-                           "WRITE_SINGLE_COIL", "WRITE_SINGLE_REGISTER", "WRITE_MULTIPLE_COILS", "WRITE_MULTIPLE_REGISTERS"):  # fmt: skip
+                           "WRITE_SINGLE_COIL", "WRITE_SINGLE_REGISTER", "WRITE_MULTIPLE_COILS",
+                           "WRITE_MULTIPLE_REGISTERS"):  # fmt: skip
             assert (address, quantity) == (int(row["address"]), int(row["quantity"]))
         if row["request_values"]:
             assert json.loads(details)["values"] == [int(v) for v in row["request_values"].split(",")]

@@ -16,8 +16,8 @@ MODBUS_ADU = bytes.fromhex("000100000006010300000002")  # read holding registers
 DNP3_HEADER = bytes.fromhex("056405c901000a00")
 DNP3_HEADER += crc_dnp(DNP3_HEADER).to_bytes(2, "little")
 # starts that reach each heuristic's accepting branches, and near misses
-PREFIXES = [b"", b"\x05\x64", b"\x05\x64\x05", b"\x05\x65", b"\x00\x01\x00\x00", MODBUS_ADU, MODBUS_ADU[:2] + b"\x00\x01" + MODBUS_ADU[4:],
-            DNP3_HEADER, b"\x05\x65" + DNP3_HEADER[2:]]  # fmt: skip
+PREFIXES = [b"", b"\x05\x64", b"\x05\x64\x05", b"\x05\x65", b"\x00\x01\x00\x00", MODBUS_ADU,
+            MODBUS_ADU[:2] + b"\x00\x01" + MODBUS_ADU[4:], DNP3_HEADER, b"\x05\x65" + DNP3_HEADER[2:]]  # fmt: skip
 PORTS = sorted({p for _, p in REGISTRY.by_port} | {53, 123, 443, 40000})
 
 

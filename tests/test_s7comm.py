@@ -473,7 +473,8 @@ def test_szl_ids_equal_tshark(db, capture):
 
 
 @pytest.mark.parametrize("capture", ["s7comm/icsnpp_snap7.pcap", "s7comm/step7_s300_download.pcapng",
-                                     "s7comm/s7comm_downloading_block_db1.pcap", "s7comm/icsnpp_s7ident.pcap"])  # fmt: skip
+                                     "s7comm/s7comm_downloading_block_db1.pcap",
+                                     "s7comm/icsnpp_s7ident.pcap"])  # fmt: skip
 def test_pi_services_blocks_and_errors_equal_tshark(db, capture):
     rows = _tshark(
         capture,

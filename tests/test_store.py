@@ -21,7 +21,8 @@ def operations(capture_id: int, first: int, n: int) -> pa.Table:
         "ts": pa.array(frame * 1000).cast(TS), "flow_id": pa.array(frame // 7),
         "protocol": pa.array(["modbus", "dnp3", "s7comm"]).take(pa.array(frame % 3)),
         "direction": pa.array(["request", "response"]).take(pa.array(frame % 2)),
-        "function_code": pa.array((frame % 256).astype(np.int32)), "function_name": pa.array([f"f{i % 11}" for i in frame]),
+        "function_code": pa.array((frame % 256).astype(np.int32)),
+        "function_name": pa.array([f"f{i % 11}" for i in frame]),
         "access_class": pa.array(["read", "write", None]).take(pa.array(frame % 3)), "status": pa.nulls(n, pa.string()),
         "transaction_id": pa.array((frame % 65536).astype(np.int32)), "unit_id": pa.array(np.ones(n, np.int32)),
         "address": pa.array((frame % 1000).astype(np.int32)), "quantity": pa.nulls(n, pa.int32()),
@@ -35,7 +36,8 @@ def rows(con, table: str) -> list[tuple]:
 
 
 @pytest.mark.parametrize("columns,table", [(FLOW_COLUMNS, "flows"), (OPERATION_COLUMNS, "operations"),
-                                           (IDENTITY_COLUMNS, "identities"), (ANOMALY_COLUMNS, "anomalies")])  # fmt: skip
+                                           (IDENTITY_COLUMNS, "identities"),
+                                           (ANOMALY_COLUMNS, "anomalies")])  # fmt: skip
 def test_column_lists_are_in_the_tables_order(tmp_path, columns, table):
     """Arrow tables are inserted by position."""
     s = Store(str(tmp_path / "site.duckdb"))

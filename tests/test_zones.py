@@ -125,8 +125,8 @@ def test_unknown_zone_in_conduit():
     ]
     assert errors(edit("    from: enterprise\n", "    from: dmz\n")) == [
         (
-            "zones.yaml:22: conduits[1].from: unknown zone 'dmz' in conduit 'historian-pull'; the zones are enterprise, "
-            "supervisory, control"
+            "zones.yaml:22: conduits[1].from: unknown zone 'dmz' in conduit 'historian-pull'; "
+            "the zones are enterprise, supervisory, control"
         )
     ]
 
@@ -171,8 +171,8 @@ def test_invalid_cidr(bad, message):
 def test_unknown_protocol():
     assert errors(edit("{protocol: enip, access: [read]}", "{protocol: modbsu, access: [read]}")) == [
         (
-            "zones.yaml:20: conduits[0].allow[1].protocol: unknown protocol 'modbsu' (did you mean 'modbus'? the names are "
-            "sorf's app_protocol values, see docs/zones.md)"
+            "zones.yaml:20: conduits[0].allow[1].protocol: unknown protocol 'modbsu' "
+            "(did you mean 'modbus'? the names are sorf's app_protocol values, see docs/zones.md)"
         )
     ]
 
@@ -180,8 +180,8 @@ def test_unknown_protocol():
 def test_unknown_access_class():
     assert errors(edit("{protocol: enip, access: [read]}", "{protocol: enip, access: [read, writ]}")) == [
         (
-            "zones.yaml:20: conduits[0].allow[1].access[1]: unknown access class 'writ' (expected read, write, control, "
-            "program, diagnostic, session, other)"
+            "zones.yaml:20: conduits[0].allow[1].access[1]: unknown access class 'writ' "
+            "(expected read, write, control, program, diagnostic, session, other)"
         )
     ]
 
@@ -189,8 +189,8 @@ def test_unknown_access_class():
 def test_unknown_consequence():
     assert errors(edit("consequence: major", "consequence: severe")) == [
         (
-            "zones.yaml:9: zones[1].consequence: unknown consequence 'severe' (expected negligible, minor, moderate, major, "
-            "catastrophic)"
+            "zones.yaml:9: zones[1].consequence: unknown consequence 'severe' "
+            "(expected negligible, minor, moderate, major, catastrophic)"
         )
     ]
 
@@ -222,7 +222,10 @@ def test_missing_required_fields():
 
 def test_unknown_field_and_wrong_types():
     assert errors(edit("    contact: true\n", "    contact: true\n    sl: 2\n")) == [
-        "zones.yaml:6: zones[0].sl: unknown field (expected name, networks, contact, security_level, consequence, description)"
+        (
+            "zones.yaml:6: zones[0].sl: unknown field "
+            "(expected name, networks, contact, security_level, consequence, description)"
+        )
     ]
     assert errors(edit("security_level: 2", "security_level: 7")) == [
         "zones.yaml:8: zones[1].security_level: input should be less than or equal to 4, got 7"
@@ -254,7 +257,8 @@ def test_yaml_syntax_error_has_its_line(loader, monkeypatch):
     # the parser notices the unclosed list on the next line, and says where it started
     (problem,) = errors(edit("[10.20.2.0/24, 10.20.3.5]", "[10.20.2.0/24, 10.20.3.5"))
     assert re.fullmatch(
-        r"zones\.yaml:12: YAML syntax error: .*expected ',' or '\]'.* \(while parsing a flow sequence started at line 11\)",
+        r"zones\.yaml:12: YAML syntax error: .*expected ',' or '\]'.* "
+        r"\(while parsing a flow sequence started at line 11\)",
         problem,
     )
     (problem,) = errors(edit("    security_level: 3\n", "    security_level: 3\n   bad: indentation\n"))
