@@ -553,7 +553,7 @@ def _arrow(segs: list[Seg], width: float) -> tuple[list[Seg], str]:
     left = (back[0] - uy * half, back[1] + ux * half)
     right = (back[0] + uy * half, back[1] - ux * half)
     short = (p0, c1, c2 if c2 != tip else back, (tip[0] - ux * length * 0.8, tip[1] - uy * length * 0.8))
-    return segs[:-1] + [short], " ".join(f"{_n(x)},{_n(y)}" for x, y in (tip, left, right))
+    return [*segs[:-1], short], " ".join(f"{_n(x)},{_n(y)}" for x, y in (tip, left, right))
 
 
 def _draw_edge(svg: _Svg, e: _Edge) -> None:

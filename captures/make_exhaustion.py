@@ -106,8 +106,7 @@ def modbus_endless_garbage(megabytes: int = 20) -> bytes:
     out = [PCAP_HEADER, flow.handshake(), flow.segment(True, modbus_read(1)), flow.segment(False, modbus_reply(1))]
     junk = b"\xff" * 1400
     out.append(flow.segment(True, struct.pack("!HHHB", 2, 0, 254, 1) + junk[:1393]))
-    for _ in range(megabytes * (1 << 20) // len(junk)):
-        out.append(flow.segment(True, junk))
+    out.extend(flow.segment(True, junk) for _ in range(megabytes * (1 << 20) // len(junk)))
     return b"".join(out)
 
 
@@ -130,8 +129,7 @@ def s7_endless_dt(megabytes: int = 20) -> bytes:
     head = _tpkt_dt(S7_READ[:10] + bytes(1390), False)  # starts like a job; its parameters never end
     body = _tpkt_dt(bytes(1400), False)
     out.append(flow.segment(True, head))
-    for _ in range(megabytes * (1 << 20) // len(body)):
-        out.append(flow.segment(True, body))
+    out.extend(flow.segment(True, body) for _ in range(megabytes * (1 << 20) // len(body)))
     return b"".join(out)
 
 
@@ -156,8 +154,7 @@ def dnp3_endless_fragment(segments: int = 10_000) -> bytes:
     out = [PCAP_HEADER, flow.handshake()]
     app = bytes([0xC0, 0x05]) + bytes([12, 1, 0x28, 1, 0, 0, 0, 1, 1, 0xE8, 3, 0, 0, 0, 0, 0, 0, 0])  # g12v1 CROB
     out.append(flow.segment(True, dnp3_frame(bytes([0x40]) + app + bytes(249 - len(app)))))  # FIR, seq 0
-    for i in range(1, segments + 1):
-        out.append(flow.segment(True, dnp3_frame(bytes([i & 0x3F]) + bytes(249))))
+    out.extend(flow.segment(True, dnp3_frame(bytes([i & 0x3F]) + bytes(249))) for i in range(1, segments + 1))
     return b"".join(out)
 
 

@@ -126,7 +126,7 @@ class Decoder:
         dst = data[off + 24 : off + 40]
         start = off + 40
         reassembled = False
-        while proto in IPV6_EXT or proto == IPV6_FRAGMENT or proto == IPV6_AH:
+        while proto in IPV6_EXT or proto in (IPV6_FRAGMENT, IPV6_AH):
             if start + 8 > end:
                 raise Malformed(f"IPv6 extension header {proto} truncated")
             nxt = data[start]

@@ -79,8 +79,8 @@ FLOWS = Table(
 OPERATIONS = Table("operations", EVIDENCE + _record_columns(Operation))
 IDENTITIES = Table(
     "identities",
-    EVIDENCE + (("ip", "VARCHAR"), ("protocol", "VARCHAR"), ("role", "VARCHAR"), ("field", "VARCHAR"),
-                ("value", "VARCHAR")),
+    (*EVIDENCE, ("ip", "VARCHAR"), ("protocol", "VARCHAR"), ("role", "VARCHAR"), ("field", "VARCHAR"),
+     ("value", "VARCHAR")),
 )  # fmt: skip
 ANOMALIES = Table("anomalies", EVIDENCE + _record_columns(Anomaly))
 # Derived: one row per address, rebuilt whole after each ingest (sensor/store.py says why it has no key)

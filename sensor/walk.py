@@ -368,7 +368,7 @@ class _Pcapng:
                 iface, incl = epb(buf, pos)
                 if incl > blen - 32:
                     return pos, pos, f"corrupt enhanced packet block (captured length {incl})", False
-            elif btype == SPB or btype == PB_OBSOLETE:
+            elif btype in (SPB, PB_OBSOLETE):
                 found = self._odd_packet(buf, pos, btype, blen)
                 if isinstance(found, str):
                     return pos, pos, found, False

@@ -501,7 +501,7 @@ class _SqlCheck(ast.NodeVisitor):
     def _table_entry(self, node: ast.AST, seen: frozenset) -> bool:
         """TABLE[...] or TABLE[...].attr (any index), or the same through a local bound only to one."""
         if isinstance(node, (ast.Subscript, ast.Attribute)):
-            return isinstance(node.value, ast.Name) and node.value.id in TABLES or self._table_entry(node.value, seen)
+            return (isinstance(node.value, ast.Name) and node.value.id in TABLES) or self._table_entry(node.value, seen)
         if isinstance(node, ast.Name) and node.id not in self.constants:
             values = self._bindings(node.id, seen)
             return all(isinstance(v, ast.Subscript) and self._table_entry(v, seen | {node.id}) for v in values)

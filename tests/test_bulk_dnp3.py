@@ -103,11 +103,11 @@ def test_roles_reported_in_an_earlier_batch():
 def test_response_must_answer_the_request():
     """Another sequence, swapped addresses that do not match, the same side, or not the next frame: parsed. (The
     READ these leave pending keeps the flow's later pairs parsed, until its sequence number comes round again.)"""
-    assert bulk_pdus(poll(1) + [(True, read(2)), (False, answer(3))] + poll(4)) == []
-    assert bulk_pdus(poll(1) + [(True, read(2)), (False, answer(3))] + poll(4) + poll(18) + poll(5)) == [8, 9]
-    assert bulk_pdus(poll(1) + [(True, read(2)), (False, answer(2, src=9))]) == []
-    assert bulk_pdus(poll(1) + [(True, read(2)), (True, answer(2))]) == []
-    assert bulk_pdus(poll(1) + [(True, read(2)), (True, read(3)), (False, answer(3)), (False, answer(2))]) == []
+    assert bulk_pdus([*poll(1), (True, read(2)), (False, answer(3)), *poll(4)]) == []
+    assert bulk_pdus([*poll(1), (True, read(2)), (False, answer(3)), *poll(4), *poll(18), *poll(5)]) == [8, 9]
+    assert bulk_pdus([*poll(1), (True, read(2)), (False, answer(2, src=9))]) == []
+    assert bulk_pdus([*poll(1), (True, read(2)), (True, answer(2))]) == []
+    assert bulk_pdus([*poll(1), (True, read(2)), (True, read(3)), (False, answer(3)), (False, answer(2))]) == []
 
 
 def test_flags_and_addresses_left_to_parse():
@@ -120,8 +120,8 @@ def test_flags_and_addresses_left_to_parse():
         (frame(MASTER, OUTSTATION, bytes([0xC2, 0xC2, 0x02]) + b"\x50\x01\x00\x07\x07\x00"), answer(2)),  # WRITE
         (frame(MASTER, OUTSTATION, bytes([0xC2, 0xC2, 0x01]) + CLASS123, ctrl=0xC9), answer(2)),  # link function 9
     ):
-        assert bulk_pdus(poll(1) + [(True, request), (False, response)] + poll(3)) == [4, 5]
-    assert bulk_pdus(poll(1) + [(False, answer(5, fc=0x82))] + poll(2) + poll(3)) == [3, 4, 5, 6]  # unsolicited
+        assert bulk_pdus([*poll(1), (True, request), (False, response), *poll(3)]) == [4, 5]
+    assert bulk_pdus([*poll(1), (False, answer(5, fc=0x82)), *poll(2), *poll(3)]) == [3, 4, 5, 6]  # unsolicited
 
 
 def test_bad_crc_is_an_anomaly():
@@ -133,10 +133,10 @@ def test_bad_crc_is_an_anomaly():
     bad_header = bytearray(good)
     bad_header[5] ^= 1  # DST
     for broken in (bytes(bad_block), bytes(bad_header)):
-        assert bulk_pdus(poll(1) + [(True, read(2)), (False, broken)] + poll(3)) == []
+        assert bulk_pdus([*poll(1), (True, read(2)), (False, broken), *poll(3)]) == []
     bad_request = bytearray(read(2))
     bad_request[-3] ^= 1
-    assert bulk_pdus(poll(1) + [(True, bytes(bad_request)), (False, answer(2))] + poll(3)) == [4, 5]
+    assert bulk_pdus([*poll(1), (True, bytes(bad_request)), (False, answer(2)), *poll(3)]) == [4, 5]
 
 
 def test_objects():
@@ -170,16 +170,16 @@ def test_short_and_link_only_frames():
     link_status = frame(MASTER, OUTSTATION, b"", ctrl=0xC9)
     ack = frame(OUTSTATION, MASTER, b"", ctrl=0x00)
     empty = frame(MASTER, OUTSTATION, b"\xc2")
-    flow = poll(1) + [(True, link_status), (False, ack)] + poll(2) + [(True, empty)] + poll(3)
+    flow = [*poll(1), (True, link_status), (False, ack), *poll(2), (True, empty), *poll(3)]
     assert bulk_pdus(flow) == [4, 5, 7, 8]
 
 
 def test_flow_not_idle():
     """A READ left unanswered stays pending (its sequence could come back): the flow's pairs are parsed. A
     fragment in reassembly makes the first pair with its addresses parsed (it abandons it); then bulk."""
-    assert bulk_pdus([(True, read(9))] + poll(1) + poll(2) + poll(3)) == []
+    assert bulk_pdus([(True, read(9)), *poll(1), *poll(2), *poll(3)]) == []
     partial = frame(MASTER, OUTSTATION, bytes([0x40, 0xC0, 0x01]) + CLASS0)  # FIR, no FIN
-    assert bulk_pdus(poll(1) + [(True, partial)] + poll(2) + poll(3)) == [5, 6]
+    assert bulk_pdus([*poll(1), (True, partial), *poll(2), *poll(3)]) == [5, 6]
 
 
 def test_idle():

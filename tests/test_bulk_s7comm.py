@@ -118,7 +118,7 @@ def test_first_pair_reports_the_plc():
 
 def test_errors_and_item_return_codes():
     """An error class in the header, a failed item, a refused write: bulk, with the status parse gives."""
-    flow = SETUP + [(CLIENT, read(1, DB1)), (PLC, answer(1, err=(0x81, 0x04)))]
+    flow = [*SETUP, (CLIENT, read(1, DB1)), (PLC, answer(1, err=(0x81, 0x04)))]
     flow += [(CLIENT, read(2, DB1, DB1)), (PLC, answer(2, (0x0A, 0, b""), (0xFF, 4, b"\1\2\3\4")))]
     flow += [(CLIENT, write(3, b"\1\2\3\4")), (PLC, write_ack(3, rc=0x05))]
     assert bulk_pdus(flow) == list(range(2, 8))
@@ -130,7 +130,7 @@ def test_errors_and_item_return_codes():
 def test_reference_mismatch():
     """An answer with another PDU reference than its job's answers nothing: parsed, and the job stays open, so the
     flow is no longer idle and its later pairs are parsed too."""
-    flow = SETUP + [(CLIENT, read(1, DB1)), (PLC, answer(2, (0xFF, 4, b"\1\2\3\4")))] + poll(3)
+    flow = [*SETUP, (CLIENT, read(1, DB1)), (PLC, answer(2, (0xFF, 4, b"\1\2\3\4"))), *poll(3)]
     assert bulk_pdus(flow) == []
 
 

@@ -124,8 +124,13 @@ def tcp_session(
 ) -> list[bytes]:
     """A small TCP exchange as L3 packets: handshake, request, response, FIN/ACK."""
     kw = ip_kw or {}
-    fwd = lambda: ip(src=a, dst=b, **kw)
-    rev = lambda: ip(src=b, dst=a, **kw)
+
+    def fwd():
+        return ip(src=a, dst=b, **kw)
+
+    def rev():
+        return ip(src=b, dst=a, **kw)
+
     req, resp = data
     pkts = [
         fwd() / TCP(sport=sport, dport=dport, flags="S", seq=1000),
@@ -339,13 +344,11 @@ VLAN_PAIRS = {
 
 
 def tagged(qinq: bool) -> bytes:
-    frames = []
     tcp = tcp_session("10.0.0.1", "10.0.0.2", 40001, 502)
     udp = udp_exchange("10.0.0.3", "10.0.0.4", 20000, 20000)
-    for p in tcp:
-        frames.append(eth(p, tags=((0x88A8, 300), (0x8100, 10)) if qinq else ((0x8100, 10),)))
-    for p in udp:
-        frames.append(eth(p, tags=((0x88A8, 301), (0x8100, 20)) if qinq else ((0x8100, 0x2000 | 20),)))  # PCP bits set
+    frames = [eth(p, tags=((0x88A8, 300), (0x8100, 10)) if qinq else ((0x8100, 10),)) for p in tcp]
+    # the UDP frames' 802.1Q tag has PCP bits set
+    frames += [eth(p, tags=((0x88A8, 301), (0x8100, 20)) if qinq else ((0x8100, 0x2000 | 20),)) for p in udp]
     frames += [eth(p, tags=((0x88A8, 300), (0x8100, 10)) if qinq else ((0x8100, 10),)) for p in ip_fragments()[:6]]
     return pcap_file(timed(frames), 1)
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import duckdb
+import make_flood
 import pytest
 
 import sensor.store
@@ -23,8 +23,6 @@ from sorf.cli import main as sorf
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "captures" / "demo-plant.pcap"
-sys.path.insert(0, str(ROOT / "captures"))
-import make_flood
 
 ZONES = ROOT / "captures" / "demo-zones.yaml"  # 10.20.2.0/24 is the control zone; the 10.64/10 sources are in none
 

@@ -283,7 +283,7 @@ def tpkt_cut(pdu: bytes, n: int) -> bytes:
                                      "s7comm/s7comm_downloading_block_db1.pcap",
                                      "s7comm/s7comm_reading_setting_plc_time.pcap"])  # fmt: skip
 def test_s7comm_request_cut_at_every_length(capture, monkeypatch, tmp_path):
-    requests = [r for r in real_requests(SHARED / capture, S7comm, monkeypatch, tmp_path, "s7comm")]
+    requests = list(real_requests(SHARED / capture, S7comm, monkeypatch, tmp_path, "s7comm"))
     assert requests
     cases = []
     for pdu, from_orig, op in requests:
@@ -402,7 +402,7 @@ def cip_service_offset(pdu: bytes) -> int:
 @pytest.mark.parametrize("capture", ["enip/cip_stop_plc.pcap", "enip/icsnpp_enip_cip_example.pcap",
                                      "enip/quickdraw_CL5000EIP-Change_Time_Attempt.pcap"])  # fmt: skip
 def test_cip_request_cut_at_every_length(capture, monkeypatch, tmp_path):
-    requests = [r for r in real_requests(SHARED / capture, EtherNetIP, monkeypatch, tmp_path, "cip")]
+    requests = list(real_requests(SHARED / capture, EtherNetIP, monkeypatch, tmp_path, "cip"))
     assert requests
     cases = []
     for pdu, from_orig, op in requests:

@@ -233,7 +233,7 @@ def assert_no_overlap(root: ET.Element) -> None:
     w, h = (float(v) for v in root.get("viewBox").split()[2:])
     rects = [box(g) for g in groups(root, "zone") + groups(root, "no-zone")]
     for x, y, bw, bh in rects:
-        assert 0 <= x and x + bw <= w and 0 <= y and y + bh <= h
+        assert x >= 0 and x + bw <= w and y >= 0 and y + bh <= h
     for (ax, ay, aw, ah), (bx, by, bw, bh) in itertools.combinations(rects, 2):
         assert ax + aw <= bx or bx + bw <= ax or ay + ah <= by or by + bh <= ay, ((ax, ay), (bx, by))
 

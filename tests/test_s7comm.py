@@ -619,7 +619,7 @@ def test_read_szl_and_upload_logs_equal_icsnpp(db):
     mine = [(o[1] == "request", _swap16(o[7]["pdu_reference"]), o[7]["szl_id"], o[7]["szl_index"]) for o in ours
             if "szl_id" in o[7]]  # fmt: skip
     # ICSNPP logs no response for the SZL 0x001C answer that spans two PDUs (pdu 2/3); sorf has it, at its last part
-    assert mine == szl[:3] + [(False, 3, 0x001C, 0)] + szl[3:]
+    assert mine == [*szl[:3], (False, 3, 0x001C, 0), *szl[3:]]
     updown = [(r["is_orig"] == "T", int(r["pdu_reference"]), _snake(r["function_name"]), r["session_id"],
                r["blocklength"], r["filename"], r["block_number"], r["destination_filesystem"])
               for r in _zeek(capture, "s7comm_upload_download.log")]  # fmt: skip

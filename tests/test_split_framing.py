@@ -103,8 +103,7 @@ def reference(cls, chunks) -> tuple[list, list]:
         for r, (g, side, data) in enumerate(segs):
             d = ds.setdefault(g, cls())
             d.parse = lambda p, _: [bytes(p)]
-            for rec in d.feed(data, side):
-                out.append((g, side, r, rec))
+            out.extend((g, side, r, rec) for rec in d.feed(data, side))
         held.append(
             {(g, side): (bytes(d.buffers[side]), d.resyncing[side]) for g, d in ds.items() for side in (True, False)}
         )

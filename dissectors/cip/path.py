@@ -151,7 +151,7 @@ def _stepped_over(b: bytes, pos: int, end: int) -> int | None:
     seg = b[pos]
     if seg & 0xE0 == 0x40 and not seg & 0x10:
         return pos + 2
-    if seg & 0xE0 == 0x80 and seg != 0x80 or pos + 2 > end:
+    if (seg & 0xE0 == 0x80 and seg != 0x80) or pos + 2 > end:
         return None
     return pos + 2 + 2 * b[pos + 1]
 

@@ -172,7 +172,7 @@ class CipSession:
         class_id = path.class_id
         if class_id is None and path.tag:
             class_id = SYMBOL_CLASS  # a tag path addresses the Logix Symbol object
-        is_container = service == 0x0A or class_id == CONNECTION_MANAGER and service == 0x52
+        is_container = service == 0x0A or (class_id == CONNECTION_MANAGER and service == 0x52)
         details = self._base_details(ctx, container, position, is_container)
         if truncated:
             self._bad(details, "request path longer than the message")
@@ -345,10 +345,8 @@ class CipSession:
         raw, _reserved, general, words = REPLY_HEAD.unpack_from(b, start)
         service = raw & 0x7F
         if req is not None and req.service != service:
-            if req.inner is not None and req.inner.service == service:
-                req = req.inner  # the target's reply to the request an Unconnected Send carried
-            else:
-                req = None  # not the reply to that request: leave the path empty
+            # the target's reply to the request an Unconnected Send carried; else no request's (the path stays empty)
+            req = req.inner if req.inner is not None and req.inner.service == service else None
         details = self._base_details(ctx, container, position, service == 0x0A)
         class_id = req.class_id if req is not None else None
         if req is None and not ctx.connected and service in (0x4E, 0x52, 0x54, 0x5B) and container is None:

@@ -28,7 +28,7 @@ def probe(payload: bytes, by_port: bool) -> bool:
     version, reserved, length, li, code = FRAME.unpack_from(payload)
     code >>= 4
     # on port 102 a connection TPDU cut short (its length indicator past the TPKT) is still the flow's start
-    fits = li < length - 4 or by_port and code != DT
+    fits = li < length - 4 or (by_port and code != DT)
     return version == 3 and reserved == 0 and length >= 7 and li >= 2 and fits and code in COTP_TPDUS
 
 
@@ -49,7 +49,7 @@ def pdu_length(buf: bytearray, pos: int, strict: bool) -> int:
     if version != 3 or reserved != 0 or length < 7:
         return -1
     code = tpdu >> 4
-    if li < 2 or code not in COTP_TPDUS or li > length - 5 and (strict or code == DT):
+    if li < 2 or code not in COTP_TPDUS or (li > length - 5 and (strict or code == DT)):
         return -1  # a connection TPDU cut short is a PDU (parse keeps what it holds), unless found by scanning
     if strict and code == DT and (li != 2 or tpdu != 0xF0):
         return -1  # class 0 DT, the only one ISO-on-TCP uses: a scanned header needs to be exactly that
