@@ -1,5 +1,5 @@
 """The tree is ruff clean, with the ruff the test extras pin (pyproject.toml): a lint finding fails the suite
-instead of piling up (issue 13 found 44). The rules are ruff's defaults but two (pyproject.toml says why)."""
+instead of piling up (issue 13 found 44). The rules are the families pyproject.toml selects, each with why."""
 
 from __future__ import annotations
 
