@@ -26,7 +26,7 @@ class CipIO(Dissector):
     Cyclic data exchange has no request or reply: ``direction`` is the flow side
     (request: from the client side, normally the originator), and the access class is ``other``."""
 
-    name: ClassVar[str] = "cip_io"
+    name = "cip_io"
     transports: ClassVar[frozenset[str]] = frozenset({"udp"})
     ports: ClassVar[frozenset[int]] = frozenset({2222})
     datagram_is_pdu: ClassVar[bool] = True  # datagram() is parse(): the columnar path hands datagrams over as PDUs
