@@ -26,8 +26,8 @@ import json
 import tempfile
 from dataclasses import dataclass, field
 
-from dissectors import ACCESS_CLASSES
 from sensor.ports import ICS_PROTOCOLS
+from sensor.schema import ACCESS_CLASSES
 
 from .model import (
     CATEGORIES,

@@ -17,8 +17,8 @@ from typing import Annotated, Any
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, ValidationError
 
-from dissectors import ACCESS_CLASSES
 from sensor.ports import APP_PROTOCOLS
+from sensor.schema import ACCESS_CLASSES
 
 CONSEQUENCES = ("negligible", "minor", "moderate", "major", "catastrophic")
 DEFAULT_CONSEQUENCE = "moderate"  # what severity assumes for a zone that does not state one

@@ -13,7 +13,13 @@ from dataclasses import dataclass, fields
 
 import pyarrow as pa
 
-from dissectors import Anomaly, Operation
+from dissectors import ACCESS_CLASSES, Anomaly, Operation
+
+__all__ = [
+    "ACCESS_CLASSES",  # operations.access_class's values, declared with the dissectors' contract
+    "ANOMALIES", "ARROW_TYPES", "ASSETS", "CAPTURES", "DDL", "EVIDENCE", "FLOWS", "IDENTITIES", "META", "OPERATIONS",
+    "SCHEMA_VERSION", "TABLES", "TS", "Table",
+]  # fmt: skip
 
 SCHEMA_VERSION = 2
 TS = pa.timestamp("us")
