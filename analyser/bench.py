@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -51,7 +52,7 @@ CONSEQUENCES = ("negligible", "minor", "moderate", "major", "catastrophic")
 
 def zone_file(zones: int, conduits: int) -> dict:
     zs = layout(zones)
-    doc = {"site": f"synthetic site: {zones} zones, {conduits} conduits", "zones": [], "conduits": []}
+    doc: dict[str, Any] = {"site": f"synthetic site: {zones} zones, {conduits} conduits", "zones": [], "conduits": []}
     for i, (name, net, _parent) in enumerate(zs):
         doc["zones"].append({"name": name, "networks": [net], "security_level": 1 + i % 4,
                              "consequence": CONSEQUENCES[i % 5], "contact": i == 0})  # fmt: skip
@@ -175,7 +176,8 @@ def timed(argv: list[str], out_path: str) -> tuple[float, int, int]:
     elapsed = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)
     if code not in (0, 3):
-        raise SystemExit(f"bench: {' '.join(argv)} failed with status {code}: {proc.stderr.read().decode()}")
+        error = proc.stderr.read().decode() if proc.stderr is not None else ""  # a pipe: stderr=PIPE
+        raise SystemExit(f"bench: {' '.join(argv)} failed with status {code}: {error}")
     return elapsed, usage.ru_maxrss * 1024, code
 
 

@@ -98,9 +98,9 @@ class _Pending:
     """A delta being assembled from cross-zone groups before its traffic is aggregated."""
 
     category: str
-    from_zone: str | None
-    to_zone: str | None
-    protocol: str | None
+    from_zone: str
+    to_zone: str
+    protocol: str
     access: str | None = None  # access_exceeded: the class
     conduits: set[str] = field(default_factory=set)
     ports: set[int] = field(default_factory=set)
@@ -271,7 +271,8 @@ class Comparison:
         consequence = self.zones[dst].effective_consequence
         conduits = sorted(p.conduits)
         quoted = ", ".join(repr(c) for c in conduits)
-        if p.category == "access_exceeded":
+        access: list[str]
+        if p.access is not None:  # access_exceeded: the one class these requests exceeded
             sev = severity(p.access, consequence, crossing)
             allowed = "; ".join(r.describe() for c in conduits for r in self._conduit(c).allow if r.protocol == proto)
             fn = ", ".join(f"{k} x{v}" for k, v in sorted(functions.items(), key=lambda kv: (-kv[1], kv[0])))
