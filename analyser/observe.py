@@ -17,7 +17,7 @@ from collections.abc import Mapping
 import duckdb
 import pyarrow as pa
 
-from sensor.schema import SCHEMA_VERSION
+from sensor.schema import DDL, SCHEMA_VERSION
 
 from .model import CaptureInfo, Evidence, HostPair, IntraZone, NonHostTraffic, Traffic, Window
 from .zones import ZoneIndex
@@ -61,6 +61,12 @@ def check_schema(con: duckdb.DuckDBPyConnection, path: str) -> None:
         raise DatabaseError(
             f"{path}: schema version {row[0] if row else 'unknown'}; this sorf reads version {SCHEMA_VERSION}"
         )
+
+
+def create_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Make the connection's current database an empty sorf database of the version check_schema reads."""
+    con.execute(DDL)
+    con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 
 
 def host_kind(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, index: ZoneIndex) -> str:
