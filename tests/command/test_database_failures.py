@@ -16,7 +16,6 @@ import os
 import re
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ import pytest
 import sensor.store
 from sensor.failures import DATABASE_FAILURES, database_failure
 from sorf.cli import main as sorf
+from tests.helpers.net import free_port
 from tests.helpers.paths import ROOT
 
 CAPTURES = ROOT.parent / "shared" / "captures"
@@ -176,17 +176,11 @@ def test_ingest_into_what_is_not_a_database(tmp_path, capsys, kind):
     assert sorted(os.listdir(tmp_path)) == before  # not even a .wal or a .tmp beside it
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def read_commands(db, out) -> dict[str, list[str]]:
     return {
         "analyse": ["analyse", "--db", str(db), "--zones", str(ZONES)],
         "evidence": ["evidence", "X", "--db", str(db), "--zones", str(ZONES), "--out", str(out)],
-        "serve": ["serve", "--db", str(db), "--zones", str(ZONES), "--port", str(_free_port())],
+        "serve": ["serve", "--db", str(db), "--zones", str(ZONES), "--port", str(free_port())],
     }
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import pytest
 from analyser.serve import Source
 from sensor import snapshot
 from sensor.ingest import ingest
+from tests.helpers.net import free_port
 from tests.helpers.paths import ROOT, SHARED
 
 ZONES = str(ROOT / "captures" / "demo-zones.yaml")
@@ -163,12 +163,6 @@ def test_a_retired_state_closes_after_its_last_request(tmp_path):
 # --- the real processes side by side ----------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _sorf(*args: str, **kw) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "sorf", *args], cwd=ROOT, **kw)
 
@@ -176,7 +170,7 @@ def _sorf(*args: str, **kw) -> subprocess.Popen:
 @pytest.fixture
 def server(tmp_path):
     db = str(tmp_path / "site.duckdb")
-    port = _free_port()
+    port = free_port()
     proc = _sorf("serve", "--db", db, "--zones", ZONES, "--port", str(port), stdout=subprocess.PIPE,
                  stderr=subprocess.PIPE)  # fmt: skip
     base = f"http://127.0.0.1:{port}"

@@ -10,9 +10,10 @@ from functools import partial
 import pytest
 
 from dissectors.bulk import dissect
-from dissectors.dnp3 import DNP3, OBJECT_SIZES, PACKED_BITS, crc_dnp
+from dissectors.dnp3 import DNP3, OBJECT_SIZES, PACKED_BITS
 from tests.helpers import bulk_harness as harness
 from tests.helpers.bulk_harness import bench_share, bulk_share
+from tests.helpers.dnp3 import link_frame as frame
 from tests.helpers.paths import ROOT, SHARED, manifest
 
 CAPTURES = [SHARED / row["path"] for row in manifest() if int(row["dnp3"])] + [ROOT / "captures" / "demo-plant.pcap"]
@@ -32,15 +33,6 @@ def test_bench_capture(monkeypatch, tmp_path):
 
 
 # --- hand-built flows ----------------------------------------------------------------------------------------------
-
-
-def frame(src: int, dst: int, user: bytes, ctrl: int = 0xC4) -> bytes:
-    """A link frame with correct CRCs: header, then user data in 16-byte blocks each followed by its CRC."""
-    head = struct.pack("<BBBBHH", 0x05, 0x64, 5 + len(user), ctrl, dst, src)
-    out = head + struct.pack("<H", crc_dnp(head))
-    for i in range(0, len(user), 16):
-        out += user[i : i + 16] + struct.pack("<H", crc_dnp(user[i : i + 16]))
-    return out
 
 
 CLASS0, CLASS123 = b"\x3c\x01\x06", b"\x3c\x02\x06\x3c\x03\x06\x3c\x04\x06"

@@ -13,8 +13,8 @@ from dissectors.bulk import dissect
 from dissectors.enip import EtherNetIP
 from tests.helpers import bulk_harness as harness
 from tests.helpers.bulk_harness import bench_share, bulk_share, candidate, reference
+from tests.helpers.enip import enip, logical, msp, reply, request, rr, symbol
 from tests.helpers.paths import ROOT, SHARED, manifest
-from tests.unit.test_enip import enip, logical, msp, reply, request, rr, symbol
 
 CAPTURES = [SHARED / row["path"] for row in manifest() if int(row["enip"]) or int(row["cip"])]
 CAPTURES.append(ROOT / "captures" / "demo-plant.pcap")

@@ -25,6 +25,7 @@ from analyser import api
 from analyser.api import CSP, PREFIX, create_app
 from sensor.ingest import ingest
 from sorf.cli import main as sorf
+from tests.helpers.net import free_port
 from tests.helpers.paths import ROOT
 
 DEMO = ROOT / "captures" / "demo-plant.pcap"
@@ -325,15 +326,9 @@ def no_serving(monkeypatch):
     return calls
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_serve_refuses_a_network_without_a_token(db, no_serving, capsys, monkeypatch):
     for host in ("0.0.0.0", "::", "10.20.1.5"):
-        assert sorf(["serve", "--db", db[0], "--zones", ZONES, "--host", host, "--port", str(_free_port())]) == 2
+        assert sorf(["serve", "--db", db[0], "--zones", ZONES, "--host", host, "--port", str(free_port())]) == 2
         err = capsys.readouterr().err
         assert f"refusing to serve on {host} without a token" in err and "SORF_TOKEN" in err and "--token" in err
     monkeypatch.setenv("SORF_TOKEN", "")  # empty is no token
@@ -344,7 +339,7 @@ def test_serve_refuses_a_network_without_a_token(db, no_serving, capsys, monkeyp
 
 def test_serve_with_sorf_token_binds_and_needs_it(db, no_serving, capsys, monkeypatch):
     monkeypatch.setenv("SORF_TOKEN", "from-env")
-    port = _free_port()
+    port = free_port()
     assert sorf(["serve", "--db", db[0], "--zones", ZONES, "--host", "0.0.0.0", "--port", str(port)]) == 0
     [(app, kwargs)] = no_serving
     assert kwargs["host"] == "0.0.0.0" and kwargs["port"] == port
@@ -358,7 +353,7 @@ def test_serve_with_sorf_token_binds_and_needs_it(db, no_serving, capsys, monkey
 
 
 def test_serve_on_loopback_needs_no_token(db, no_serving):
-    port = _free_port()
+    port = free_port()
     assert sorf(["serve", "--db", db[0], "--zones", ZONES, "--port", str(port)]) == 0
     [(app, kwargs)] = no_serving
     assert kwargs["host"] == "127.0.0.1" and kwargs["port"] == port
@@ -382,7 +377,7 @@ def test_serve_reports_a_bad_zone_file_by_line(db, no_serving, capsys, tmp_path)
     bad = tmp_path / "zones.yaml"
     bad.write_text(text.replace("{protocol: https, ports: [443]}", "{protocol: https, ports: [443], access: [writ]}"))
     line = next(i for i, s in enumerate(bad.read_text().splitlines(), 1) if "writ]" in s)
-    assert sorf(["serve", "--db", db[0], "--zones", str(bad), "--port", str(_free_port())]) == 2
+    assert sorf(["serve", "--db", db[0], "--zones", str(bad), "--port", str(free_port())]) == 2
     err = capsys.readouterr().err
     assert f"{bad}:{line}:" in err and "writ" in err, err
     assert no_serving == []

@@ -29,9 +29,9 @@ from sensor.ingest import ingest_file
 from sensor.reassembly import StreamDirection
 from sensor.store import Store
 from tests.helpers.bulk_harness import recorded_batch
+from tests.helpers.dnp3 import frames
 from tests.helpers.paths import SHARED
 from tests.helpers.tshark import run
-from tests.unit.test_dnp3 import frames
 
 SERVER_PORTS = {ModbusTCP: 502, S7comm: 102, EtherNetIP: 44818, DNP3: 20000}
 

@@ -14,9 +14,9 @@ import pytest
 
 from dissectors.cip.names import service_info
 from dissectors.enip.consts import COMMANDS
+from tests.helpers.enip import cpf, logical, reply, request, rr
 from tests.helpers.paths import ROOT, SHARED, manifest
 from tests.helpers.tshark import run
-from tests.unit.test_enip import cpf, logical, reply, request, rr
 
 # --- the corpus against tshark ----------------------------------------------------------------------------------
 

@@ -11,32 +11,14 @@ from hypothesis import strategies as st
 
 from dissectors import DNP3, REGISTRY, Anomaly, Identity, Operation
 from dissectors.dnp3 import FUNCTIONS, MAX_FRAGMENT, crc_dnp, frame_length
+from tests.helpers.dnp3 import frames, link_frame
+from tests.helpers.records import ops
 
 ACCESS = {"read", "write", "control", "program", "diagnostic", "session", "other"}
 MASTER, OUTSTATION = 100, 5
 
 
 # --- building frames -----------------------------------------------------------------------------------------------
-def link_frame(src: int, dst: int, user: bytes, ctrl: int = 0xC4) -> bytes:
-    """A link frame with correct CRCs: header, then user data in 16-byte blocks each followed by its CRC."""
-    head = struct.pack("<BBBBHH", 0x05, 0x64, 5 + len(user), ctrl, dst, src)
-    out = head + struct.pack("<H", crc_dnp(head))
-    for i in range(0, len(user), 16):
-        block = user[i : i + 16]
-        out += block + struct.pack("<H", crc_dnp(block))
-    return out
-
-
-def frames(app: bytes, src: int, dst: int, seq: int = 0, ctrl: int = 0xC4, size: int = 249) -> list[bytes]:
-    """An application fragment cut into transport segments (FIR, FIN, sequence), one link frame each."""
-    parts = [app[i : i + size] for i in range(0, len(app), size)] or [b""]
-    out = []
-    for i, part in enumerate(parts):
-        th = (0x40 if i == 0 else 0) | (0x80 if i == len(parts) - 1 else 0) | ((seq + i) & 0x3F)
-        out.append(link_frame(src, dst, bytes([th]) + part, ctrl))
-    return out
-
-
 def request(fc: int, objects: bytes = b"", seq: int = 0) -> bytes:
     """Master -> outstation, FIR FIN, application sequence ``seq``."""
     return b"".join(frames(bytes([0xC0 | seq, fc]) + objects, MASTER, OUTSTATION, ctrl=0xC4))
@@ -56,10 +38,6 @@ def big_response(app_seq: int = 1, seq: int = 5, points: int = 300) -> list[byte
     """A RESPONSE of ``points`` g30v4 values (2 bytes each), cut into transport segments from sequence ``seq``."""
     objects = bytes([30, 4, 0x01]) + struct.pack("<HH", 0, points - 1) + bytes(2 * points)
     return frames(bytes([0xC0 | app_seq, 0x81, 0, 0]) + objects, OUTSTATION, MASTER, seq=seq, ctrl=0x44)
-
-
-def ops(records) -> list[Operation]:
-    return [r for r in records if isinstance(r, Operation)]
 
 
 def kinds(records) -> list[str]:

@@ -16,10 +16,6 @@ def adu(tid: int, unit: int, pdu: bytes) -> bytes:
     return struct.pack("!HHHB", tid, 0, len(pdu) + 1, unit) + pdu
 
 
-def ops(records) -> list[Operation]:
-    return [r for r in records if isinstance(r, Operation)]
-
-
 def test_read_request_and_response_are_paired():
     d = ModbusTCP()
     (req,) = d.feed(adu(7, 1, bytes([3]) + struct.pack("!HH", 100, 4)), True)

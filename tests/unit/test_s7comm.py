@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from dissectors import ACCESS_CLASSES, IDENTITY_FIELDS, REGISTRY, Anomaly, Identity, Operation
 from dissectors.s7comm import S7comm
 from dissectors.s7comm import consts as m
+from tests.helpers.records import ops
 
 # ---------------------------------------------------------------- builders
 
@@ -89,10 +90,6 @@ def feed_all(d: S7comm, chunks: list[tuple[bytes, bool]]) -> list:
     for data, from_orig in chunks:
         out.extend(d.feed(data, from_orig))
     return out
-
-
-def ops(records: list) -> list[Operation]:
-    return [r for r in records if isinstance(r, Operation)]
 
 
 # ---------------------------------------------------------------- unit tests on byte strings
