@@ -6,7 +6,7 @@ the cause is gone) gives what a clean ingest gives, without duplicates.
 
 The disk and read-only cases mount a tmpfs or a read-only bind mount, and so need root
 (they are skipped otherwise); the permission cases run `sorf` as nobody with setpriv.
-A kill -9 during an ingest is tests/test_parallel.py's and test_walk_apart.py's.
+A kill -9 during an ingest is tests/equivalence/test_parallel.py's and test_walk_apart.py's.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The columnar path (sensor/columnar.py) against the packet-at-a-time path: the same
 tables, row for row, on every pcap of the shared corpus, the demo, a generated benchmark
-capture and damaged cuts of them. The packet path is the one tests/test_corpus.py and
+capture and damaged cuts of them. The packet path is the one tests/oracle/test_corpus.py and
 the tshark comparisons hold to; this keeps the fast path equal to it."""
 
 from __future__ import annotations

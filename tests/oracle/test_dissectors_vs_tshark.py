@@ -223,7 +223,7 @@ KNOWN_DIFFERENCES: dict[tuple[str, str], tuple[str, dict[tuple, int]]] = {
             "a fuzzed trace whose TCP sequence numbers jump at random (frame 2 is 3.8e9 ahead); tshark dissects"
             " each segment on its own, sorf delivers bytes in sequence order once and resyncs after gaps at a segment"
             " that starts with an MBAP header (whatever its function code): every request tshark shows is recorded"
-            " (tests/test_known_headers.py), and also frame 7's (fc 34, after the 2 bytes frame 6's MBAP length leaves"
+            " (tests/hostile/test_known_headers.py), and also frame 7's (fc 34, after the 2 bytes frame 6's MBAP length leaves"
             " over; tshark takes frame 7 as the rest of frame 6). The server's side: sorf takes frame 2 (seq 3.8e9"
             " ahead of the SYN) as where the stream starts, so it decodes frame 2 (tshark: out of order); it resumes"
             " at frame 5 (fc 32), whose bytes the client's ACKs vouch for"

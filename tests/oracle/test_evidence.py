@@ -1,6 +1,6 @@
 """Evidence export (analyser/evidence.py), checked with tshark.
 
-Real corpus captures (and a few built from them or by tests/test_capture_formats.py:
+Real corpus captures (and a few built from them or by tests/oracle/test_capture_formats.py:
 big-endian nanosecond pcap, pcapng with several interfaces and sections, IP fragments)
 are ingested; for some of their flows the evidence file is written, and tshark reads it
 back: each frame's comment names its source file and frame number, and its time, lengths,
