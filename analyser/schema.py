@@ -1,7 +1,7 @@
 """The API's response shapes, for its OpenAPI document (docs/api.md).
 
 These describe what analyser/report.py writes; they do not write it. Every model
-forbids fields it does not name, and tests/test_api.py validates a whole
+forbids fields it does not name, and tests/command/test_api.py validates a whole
 `sorf analyse --format json` against them, so the document cannot drift from the
 one serializer. Row models of flows and operations come from the store's column
 declarations (sensor/store.py), not from a second list.

@@ -8,7 +8,7 @@ IPv4, TCP or UDP; no idle split or port reuse in the chunk; TCP streams in order
 (whole retransmissions allowed). Their PDUs are framed in bulk and dissected by
 dissectors.bulk. Any other flow of the chunk is replayed packet by packet through
 FlowTable.update, the same state machine, so both paths give the same tables
-(tests/test_columnar.py compares them on every capture of the corpus).
+(tests/equivalence/test_columnar.py compares them on every capture of the corpus).
 """
 
 from __future__ import annotations

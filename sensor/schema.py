@@ -1,5 +1,5 @@
 """The database's tables, declared once: the DDL, the Arrow schemas the store inserts and the columns the
-analyser reads all come from ``TABLES`` (docs/schema.md describes them; tests/test_schema.py holds the two
+analyser reads all come from ``TABLES`` (docs/schema.md describes them; tests/unit/test_schema.py holds the two
 equal). The rows a dissector emits are declared by their dataclasses (dissectors/base.py): the operations and
 anomalies tables take their columns, in order, from ``Operation`` and ``Anomaly``, after the evidence keys.
 

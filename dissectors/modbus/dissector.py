@@ -62,7 +62,7 @@ def _cut_request(code: int, pdu: bytes) -> str | None:
 
 def _cut_response(code: int, fc: int, pdu: bytes) -> str | None:
     """What a reply lacks for its function, or None when it is whole. An exception reply cut before its
-    exception code is not one: its status says so (EXCEPTION), as tests/test_bulk_modbus.py has it."""
+    exception code is not one: its status says so (EXCEPTION), as tests/equivalence/test_bulk_modbus.py has it."""
     n, name = len(pdu), FUNCTIONS[code][0]
     if fc & 0x80:
         return None
