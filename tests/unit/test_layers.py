@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers.paths import ROOT
+
 PACKAGES = ("dissectors", "sensor", "analyser", "sorf")
 ANALYSER_READS = {"sensor.schema", "sensor.ports", "sensor.snapshot"}
 ON_TOP = {"analyser/api.py": {"sensor.evidence"}}  # the API, like the command, sits on top
