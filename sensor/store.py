@@ -16,10 +16,12 @@ from datetime import UTC, datetime
 
 import duckdb
 import numpy as np
+import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from dissectors import Anomaly, Identity, Operation, Record
-from dissectors.base import details_json
+from dissectors.bulk import Details
 
 from . import snapshot
 from .flows import Flow
@@ -37,7 +39,8 @@ OPERATION_COLUMNS = OPERATIONS.arrow
 IDENTITY_COLUMNS = IDENTITIES.arrow
 ANOMALY_COLUMNS = ANOMALIES.arrow
 _OPERATION_SCHEMA = pa.schema(list(OPERATION_COLUMNS.items()))
-_BULK_COLUMNS = list(OPERATION_COLUMNS)[len(EVIDENCE) :]  # what a bulk decoder gives: the Operation fields
+# a bulk decoder's columns: the Operation fields but details (values, which details_text encodes), the last
+_BULK_COLUMNS = list(OPERATION_COLUMNS)[len(EVIDENCE) : -1]
 
 # The assets table has no PRIMARY KEY: the rebuild's GROUP BY ip makes ip unique, and the key's index on 2M
 # addresses (a scan) cost more DuckDB memory than the rebuild itself; a DELETE and INSERT of the same keys in
@@ -117,6 +120,75 @@ def _mac_text(raw: bytes | None, cache: dict[bytes, str | None]) -> str | None:
             cache.clear()
         text = cache[raw] = raw.hex(":")
     return text
+
+
+def details_json(details: dict) -> str:
+    """Operation.details as the store keeps them: compact JSON, keys in insertion order."""
+    return orjson.dumps(details, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+_NEEDS_ESCAPE = r'["\\\x00-\x1f]'  # what orjson escapes in a string: a value without it is quoted as it is
+
+
+def details_text(details: Details) -> pa.Array:
+    """Bulk rows' details as the text details_json gives each row's dict (the values put in at their keys).
+
+    Each distinct dict is encoded once, cut where the keys of ``details.values`` go; each row's text is its
+    dict's pieces joined with its own values (Arrow, for the whole column at once)."""
+    keys = list(details.values)
+    cuts = [_cut(d, keys) for d in details.dicts]
+    index = pa.array(details.index)
+    pieces = [pa.array([c[0][j] for c in cuts], pa.string()).take(index) for j in range(len(keys) + 1)]
+    if not keys:
+        return pieces[0]
+    parts = [pieces[0]]
+    for j, key in enumerate(keys):
+        text = _value_text(details.values[key])
+        has = [c[1][j] for c in cuts]
+        if not all(has):
+            text = pc.if_else(pa.array(has).take(index), text, pa.scalar("", pa.string()))
+        parts += [text, pieces[j + 1]]
+    return pc.binary_join_element_wise(*parts, pa.scalar("", pa.string()))
+
+
+def _cut(details: dict | None, keys: list[str]) -> tuple[list[str | None], list[bool]]:
+    """A dict's text cut where the values of ``keys`` go (empty pieces for the keys it lacks), and which keys it
+    has; None pieces for no details (None or empty, as the packet path writes them). The items between those
+    keys are encoded together by details_json."""
+    if not details:
+        return [None] * (len(keys) + 1), [False] * len(keys)
+    pieces: list[str | None] = [""] * (len(keys) + 1)
+    has = [False] * len(keys)
+    items: list[str] = []  # the items since the last key's value as text, then the next key's name
+    run: dict = {}
+    text = "{"  # what goes before the items: "," once a key's value has been cut at
+    for key, value in details.items():
+        if key not in keys:
+            run[key] = value
+            continue
+        j = keys.index(key)
+        if any(has[j:]):
+            raise ValueError(f"details key {key!r} out of the order of {keys}")
+        items += [details_json(run)[1:-1]] if run else []
+        items.append(orjson.dumps(key).decode() + ":")
+        pieces[j], has[j], text, items, run = text + ",".join(items), True, ",", [], {}
+    items += [details_json(run)[1:-1]] if run else []
+    pieces[-1] = (text + ",".join(items) if items else "") + "}"
+    return pieces, has
+
+
+def _value_text(values: pa.Array) -> pa.Array:
+    """Integers or strings as JSON values, null as null."""
+    if pa.types.is_integer(values.type):
+        text = pc.cast(values, pa.string())
+    elif not pa.types.is_string(values.type):
+        raise TypeError(f"details values of type {values.type}")
+    elif pc.any(pc.match_substring_regex(values, _NEEDS_ESCAPE)).as_py():
+        text = pa.array([None if v is None else orjson.dumps(v).decode() for v in values.to_pylist()], pa.string())
+    else:
+        quote = pa.scalar('"', pa.string())
+        text = pc.binary_join_element_wise(quote, values, quote, pa.scalar("", pa.string()))
+    return text.fill_null("null")
 
 
 class _Batch:
@@ -407,12 +479,12 @@ class CaptureWriter:
         else:
             self.anomaly(frame, ts, flow.flow_id, record)
 
-    def bulk_operations(self, frames, ts, flow_ids, columns: dict[str, pa.Array]) -> None:
-        """Operation rows decoded in bulk (dissectors/bulk.py), inserted as they are."""
+    def bulk_operations(self, frames, ts, flow_ids, columns: dict[str, pa.Array], details: Details) -> None:
+        """Operation rows decoded in bulk (dissectors/bulk.py), inserted as they are, their details encoded."""
         n = len(frames)
         head = [pa.array(np.full(n, self.capture_id, np.int32)), pa.array(frames), pa.array(ts).cast(TS)]
         # from_arrays casts only the columns of another type (a bulk decoder's int64 address)
-        arrays = head + [pa.array(flow_ids)] + [columns[name] for name in _BULK_COLUMNS]
+        arrays = head + [pa.array(flow_ids)] + [columns[name] for name in _BULK_COLUMNS] + [details_text(details)]
         table = pa.Table.from_arrays(arrays, schema=_OPERATION_SCHEMA)
         self.bulk.append(table)
         self.bulk_rows += n
