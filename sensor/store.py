@@ -127,41 +127,45 @@ def details_json(details: dict) -> str:
     return orjson.dumps(details, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-_NEEDS_ESCAPE = r'["\\\x00-\x1f]'  # what orjson escapes in a string: a value without it is quoted as it is
+_ESCAPED = np.zeros(256, bool)  # the bytes orjson escapes in a string: a value without them is quoted as it is
+_ESCAPED[[*range(0x20), ord('"'), ord("\\")]] = True
 
 
 def details_text(details: Details) -> pa.Array:
     """Bulk rows' details as the text details_json gives each row's dict (the values put in at their keys).
 
-    Each distinct dict is encoded once, cut where the keys of ``details.values`` go; each row's text is its
-    dict's pieces joined with its own values (Arrow, for the whole column at once)."""
+    Each distinct dict is encoded once, cut where the keys of ``details.values`` go (a string value's quotes in
+    the cut pieces); each row's text is its dict's pieces joined with its own values, by Arrow for the whole
+    column. A row whose dict lacks a key takes a null for it, which the join writes as nothing."""
     keys = list(details.values)
-    cuts = [_cut(d, keys) for d in details.dicts]
+    values = [_value_text(details.values[key]) for key in keys]
+    cuts = [_cut(d, keys, [quoted for _, quoted in values]) for d in details.dicts]
     index = pa.array(details.index)
     pieces = [pa.array([c[0][j] for c in cuts], pa.string()).take(index) for j in range(len(keys) + 1)]
     if not keys:
         return pieces[0]
     parts = [pieces[0]]
-    for j, key in enumerate(keys):
-        text = _value_text(details.values[key])
-        has = [c[1][j] for c in cuts]
-        if not all(has):
-            text = pc.if_else(pa.array(has).take(index), text, pa.scalar("", pa.string()))
-        parts += [text, pieces[j + 1]]
-    return pc.binary_join_element_wise(*parts, pa.scalar("", pa.string()))
+    for j, (text, _) in enumerate(values):
+        has = np.array([c[1][j] for c in cuts], bool)
+        parts += [text if has.all() else _masked(text, has[details.index]), pieces[j + 1]]
+    # "replace", not "skip": pyarrow 26's skip drops the rows whose every input is null
+    joined = pc.binary_join_element_wise(*parts, pa.scalar("", pa.string()), null_handling="replace",
+                                         null_replacement="")  # fmt: skip
+    some = np.array([c[0][0] is not None for c in cuts], bool)
+    return joined if some.all() else _masked(joined, some[details.index])
 
 
-def _cut(details: dict | None, keys: list[str]) -> tuple[list[str | None], list[bool]]:
-    """A dict's text cut where the values of ``keys`` go (empty pieces for the keys it lacks), and which keys it
-    has; None pieces for no details (None or empty, as the packet path writes them). The items between those
-    keys are encoded together by details_json."""
+def _cut(details: dict | None, keys: list[str], quoted: list[bool]) -> tuple[list[str | None], list[bool]]:
+    """A dict's text cut where the values of ``keys`` go (the quotes of a ``quoted`` one kept in the pieces;
+    empty pieces for the keys it lacks), and which keys it has; None pieces for no details (None or empty, as
+    the packet path writes them). The items between those keys are encoded together by details_json."""
     if not details:
         return [None] * (len(keys) + 1), [False] * len(keys)
     pieces: list[str | None] = [""] * (len(keys) + 1)
     has = [False] * len(keys)
     items: list[str] = []  # the items since the last key's value as text, then the next key's name
     run: dict = {}
-    text = "{"  # what goes before the items: "," once a key's value has been cut at
+    text = "{"  # what goes before the items: "," (after a quote) once a key's value has been cut at
     for key, value in details.items():
         if key not in keys:
             run[key] = value
@@ -171,24 +175,32 @@ def _cut(details: dict | None, keys: list[str]) -> tuple[list[str | None], list[
             raise ValueError(f"details key {key!r} out of the order of {keys}")
         items += [details_json(run)[1:-1]] if run else []
         items.append(orjson.dumps(key).decode() + ":")
-        pieces[j], has[j], text, items, run = text + ",".join(items), True, ",", [], {}
+        quote = '"' if quoted[j] else ""
+        pieces[j], has[j], text, items, run = text + ",".join(items) + quote, True, quote + ",", [], {}
     items += [details_json(run)[1:-1]] if run else []
-    pieces[-1] = (text + ",".join(items) if items else "") + "}"
+    pieces[-1] = (text + ",".join(items) if items else text[:-1]) + "}"
     return pieces, has
 
 
-def _value_text(values: pa.Array) -> pa.Array:
-    """Integers or strings as JSON values, null as null."""
+def _value_text(values: pa.Array) -> tuple[pa.Array, bool]:
+    """Integers or strings as JSON values (null as null), and whether their quotes are left to the pieces: strings
+    that need no escape, seen in their data buffer (bytes a slice leaves out may only send them the slow way)."""
     if pa.types.is_integer(values.type):
-        text = pc.cast(values, pa.string())
-    elif not pa.types.is_string(values.type):
+        return pc.cast(values, pa.string()).fill_null("null"), False
+    if not pa.types.is_string(values.type):
         raise TypeError(f"details values of type {values.type}")
-    elif pc.any(pc.match_substring_regex(values, _NEEDS_ESCAPE)).as_py():
-        text = pa.array([None if v is None else orjson.dumps(v).decode() for v in values.to_pylist()], pa.string())
-    else:
-        quote = pa.scalar('"', pa.string())
-        text = pc.binary_join_element_wise(quote, values, quote, pa.scalar("", pa.string()))
-    return text.fill_null("null")
+    data = values.buffers()[2]
+    if not values.null_count and (data is None or not _ESCAPED[np.frombuffer(data, np.uint8)].any()):
+        return values, True
+    return pa.array(["null" if v is None else orjson.dumps(v).decode() for v in values.to_pylist()], pa.string()), False
+
+
+def _masked(array: pa.Array, valid: np.ndarray) -> pa.Array:
+    """An array without nulls, null where not ``valid``: a new validity bitmap over the same buffers."""
+    bits = np.packbits(np.concatenate((np.zeros(array.offset, bool), valid)), bitorder="little")
+    return pa.Array.from_buffers(
+        array.type, len(array), [pa.py_buffer(bits), *array.buffers()[1:]], offset=array.offset
+    )
 
 
 class _Batch:
