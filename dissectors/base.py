@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import numpy as np
-import orjson
 
 if TYPE_CHECKING:
     from .bulk import BulkRows, PduBatch
@@ -44,12 +43,6 @@ class Operation:
     quantity: int | None = None
     target: str | None = None  # what it acts on, as a user would write it: "DB1.DBW4", "g12v1", "Tank1_Level"
     details: dict | None = None  # protocol-specific fields, named as in Zeek ICSNPP or Wireshark
-
-
-def details_json(details: dict) -> str:
-    """Operation.details as the store keeps them: compact JSON, keys in insertion order
-    (parse() and the bulk decoders must give the same text)."""
-    return orjson.dumps(details, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 # field names for Identity.fields, shared by all protocols (docs/schema.md, assets.identity)

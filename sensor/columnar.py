@@ -1130,7 +1130,7 @@ def _dissect(plan: Plan, cls: type[Dissector], groups: list[int], pdus: _Pdus, d
     if len(out.pdu):
         r = rr[out.pdu]
         flow_ids = np.array([plan.flow[g].flow_id for g in groups], np.int64)[flow_k[out.pdu]]
-        writer.bulk_operations(plan.fr[r], plan.ts[r], flow_ids, out.columns)
+        writer.bulk_operations(plan.fr[r], plan.ts[r], flow_ids, out.columns, out.details)
     for j, records in out.parsed:
         flow = plan.flow[groups[int(flow_k[j])]]
         r = int(rr[j])

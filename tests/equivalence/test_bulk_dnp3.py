@@ -188,7 +188,7 @@ def test_units():
     rows = DNP3.bulk(batch(poll(1) + poll(2) + [(True, read(3))]))
     assert rows.unit.tolist() == [-1, -1, 2, 2, -1]
     assert rows.pdu.tolist() == [2, 3]
-    assert rows.columns["details"].to_pylist()[1] == ('{"src":1024,"dst":3,"iin":0,"fc_request":"READ"}')
+    assert harness.stored(rows)["details"][1] == ('{"src":1024,"dst":3,"iin":0,"fc_request":"READ"}')
 
 
 def test_random_flows():

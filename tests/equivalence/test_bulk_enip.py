@@ -60,7 +60,7 @@ bulk_pdus = partial(harness.bulk_pdus, EtherNetIP)  # dissect() checked against 
 
 
 def column(name: str, *flows: list[tuple[bool, bytes]]) -> list:
-    return dissect(batch(*flows), EtherNetIP.bulk).columns[name].to_pylist()
+    return harness.stored(dissect(batch(*flows), EtherNetIP.bulk))[name]
 
 
 Q, R = True, False  # from_orig of a request and of a reply

@@ -90,7 +90,7 @@ def test_writes():
         (Q, adu(5, struct.pack("!BHHB", 16, 0, 0, 0))), (R, adu(5, struct.pack("!BHH", 16, 0, 0))),
     ]  # fmt: skip
     assert bulk_pdus(flows) == list(range(10))
-    details = dissect(batch(flows), ModbusTCP.bulk).columns["details"].to_pylist()
+    details = harness.stored(dissect(batch(flows), ModbusTCP.bulk))["details"]
     assert details[::2] == ['{"values":[120,35,4,900]}', '{"values":[1]}', '{"values":[1234]}',
                             '{"values":[1,0,0,1,0,0,0,0,1,1]}', '{"values":[]}']  # fmt: skip
     assert details[1::2] == [None] * 5  # the response inherits what was asked, without the values

@@ -27,9 +27,10 @@ from dissectors import (
     Operation,
     S7comm,
 )
-from dissectors.base import REQUEST, RESPONSE, FramedStream, details_json
+from dissectors.base import REQUEST, RESPONSE, FramedStream
 from dissectors.bulk import PduBatch
 from sensor.capture import CaptureError, ReadState, _records
+from sensor.store import details_json
 from sensor.walk import walk
 from tests.helpers.bulk_harness import candidate, reference
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dissectors.base import Operation, details_json
-from dissectors.bulk import ROW_FIELDS, PduBatch, dissect
+from dissectors.base import Operation
+from dissectors.bulk import ROW_FIELDS, BulkRows, Dissected, PduBatch, dissect
 from sensor.ingest import ingest_file
-from sensor.store import Store
+from sensor.store import Store, details_json, details_text
 from tests.helpers.paths import ROOT
 
 MAKE_BENCH = ROOT / "captures" / "make_bench.py"
@@ -84,6 +84,11 @@ def _row(rec) -> tuple:
     return (type(rec).__name__, repr(rec))
 
 
+def stored(rows: BulkRows | Dissected) -> dict[str, list]:
+    """Bulk rows' columns as the store writes them, by ROW_FIELDS name (details as text)."""
+    return {k: v.to_pylist() for k, v in rows.columns.items()} | {"details": details_text(rows.details).to_pylist()}
+
+
 def reference(batch: PduBatch, cls) -> list[list[tuple]]:
     """Rows per PDU from parse() in order on fresh dissectors."""
     fresh = []
@@ -99,7 +104,7 @@ def candidate(batch: PduBatch, cls) -> tuple[list[list[tuple]], int]:
     """Rows per PDU from dissect(); and how many PDUs got bulk rows."""
     out = dissect(batch, cls.bulk)
     rows: list[list[tuple]] = [[] for _ in range(len(batch.start))]
-    cols = {k: v.to_pylist() for k, v in out.columns.items()}
+    cols = stored(out)
     for j, i in enumerate(out.pdu.tolist()):
         rows[i].append(("op", *(cols[f][j] for f in ROW_FIELDS)))
     bulk_pdus = len(set(out.pdu.tolist()))

@@ -6,8 +6,8 @@ from __future__ import annotations
 import struct
 
 from dissectors import Operation, S7comm
-from dissectors.base import details_json
 from sensor.capture import ReadState, read_packets
+from sensor.store import details_json
 from tests.fuzz import checks
 
 

@@ -11,7 +11,18 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from sensor.store import ANOMALY_COLUMNS, FLOW_COLUMNS, IDENTITY_COLUMNS, OPERATION_COLUMNS, ROW_GROUP, TS, Store
+from dissectors.bulk import Details
+from sensor.store import (
+    ANOMALY_COLUMNS,
+    FLOW_COLUMNS,
+    IDENTITY_COLUMNS,
+    OPERATION_COLUMNS,
+    ROW_GROUP,
+    TS,
+    Store,
+    details_json,
+    details_text,
+)
 
 
 def operations(capture_id: int, first: int, n: int) -> pa.Table:
@@ -112,3 +123,41 @@ def test_a_path_with_a_quote(tmp_path):
     s.close()
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM operations").fetchone()[0] == 10
+
+
+def test_bulk_details_encode_as_each_rows_dict():
+    """Bulk details (dissectors.bulk.Details): each row's text is details_json of its dict with its own values
+    put in at their keys; a dict without a key takes no value, no details (None or empty) is NULL, and a string
+    value orjson escapes is escaped."""
+    dicts = [
+        {"session_handle": 0, "length": 3, "context": 0, "items": [{"type_id": 0}]},  # both keys, items between
+        {"symbol": "T\u00e9", "n": None},  # neither key
+        None,
+        {},
+        {"context": 0},  # the second key only, alone
+        {"length": 1, 7: "seven", "session_handle": 0},  # the first key last, a non-string key before it
+    ]
+    index = np.array([0, 1, 2, 3, 4, 5, 0])
+    handles = pa.array(["0x0001", "-", None, "x", 'q"', "0x0002", None])
+    contexts = pa.array([10, 11, 12, 13, 14, 15, -(2**40)], pa.int64())
+    details = Details(dicts, index, {"session_handle": handles, "context": contexts})
+    want = []
+    for i, handle, context in zip(index, handles.to_pylist(), contexts.to_pylist()):
+        d = dicts[i]
+        if d:
+            d = {k: {"session_handle": handle, "context": context}.get(k, v) if isinstance(k, str) else v
+                 for k, v in d.items()}  # fmt: skip
+        want.append(details_json(d) if d else None)
+    assert details_text(details).to_pylist() == want
+    assert want[4] == '{"context":14}' and want[5] == '{"length":1,"7":"seven","session_handle":"0x0002"}'
+    assert details_text(Details([{"a": 1}], np.zeros(2, np.int64))).to_pylist() == ['{"a":1}'] * 2
+    for escaped in ('q"', "b\\", "c\n", "\x00"):
+        one = Details([{"k": 0}], np.zeros(1, np.int64), {"k": pa.array([escaped])})
+        assert details_text(one).to_pylist() == [details_json({"k": escaped})]
+
+
+def test_bulk_details_keys_in_another_order_are_refused():
+    """Each dict's per-row keys must come in the order of ``values``: the pieces are joined in that order."""
+    values = {"a": pa.array([1]), "b": pa.array([2])}
+    with pytest.raises(ValueError):
+        details_text(Details([{"b": 0, "a": 0}], np.zeros(1, np.int64), values))
