@@ -34,8 +34,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from dissectors import ACCESS_CLASSES
-from sensor.schema import SCHEMA_VERSION
+from sensor.schema import ACCESS_CLASSES, SCHEMA_VERSION
 
 from . import queries, report, schema
 from .model import CATEGORIES, SEVERITIES, severity_rank

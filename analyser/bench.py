@@ -25,10 +25,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+import duckdb
 import yaml
 
-from sensor.store import Store
+from .observe import create_schema
 
 NESTED_EVERY = 10  # one zone in ten is a /28 nested inside another zone's /24
 HOSTS = 20  # hosts per /24 zone; a nested /28 zone has 12 (.129-.140)
@@ -51,7 +53,7 @@ CONSEQUENCES = ("negligible", "minor", "moderate", "major", "catastrophic")
 
 def zone_file(zones: int, conduits: int) -> dict:
     zs = layout(zones)
-    doc = {"site": f"synthetic site: {zones} zones, {conduits} conduits", "zones": [], "conduits": []}
+    doc: dict[str, Any] = {"site": f"synthetic site: {zones} zones, {conduits} conduits", "zones": [], "conduits": []}
     for i, (name, net, _parent) in enumerate(zs):
         doc["zones"].append({"name": name, "networks": [net], "security_level": 1 + i % 4,
                              "consequence": CONSEQUENCES[i % 5], "contact": i == 0})  # fmt: skip
@@ -150,8 +152,8 @@ def generate(directory: Path, flows: int, zones: int, conduits: int) -> tuple[Pa
     for p in (db, Path(str(db) + ".wal")):
         p.unlink(missing_ok=True)
     zpath.write_text(yaml.safe_dump(zone_file(zones, conduits), sort_keys=False, default_flow_style=None))
-    store = Store(str(db))
-    con = store.con
+    con = duckdb.connect(str(db))
+    create_schema(con)
     con.execute(
         "INSERT INTO captures (capture_id, path, sha256, bytes, format, packets, first_ts, last_ts, sensor, status) "
         "SELECT i, 'synthetic-' || i || '.pcap', 'synthetic' || i, 0, 'pcap', 0, TIMESTAMP '2026-01-05 00:00:00', "
@@ -162,7 +164,7 @@ def generate(directory: Path, flows: int, zones: int, conduits: int) -> tuple[Pa
     con.execute(FLOWS, {"flows": flows, "zones": zones, "top": top, "hosts": HOSTS})
     con.execute(OPERATIONS)
     ((ops,),) = con.execute("SELECT count(*) FROM operations").fetchall()
-    store.close()
+    con.close()
     return db, zpath, ops
 
 
@@ -175,7 +177,8 @@ def timed(argv: list[str], out_path: str) -> tuple[float, int, int]:
     elapsed = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)
     if code not in (0, 3):
-        raise SystemExit(f"bench: {' '.join(argv)} failed with status {code}: {proc.stderr.read().decode()}")
+        error = proc.stderr.read().decode() if proc.stderr is not None else ""  # a pipe: stderr=PIPE
+        raise SystemExit(f"bench: {' '.join(argv)} failed with status {code}: {error}")
     return elapsed, usage.ru_maxrss * 1024, code
 
 

@@ -26,8 +26,8 @@ import json
 import tempfile
 from dataclasses import dataclass, field
 
-from dissectors import ACCESS_CLASSES
 from sensor.ports import ICS_PROTOCOLS
+from sensor.schema import ACCESS_CLASSES
 
 from .model import (
     CATEGORIES,
@@ -98,9 +98,9 @@ class _Pending:
     """A delta being assembled from cross-zone groups before its traffic is aggregated."""
 
     category: str
-    from_zone: str | None
-    to_zone: str | None
-    protocol: str | None
+    from_zone: str
+    to_zone: str
+    protocol: str
     access: str | None = None  # access_exceeded: the class
     conduits: set[str] = field(default_factory=set)
     ports: set[int] = field(default_factory=set)
@@ -110,6 +110,29 @@ class _Pending:
     def key(self) -> tuple:
         k = (self.category, self.from_zone, self.to_zone, self.protocol)
         return (*k, self.access) if self.access else k
+
+
+@dataclass
+class _Found:
+    """The cross-zone deltas found so far, and the groups whose traffic each one sums."""
+
+    pending: dict[tuple, _Pending] = field(default_factory=dict)
+    ids: dict[tuple, str] = field(default_factory=dict)
+    by_group: list[tuple[Group, str]] = field(default_factory=list)  # group -> flow-level delta id
+    by_access: list[tuple[Group, str, str]] = field(default_factory=list)  # (group, access) -> access_exceeded id
+
+    def add(self, p: _Pending, port: int | None, ops: dict[str, int]) -> str:
+        """Merge ``p`` into the delta of its key (ports, conduits, operations); returns that delta's id."""
+        d = self.pending.setdefault(p.key, p)
+        if port is not None:
+            d.ports.add(port)
+        d.conduits |= p.conduits
+        if d is not p:
+            for a, n in ops.items():
+                d.operations[a] = d.operations.get(a, 0) + n
+        else:
+            d.operations = dict(ops)
+        return self.ids.setdefault(p.key, delta_id(*p.key))
 
 
 def _allows(rules: list, access: str) -> bool:
@@ -146,121 +169,108 @@ class Comparison:
         return self.zones[a].contact != self.zones[b].contact
 
     def run(self, database: str) -> Analysis:
+        """Classify every cross-zone group, sum the traffic in SQL, then add the per-conduit and per-host deltas."""
         obs = self.obs
         window = obs.window()
         hosts = obs.assign_hosts()
         window.hosts = hosts.count()
         group_ops = obs.group_access()
-
-        pending: dict[tuple, _Pending] = {}
-        group_delta: list[tuple[Group, str]] = []  # group -> flow-level delta id
-        access_delta: list[tuple[Group, str, str]] = []  # (group, access) -> access_exceeded id
-        observed: list[ObservedConduit] = []
-        ids: dict[tuple, str] = {}
-
-        def add(p: _Pending, port: int | None, ops: dict[str, int]) -> str:
-            d = pending.setdefault(p.key, p)
-            if port is not None:
-                d.ports.add(port)
-            d.conduits |= p.conduits
-            if d is not p:
-                for a, n in ops.items():
-                    d.operations[a] = d.operations.get(a, 0) + n
-            else:
-                d.operations = dict(ops)
-            return ids.setdefault(p.key, delta_id(*p.key))
-
+        found = _Found()
         groups = obs.groups()
-        for group, flows in groups:
-            src, dst, protocol, raw_port = group
-            port = None if raw_port < 0 else raw_port
-            ops = group_ops.get(group, {})
-            fwd = self.by_pair.get((src, dst), [])
-            matched = [(c, r) for c in fwd for r in c.allow if r.matches(protocol, port)]
-            names: list[str] = []
-            if matched:
-                names = sorted({c.name for c, _ in matched})
-                for name in names:
-                    self.used[name] += flows
-                    self.used_protocols[name].add(protocol)
-                rules = [r for _, r in matched]
-                status = "allowed"
-                for a, n in sorted(ops.items()):
-                    if not _allows(rules, a):
-                        status = "access_exceeded"
-                        did = add(_Pending("access_exceeded", src, dst, protocol, a, set(names)), port, {a: n})
-                        access_delta.append((group, a, did))
-            elif fwd:
-                status = "protocol_not_allowed"
-                group_delta.append(
-                    (group, add(_Pending(status, src, dst, protocol, conduits={c.name for c in fwd}), port, ops))
-                )
-            elif (dst, src) in self.by_pair:
-                status = "reversed_initiator"
-                rev = {c.name for c in self.by_pair[(dst, src)]}
-                group_delta.append((group, add(_Pending(status, src, dst, protocol, conduits=rev), port, ops)))
-            else:
-                status = "undeclared_conduit"
-                group_delta.append((group, add(_Pending(status, src, dst, protocol), port, ops)))
-            observed.append(
-                ObservedConduit(
-                    src,
-                    dst,
-                    protocol,
-                    port,
-                    sorted(ops, key=ACCESS_CLASSES.index),
-                    dict(sorted(ops.items())),
-                    Traffic(),
-                    names,
-                    status,
-                )
-            )
-
-        # traffic of the observed conduits, then of the deltas, aggregated in SQL
-        obs.set_group_keys([(g, str(i)) for i, (g, _) in enumerate(groups)])
-        by_group = obs.traffic("groups")
-        for i, oc in enumerate(observed):
-            oc.traffic = by_group[str(i)]
-        obs.set_group_keys(group_delta)
-        obs.set_access_keys(access_delta)
-        traffic = obs.traffic("groups") | obs.traffic("operations")
-        functions = obs.access_functions()
-
-        deltas = [self._delta(ids[k], p, traffic[ids[k]], functions.get(ids[k], {})) for k, p in pending.items()]
+        observed = [self._observe(group, flows, group_ops.get(group, {}), found) for group, flows in groups]
+        deltas = self._with_traffic(groups, observed, found)
         deltas += self._unused()
         unzoned_hosts, unzoned = self._unzoned()
         deltas += unzoned
         deltas.sort(key=_order)
+        return Analysis(
+            site=self.zf.site, database=database, zone_file=self.zf.path, window=window,
+            zones=self._zone_summaries(hosts.per_zone()), conduits=self._conduit_statuses(), observed=observed,
+            intra_zone=obs.intra_zone(), non_host=obs.non_host(), deltas=deltas, unzoned_hosts=unzoned_hosts,
+        )  # fmt: skip
 
-        zone_hosts = hosts.per_zone()
-        zones = [
+    # --- one cross-zone group ----------------------------------------------------------------------------------------
+
+    def _observe(self, group: Group, flows: int, ops: dict[str, int], found: _Found) -> ObservedConduit:
+        """One cross-zone group: the conduits whose rules it matched, its status, and its delta (into ``found``)."""
+        src, dst, protocol, raw_port = group
+        port = None if raw_port < 0 else raw_port
+        fwd = self.by_pair.get((src, dst), [])
+        matched = [(c, r) for c in fwd for r in c.allow if r.matches(protocol, port)]
+        names = sorted({c.name for c, _ in matched})
+        if matched:
+            for name in names:
+                self.used[name] += flows
+                self.used_protocols[name].add(protocol)
+            status = self._check_access(group, port, ops, [r for _, r in matched], names, found)
+        else:
+            status, conduits = self._unmatched(src, dst, fwd)
+            found.by_group.append(
+                (group, found.add(_Pending(status, src, dst, protocol, conduits=conduits), port, ops))
+            )
+        return ObservedConduit(
+            src, dst, protocol, port, sorted(ops, key=ACCESS_CLASSES.index), dict(sorted(ops.items())), Traffic(),
+            names, status,
+        )  # fmt: skip
+
+    def _check_access(
+        self, group: Group, port: int | None, ops: dict[str, int], rules: list, names: list[str], found: _Found
+    ) -> str:
+        """'allowed', or 'access_exceeded' with one delta per access class that the matched rules do not allow."""
+        src, dst, protocol, _ = group
+        status = "allowed"
+        for a, n in sorted(ops.items()):
+            if not _allows(rules, a):
+                status = "access_exceeded"
+                did = found.add(_Pending("access_exceeded", src, dst, protocol, a, set(names)), port, {a: n})
+                found.by_access.append((group, a, did))
+        return status
+
+    def _unmatched(self, src: str, dst: str, fwd: list[Conduit]) -> tuple[str, set[str]]:
+        """Why a crossing no allow rule matched is a delta (its category), and the conduits that delta names."""
+        if fwd:
+            return "protocol_not_allowed", {c.name for c in fwd}
+        if (dst, src) in self.by_pair:
+            return "reversed_initiator", {c.name for c in self.by_pair[(dst, src)]}
+        return "undeclared_conduit", set()
+
+    def _with_traffic(
+        self, groups: list[tuple[Group, int]], observed: list[ObservedConduit], found: _Found
+    ) -> list[Delta]:
+        """The traffic of every observed conduit and cross-zone delta, summed in SQL: a scan has a group per flow."""
+        obs = self.obs
+        obs.set_group_keys([(g, str(i)) for i, (g, _) in enumerate(groups)])
+        by_group = obs.traffic("groups")
+        for i, oc in enumerate(observed):
+            oc.traffic = by_group[str(i)]
+        obs.set_group_keys(found.by_group)
+        obs.set_access_keys(found.by_access)
+        traffic = obs.traffic("groups") | obs.traffic("operations")
+        functions = obs.access_functions()
+        return [
+            self._delta(found.ids[k], p, traffic[found.ids[k]], functions.get(found.ids[k], {}))
+            for k, p in found.pending.items()
+        ]
+
+    # --- summaries ---------------------------------------------------------------------------------------------------
+
+    def _zone_summaries(self, zone_hosts: dict[str, int]) -> list[ZoneSummary]:
+        return [
             ZoneSummary(
-                z.name,
-                [str(n) for n in z.networks],
-                z.contact,
-                z.security_level,
-                z.consequence,
+                z.name, [str(n) for n in z.networks], z.contact, z.security_level, z.consequence,
                 zone_hosts.get(z.name, 0),
             )
             for z in self.zf.zones
-        ]
-        conduits = [
+        ]  # fmt: skip
+
+    def _conduit_statuses(self) -> list[ConduitStatus]:
+        return [
             ConduitStatus(
-                c.name,
-                c.from_,
-                c.to,
-                [r.describe() for r in c.allow],
-                self.used[c.name] > 0,
-                self.used[c.name],
+                c.name, c.from_, c.to, [r.describe() for r in c.allow], self.used[c.name] > 0, self.used[c.name],
                 sorted(self.used_protocols[c.name]),
             )
             for c in self.zf.conduits
-        ]
-        return Analysis(
-            site=self.zf.site, database=database, zone_file=self.zf.path, window=window, zones=zones, conduits=conduits,
-            observed=observed, intra_zone=obs.intra_zone(), non_host=obs.non_host(), deltas=deltas,
-            unzoned_hosts=unzoned_hosts,
-        )  # fmt: skip
+        ]  # fmt: skip
 
     # --- one delta -------------------------------------------------------------------------------------------------
 
@@ -271,7 +281,8 @@ class Comparison:
         consequence = self.zones[dst].effective_consequence
         conduits = sorted(p.conduits)
         quoted = ", ".join(repr(c) for c in conduits)
-        if p.category == "access_exceeded":
+        access: list[str]
+        if p.access is not None:  # access_exceeded: the one class these requests exceeded
             sev = severity(p.access, consequence, crossing)
             allowed = "; ".join(r.describe() for c in conduits for r in self._conduit(c).allow if r.protocol == proto)
             fn = ", ".join(f"{k} x{v}" for k, v in sorted(functions.items(), key=lambda kv: (-kv[1], kv[0])))

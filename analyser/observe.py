@@ -17,7 +17,7 @@ from collections.abc import Mapping
 import duckdb
 import pyarrow as pa
 
-from sensor.schema import SCHEMA_VERSION
+from sensor.schema import DDL, SCHEMA_VERSION
 
 from .model import CaptureInfo, Evidence, HostPair, IntraZone, NonHostTraffic, Traffic, Window
 from .zones import ZoneIndex
@@ -61,6 +61,12 @@ def check_schema(con: duckdb.DuckDBPyConnection, path: str) -> None:
         raise DatabaseError(
             f"{path}: schema version {row[0] if row else 'unknown'}; this sorf reads version {SCHEMA_VERSION}"
         )
+
+
+def create_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Make the connection's current database an empty sorf database of the version check_schema reads."""
+    con.execute(DDL)
+    con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 
 
 def host_kind(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, index: ZoneIndex) -> str:
@@ -373,7 +379,9 @@ class Observer:
 
     def unzoned(self) -> dict[str, tuple[list[str], list[str], dict[str, int]]]:
         """Host in no zone (of `_uz`, unzoned_hosts) -> (protocols, peer zones, request operations by access class)."""
-        out = {h: (protocols, peers, {}) for h, protocols, peers in self.con.execute(UNZONED_DETAIL).fetchall()}
+        out: dict[str, tuple[list[str], list[str], dict[str, int]]] = {
+            h: (protocols, peers, {}) for h, protocols, peers in self.con.execute(UNZONED_DETAIL).fetchall()
+        }
         for host, access, n in self.con.execute(UNZONED_ACCESS).fetchall():
             ops = out[host][2]
             ops[access] = ops.get(access, 0) + n
@@ -418,11 +426,12 @@ class Hosts(Mapping):
 
     def __init__(self, con: duckdb.DuckDBPyConnection | None):
         self.con = con
-        self._rows: dict[str, tuple[str, str | None]] | None = None if con is not None else {}
+        self._rows: dict[str, tuple[str, str | None]] | None = None
 
     def _all(self) -> dict[str, tuple[str, str | None]]:
         if self._rows is None:
-            self._rows = {ip: (kind, zone) for ip, zone, kind in self.con.execute("SELECT * FROM _hosts").fetchall()}
+            rows = self.con.execute("SELECT * FROM _hosts").fetchall() if self.con is not None else []
+            self._rows = {ip: (kind, zone) for ip, zone, kind in rows}
         return self._rows
 
     def __len__(self) -> int:
@@ -498,11 +507,12 @@ def _nets(index: ZoneIndex) -> pa.Table:
 
 def _hosts_other(texts: list[str | None], index: ZoneIndex) -> pa.Table:
     """(ip, zone, kind) of the addresses that are not dotted-quad IPv4 (IPv6, text sorf did not write)."""
-    zones, kinds = [], []
+    zones: list[str | None] = []
+    kinds: list[str] = []
     for text in texts:
         try:
-            ip = ipaddress.ip_address(text)
-        except (ValueError, TypeError):  # not written by sorf; keep it, in no zone
+            ip = ipaddress.ip_address(text if text is not None else "")
+        except ValueError:  # NULL, or not written by sorf; keep it, in no zone
             kinds.append("host")
             zones.append(None)
             continue

@@ -312,99 +312,104 @@ def _sections(a: Analysis, md: bool) -> list[Section]:
     Markdown differs only in its titles, arrows and unformatted numbers, and shows a crossing's host pairs instead
     of its packet count. A section with no words for "no rows" is rendered as an empty table.
     """
-    arrow = "→" if md else "->"
-
-    def num(n: int | None) -> int | str:
-        assert n is not None, "flows and packets are counted for every flow-sourced row these tables show"
-        return n if md else f"{n:,}"
-
-    sections: list[Section] = [
-        (
-            "Declared conduits" if md else "DECLARED CONDUITS",
-            ["conduit", "zones", "allows", "status"],
-            [
-                [
-                    c.name,
-                    f"{c.from_zone} {arrow} {c.to_zone}",
-                    "; ".join(c.allow),
-                    (f"observed ({_flows(c.flows)})" if md else f"observed, {_flows(c.flows)}")
-                    if c.observed
-                    else NOT_OBSERVED,
-                ]
-                for c in a.conduits
-            ],
-            "none declared",
-        ),
-        (
-            "Observed crossings" if md else "OBSERVED CROSSINGS (initiator zone -> responder zone)",
-            ["zones", "protocol", "port", "requests", "flows"]
-            + ([] if md else ["packets"])
-            + ["status", "conduit"]
-            + (["hosts"] if md else []),
-            [
-                [
-                    f"{o.from_zone} {arrow} {o.to_zone}",
-                    o.protocol,
-                    o.port,
-                    _access(o.operations),
-                    num(o.traffic.flows),
-                    *([] if md else [num(o.traffic.packets)]),
-                    o.status,
-                    ", ".join(o.conduits) or None,
-                    *([_pairs(o.traffic)] if md else []),
-                ]
-                for o in a.observed
-            ],
-            f"none: {NOT_OBSERVED}",
-        ),
-        (
-            "Intra-zone traffic" if md else "INTRA-ZONE TRAFFIC",
-            ["zone", "protocol", "flows", "packets", "initiators", "responders", "requests"],
-            [
-                [i.zone, i.protocol, num(i.flows), num(i.packets), i.initiators, i.responders, _access(i.operations)]
-                for i in a.intra_zone
-            ],
-            "none",
-        ),
-    ]
+    sections = [_declared(a, md), _crossings(a, md), _intra(a, md)]
     if a.non_host:
-        sections.append(
-            (
-                "Broadcast and multicast (not conduits)" if md else "BROADCAST / MULTICAST (not conduits)",
-                ["from zone", "kind", "protocol", "flows", "packets", "destinations"],
-                [
-                    [
-                        n.from_zone or "(no zone)",
-                        n.kind,
-                        n.protocol,
-                        num(n.flows),
-                        num(n.packets),
-                        ", ".join(n.destinations[:5]),
-                    ]
-                    for n in a.non_host
-                ],
-                None,
-            )
-        )
-    sections.append(
-        (
-            "Zones" if md else "ZONES",
-            ["zone", "networks", "SL", "consequence", "contact", "hosts"],
-            [
-                [
-                    z.name,
-                    ", ".join(z.networks),
-                    z.security_level,
-                    z.consequence or "- (moderate assumed)",
-                    "yes" if z.contact else "",
-                    z.hosts,
-                ]
-                for z in a.zones
-            ],
-            None,
-        )
-    )
+        sections.append(_non_host(a, md))
+    sections.append(_zones(a, md))
     return sections
+
+
+def _arrow(md: bool) -> str:
+    return "→" if md else "->"
+
+
+def _num(n: int | None, md: bool) -> int | str:
+    assert n is not None, "flows and packets are counted for every flow-sourced row these tables show"
+    return n if md else f"{n:,}"
+
+
+def _declared(a: Analysis, md: bool) -> Section:
+    """Every declared conduit, and whether any crossing matched it."""
+    rows: list[list[object]] = [
+        [
+            c.name,
+            f"{c.from_zone} {_arrow(md)} {c.to_zone}",
+            "; ".join(c.allow),
+            (f"observed ({_flows(c.flows)})" if md else f"observed, {_flows(c.flows)}") if c.observed else NOT_OBSERVED,
+        ]
+        for c in a.conduits
+    ]
+    return ("Declared conduits" if md else "DECLARED CONDUITS", ["conduit", "zones", "allows", "status"], rows,
+            "none declared")  # fmt: skip
+
+
+def _crossings(a: Analysis, md: bool) -> Section:
+    """Every observed crossing between zones, with its status against the conduits."""
+    headers = (
+        ["zones", "protocol", "port", "requests", "flows"]
+        + ([] if md else ["packets"])
+        + ["status", "conduit"]
+        + (["hosts"] if md else [])
+    )
+    rows: list[list[object]] = [
+        [
+            f"{o.from_zone} {_arrow(md)} {o.to_zone}",
+            o.protocol,
+            o.port,
+            _access(o.operations),
+            _num(o.traffic.flows, md),
+            *([] if md else [_num(o.traffic.packets, md)]),
+            o.status,
+            ", ".join(o.conduits) or None,
+            *([_pairs(o.traffic)] if md else []),
+        ]
+        for o in a.observed
+    ]
+    title = "Observed crossings" if md else "OBSERVED CROSSINGS (initiator zone -> responder zone)"
+    return (title, headers, rows, f"none: {NOT_OBSERVED}")
+
+
+def _intra(a: Analysis, md: bool) -> Section:
+    """Traffic inside each zone: no conduit governs it, but it shows what the zone does."""
+    rows: list[list[object]] = [
+        [i.zone, i.protocol, _num(i.flows, md), _num(i.packets, md), i.initiators, i.responders, _access(i.operations)]
+        for i in a.intra_zone
+    ]
+    headers = ["zone", "protocol", "flows", "packets", "initiators", "responders", "requests"]
+    return ("Intra-zone traffic" if md else "INTRA-ZONE TRAFFIC", headers, rows, "none")
+
+
+def _non_host(a: Analysis, md: bool) -> Section:
+    """Broadcast and multicast: sent to no one host, so never a conduit; shown apart."""
+    rows: list[list[object]] = [
+        [
+            n.from_zone or "(no zone)",
+            n.kind,
+            n.protocol,
+            _num(n.flows, md),
+            _num(n.packets, md),
+            ", ".join(n.destinations[:5]),
+        ]
+        for n in a.non_host
+    ]
+    title = "Broadcast and multicast (not conduits)" if md else "BROADCAST / MULTICAST (not conduits)"
+    return (title, ["from zone", "kind", "protocol", "flows", "packets", "destinations"], rows, None)
+
+
+def _zones(a: Analysis, md: bool) -> Section:
+    """The declared zones, with the hosts observed in each."""
+    rows: list[list[object]] = [
+        [
+            z.name,
+            ", ".join(z.networks),
+            z.security_level,
+            z.consequence or "- (moderate assumed)",
+            "yes" if z.contact else "",
+            z.hosts,
+        ]
+        for z in a.zones
+    ]
+    return ("Zones" if md else "ZONES", ["zone", "networks", "SL", "consequence", "contact", "hosts"], rows, None)
 
 
 def render_table(a: Analysis) -> str:

@@ -1,7 +1,7 @@
 """The API's response shapes, for its OpenAPI document (docs/api.md).
 
 These describe what analyser/report.py writes; they do not write it. Every model
-forbids fields it does not name, and tests/test_api.py validates a whole
+forbids fields it does not name, and tests/command/test_api.py validates a whole
 `sorf analyse --format json` against them, so the document cannot drift from the
 one serializer. Row models of flows and operations come from the store's column
 declarations (sensor/store.py), not from a second list.
@@ -224,8 +224,9 @@ _PY = {pa.int32(): int, pa.int64(): int, pa.string(): str, pa.bool_(): bool, pa.
 
 
 def _row(name: str, columns: dict[str, pa.DataType], extra: dict[str, Any]) -> type[BaseModel]:
-    fields = {c: (_PY[t] | None, ...) for c, t in columns.items()}
-    return create_model(name, __base__=_Out, **fields, **{k: (v, ...) for k, v in extra.items()})
+    fields: dict[str, Any] = {c: (_PY[t] | None, ...) for c, t in columns.items()}
+    more: dict[str, Any] = {k: (v, ...) for k, v in extra.items()}
+    return create_model(name, __base__=_Out, **fields, **more)
 
 
 _ENDS = {"src_zone": str | None, "dst_zone": str | None, "path": str | None}
@@ -273,10 +274,6 @@ DeltaPage = _page("DeltaPage", Delta)
 FlowPage = _page("FlowPage", FlowRow)
 OperationPage = _page("OperationPage", OperationRow)
 AssetPage = _page("AssetPage", Asset)
-EvidenceRows = create_model(
-    "EvidenceRows", __base__=_Out, kind=(Literal["operations", "flows", "none"], ...), total=(int, ...),
-    limit=(int, ...), offset=(int, ...), items=(list[dict[str, Any]], ...),
-)  # fmt: skip
 CaptureList = _list("CaptureList", Capture)
 DeclaredList = _list("DeclaredList", DeclaredConduit)
 ObservedList = _list("ObservedList", ObservedConduit)
@@ -289,8 +286,16 @@ class ZoneList(_Out):
     items: list[Zone]
 
 
+class EvidenceRows(_Out):
+    kind: Literal["operations", "flows", "none"]
+    total: int
+    limit: int
+    offset: int
+    items: list[dict[str, Any]]
+
+
 class DeltaDetail(_Out):
     delta: Delta
-    evidence: EvidenceRows  # type: ignore[valid-type]
+    evidence: EvidenceRows
     wireshark: dict[str, str]
     pcap: str | None  # None: a delta with no frames (unused_conduit)

@@ -23,12 +23,11 @@ import duckdb
 import orjson
 
 from sensor import snapshot
-from sensor.schema import DDL, SCHEMA_VERSION
 
 from . import report
 from .deltas import Comparison, bound_memory
 from .model import Analysis, Delta
-from .observe import DatabaseError, Observer, check_schema, connect
+from .observe import DatabaseError, Observer, check_schema, connect, create_schema
 from .queries import HOSTS_TABLE
 from .zones import ZoneFile, ZoneFileError, load_zone_file
 
@@ -132,8 +131,7 @@ def _open(path: str | None) -> duckdb.DuckDBPyConnection:
     if path is None:
         con.execute("ATTACH ':memory:' AS site")
         con.execute("USE site")
-        con.execute(DDL)
-        con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+        create_schema(con)
     else:
         con.execute("ATTACH ? AS site (READ_ONLY)", [path])
         con.execute("USE site")

@@ -16,9 +16,10 @@ from typing import Annotated, Any
 
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, ValidationError
+from pydantic_core import ErrorDetails
 
-from dissectors import ACCESS_CLASSES
 from sensor.ports import APP_PROTOCOLS
+from sensor.schema import ACCESS_CLASSES
 
 CONSEQUENCES = ("negligible", "minor", "moderate", "major", "catastrophic")
 DEFAULT_CONSEQUENCE = "moderate"  # what severity assumes for a zone that does not state one
@@ -275,7 +276,7 @@ def _where(loc: tuple) -> str:
     return ""
 
 
-def _message(err: dict) -> str:
+def _message(err: ErrorDetails) -> str:
     kind, loc = err["type"], err["loc"]
     if kind == "value_error":
         return str(err["ctx"]["error"])
@@ -380,7 +381,7 @@ def parse_zone_file(text: str, path: str = "zones.yaml") -> ZoneFile:
         raise ZoneFileError([f"{path}:1: YAML error: {exc}"]) from None
     finally:
         loader.dispose()
-    if data is None:
+    if node is None or data is None:  # data is None whenever node is
         raise ZoneFileError([f"{path}:1: the zone file is empty (expected site, zones and conduits)"])
     if not isinstance(data, dict):
         raise ZoneFileError(
@@ -390,7 +391,7 @@ def parse_zone_file(text: str, path: str = "zones.yaml") -> ZoneFile:
     lines = _Lines({(): 1}, [])
     _walk(node, (), lines)
     problems: list[tuple[int, str]] = [(line, f"{_field(loc)}: duplicate key") for loc, line in lines.duplicates]
-    zf = None
+    zf: ZoneFile | None = None
     try:
         zf = ZoneFile.model_validate(data)
     except ValidationError as exc:
@@ -398,7 +399,7 @@ def parse_zone_file(text: str, path: str = "zones.yaml") -> ZoneFile:
             loc = tuple(err["loc"])
             problems.append((lines.line(loc), f"{_field(loc)}: {_message(err)}" if loc else _message(err)))
     problems += [(lines.line(loc), f"{_field(loc)}: {msg}") for loc, msg in _semantic(data)]
-    if problems:
+    if problems or zf is None:  # zf is None only with a validation problem
         problems.sort(key=lambda p: p[0])
         raise ZoneFileError([f"{path}:{line}: {msg}" for line, msg in problems])
     return zf.model_copy(update={"path": path})

@@ -1,4 +1,4 @@
-"""Captures for the resource-exhaustion cases of issue 12 §5 (tests/test_exhaustion.py).
+"""Captures for the resource-exhaustion cases of issue 12 §5 (tests/hostile/test_exhaustion.py).
 
     python captures/make_exhaustion.py CASE OUT.pcap     # CASE: one of CASES
 

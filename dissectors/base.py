@@ -16,10 +16,12 @@ Records:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import numpy as np
-import orjson
+
+if TYPE_CHECKING:
+    from .bulk import BulkRows, PduBatch
 
 ACCESS_CLASSES = ("read", "write", "control", "program", "diagnostic", "session", "other")
 REQUEST, RESPONSE = "request", "response"
@@ -41,12 +43,6 @@ class Operation:
     quantity: int | None = None
     target: str | None = None  # what it acts on, as a user would write it: "DB1.DBW4", "g12v1", "Tank1_Level"
     details: dict | None = None  # protocol-specific fields, named as in Zeek ICSNPP or Wireshark
-
-
-def details_json(details: dict) -> str:
-    """Operation.details as the store keeps them: compact JSON, keys in insertion order
-    (parse() and the bulk decoders must give the same text)."""
-    return orjson.dumps(details, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 # field names for Identity.fields, shared by all protocols (docs/schema.md, assets.identity)
@@ -77,6 +73,13 @@ class Anomaly:
 Record = Operation | Identity | Anomaly
 
 
+class BulkDecoder(Protocol):
+    """A columnar decoder (dissectors/bulk.py). A Protocol, not a Callable: mypy would bind a Callable
+    class attribute as a method, and ``Dissector.bulk`` is a staticmethod."""
+
+    def __call__(self, batch: PduBatch, /) -> BulkRows: ...
+
+
 class Dissector:
     """Base class: one instance per flow.
 
@@ -97,9 +100,8 @@ class Dissector:
     client_is_orig: bool = True
     # datagram() is parse() of the whole datagram (no framing): the columnar path may hand it datagrams as PDUs
     datagram_is_pdu: ClassVar[bool] = False
-    # optional columnar decoder for the common PDU shapes (dissectors/bulk.py):
-    # a staticmethod taking a PduBatch and returning BulkRows
-    bulk = None
+    # optional columnar decoder for the common PDU shapes (dissectors/bulk.py): a staticmethod
+    bulk: ClassVar[BulkDecoder | None] = None
 
     @classmethod
     def probe(cls, payload: bytes, by_port: bool) -> bool:
@@ -148,7 +150,7 @@ class FramedStream(Dissector):
     buffers: dict[bool, bytearray] = field(default_factory=lambda: {True: bytearray(), False: bytearray()})
     resyncing: dict[bool, bool] = field(default_factory=lambda: {True: False, False: False})
 
-    def pdu_length(self, buf: bytearray, pos: int, from_orig: bool, strict: bool) -> int:
+    def pdu_length(self, buf: bytes | bytearray, pos: int, from_orig: bool, strict: bool) -> int:
         """Length of the PDU starting at buf[pos] (which holds a whole header),
         or -1 when the header there is not plausible. ``strict`` is set while
         resyncing, where a header found by scanning needs more evidence."""

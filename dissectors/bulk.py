@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from typing import Protocol, cast
 
 import numpy as np
 import pyarrow as pa
@@ -24,6 +25,7 @@ from .base import Anomaly, Dissector, Operation, Record
 
 # the Operation fields, in order: what a bulk decoder returns for each row (the store's operations columns)
 ROW_FIELDS = tuple(f.name for f in fields(Operation))
+COLUMN_FIELDS = ROW_FIELDS[:-1]  # all but details, which are values (``Details``)
 
 
 @dataclass(slots=True)
@@ -43,18 +45,42 @@ class PduBatch:
 
 
 @dataclass(slots=True)
+class Details:
+    """The details of bulk rows as values: the store alone encodes them (sensor/store.py's ``details_text``).
+
+    Polling repeats a few details many times, so they come dictionary-encoded: the distinct dicts of the batch
+    (what ``parse`` puts in Operation.details; None for none) and each row's index into them. A key whose value
+    differs on every row (a PDU reference, a session handle) is in ``values`` instead: one value a row, an
+    integer or string Arrow array, taken by the rows whose dict holds that key (at its place, with any value).
+    The keys of ``values`` come in the same order in every dict that holds them."""
+
+    dicts: list[dict | None]
+    index: np.ndarray  # int64 per row: its dict
+    values: dict[str, pa.Array] = field(default_factory=dict)
+
+    def filter(self, keep: np.ndarray) -> Details:
+        """The rows where ``keep`` is True."""
+        mask = pa.array(keep)
+        return Details(self.dicts, self.index[keep], {k: v.filter(mask) for k, v in self.values.items()})
+
+    @classmethod
+    def empty(cls) -> Details:
+        return cls([], np.zeros(0, np.int64))
+
+
+@dataclass(slots=True)
 class BulkRows:
     """What a bulk decoder made of a batch.
 
     ``unit[i]`` is the index of the first PDU of the unit PDU i belongs to, or -1
     when PDU i must go through ``parse``. Rows are listed PDU by PDU (``pdu``),
     each PDU's rows in the order ``parse`` returns them; ``columns`` holds one
-    Arrow array per name in ROW_FIELDS (``details`` as the JSON text the store
-    writes, see sensor/store.py)."""
+    Arrow array per name in COLUMN_FIELDS, and ``details`` the rows' details."""
 
     unit: np.ndarray
     pdu: np.ndarray
     columns: dict[str, pa.Array]
+    details: Details = field(default_factory=Details.empty)
 
     @classmethod
     def none(cls, n: int) -> BulkRows:
@@ -62,6 +88,16 @@ class BulkRows:
 
 
 BulkDecoder = Callable[[PduBatch], BulkRows]
+
+
+class Parses(Protocol):
+    """A dissector with a bulk decoder parses whole PDUs too (FramedStream, or a datagram_is_pdu dissector)."""
+
+    name: str
+
+    def idle(self, from_orig: bool) -> bool: ...
+
+    def parse(self, pdu: bytes, from_orig: bool) -> list[Record]: ...
 
 
 def gather(data: np.ndarray, at: np.ndarray, width: int) -> np.ndarray:
@@ -96,6 +132,7 @@ class Dissected:
 
     pdu: np.ndarray  # bulk rows kept: the PDU each row belongs to
     columns: dict[str, pa.Array]
+    details: Details
     parsed: list[tuple[int, list[Record]]] = field(default_factory=list)  # (PDU index, records) in order per flow
     failed: set[int] = field(default_factory=set)  # flows whose dissector raised: it is dropped, like the stream path
 
@@ -134,8 +171,9 @@ def dissect(batch: PduBatch, bulk: BulkDecoder | None) -> Dissected:
         keep &= ~np.isin(batch.flow[rows.pdu], np.fromiter(failed, np.int64))
     if len(rows.pdu) and not keep.all():
         mask = pa.array(keep)
-        return Dissected(rows.pdu[keep], {k: v.filter(mask) for k, v in rows.columns.items()}, parsed, failed)
-    return Dissected(rows.pdu, rows.columns, parsed, failed)
+        columns = {k: v.filter(mask) for k, v in rows.columns.items()}
+        return Dissected(rows.pdu[keep], columns, rows.details.filter(keep), parsed, failed)
+    return Dissected(rows.pdu, rows.columns, rows.details, parsed, failed)
 
 
 def _walk(batch: PduBatch, unit: np.ndarray, stops: tuple[np.ndarray, np.ndarray], i: int, end: int,
@@ -144,7 +182,7 @@ def _walk(batch: PduBatch, unit: np.ndarray, stops: tuple[np.ndarray, np.ndarray
     its bulk rows, and so do the units after it up to the next stop (each leaves
     the dissector idle); any other PDU is parsed."""
     flow = int(batch.flow[i])
-    d = batch.dissectors[flow]
+    d = cast(Parses, batch.dissectors[flow])
     from_orig = batch.from_orig
     while i < end:
         side = bool(from_orig[i])

@@ -8,11 +8,12 @@ IPv4, TCP or UDP; no idle split or port reuse in the chunk; TCP streams in order
 (whole retransmissions allowed). Their PDUs are framed in bulk and dissected by
 dissectors.bulk. Any other flow of the chunk is replayed packet by packet through
 FlowTable.update, the same state machine, so both paths give the same tables
-(tests/test_columnar.py compares them on every capture of the corpus).
+(tests/equivalence/test_columnar.py compares them on every capture of the corpus).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,13 +44,15 @@ from .flows import (
     FlowTable,
     senders_initiate,
 )
-from .reassembly import HALF, SEQ_MOD
+from .reassembly import HALF, SEQ_MOD, StreamDirection
 
 # history letters in the order one packet marks them (FlowTable._tcp_state, then push)
 _MARKS = (H_SYN, H_SYNACK, H_ACK, H_DATA, H_FIN, H_RST, H_RETX)
 _NONE = np.iinfo(np.int64).max
 FLOOD_PIECE = 8_192  # records applied at once while most of them open flows (Columnar.chunk)
 MAX_PIPELINED = 8  # PDUs in one segment framed in bulk; a segment with more goes through FramedStream.split
+# a FramedStream's optional ``pdu_lengths``: pdu_length (not strict) of many PDUs at once (data, start, length)
+LengthsOf = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass
@@ -341,9 +344,36 @@ def _fast_dissector(d, proto: int) -> bool:
     return d.datagram_is_pdu
 
 
+def _fed(flow: Flow) -> Dissector:
+    """The dissector of a flow the bulk path feeds (Plan.has_dissector): claimed before the chunk or in it."""
+    d = flow.dissector
+    assert d is not None
+    return d
+
+
+def _framer(flow: Flow) -> FramedStream:
+    """The dissector of a flow whose segments the bulk path frames: a FramedStream (_fast_dissector)."""
+    d = flow.dissector
+    assert isinstance(d, FramedStream)
+    return d
+
+
 def _segmented_first(mask: np.ndarray, first: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Per group, the first row where ``mask`` holds, else _NONE."""
     return np.minimum.reduceat(np.where(mask, rows, _NONE), first)
+
+
+@dataclass(slots=True)
+class _Segments:
+    """The segments Plan._streams feeds to the TCP streams of a chunk, sorted by stream (a flow's group * 2 + side),
+    then in stream order; and per stream, where it starts and what the segments do to it."""
+
+    rows: np.ndarray  # the segments' rows
+    dup: np.ndarray  # bool: a whole retransmission
+    keys: list[int]  # each stream fed
+    base: list[int]  # its sequence number before the chunk
+    front: list[int]  # how far past ``base`` the segments take it
+    dups: list[int]  # whole retransmissions among them
 
 
 class Plan:
@@ -378,7 +408,8 @@ class Plan:
         self.replay = np.zeros(G, bool)  # groups replayed packet by packet
         # what ``decide`` finds, in its order
         self.new = np.array([e is None for e in self.entries], bool)  # groups that open their flow
-        self.flow: list[Flow | None] = [entry and entry[0] for entry in self.entries]  # opened in ``apply``
+        self.prior: list[Flow | None] = [entry and entry[0] for entry in self.entries]  # before the chunk (None: new)
+        self.flow: dict[int, Flow] = {}  # the flow of each group ``apply`` takes: set there, new ones opened
         self.from_orig = np.zeros(N, bool)
         self.syn, self.ackf = (self.flags & SYN) != 0, (self.flags & ACK) != 0
         self.isn: dict[tuple[int, int], int] = {}  # (group, side) -> sequence number of the side's last SYN
@@ -390,14 +421,21 @@ class Plan:
         self.fed_from = np.full(G, N, np.int64)  # the row from which payload goes to the dissector (N: none)
         self.has_dissector = np.zeros(G, bool)
         self.streams_from = self.first  # the row from which a flow has streams
-        # _streams: each TCP stream direction's fed segments, in stream order (empty: none)
-        self.seg: dict[str, object] = {}
+        # _streams: each TCP stream direction's fed segments, in stream order (None: none)
+        self.seg: _Segments | None = None
         # apply: the rows that carry only an ACK; per (history bit, from_orig), each group's first row that marks it
         self.ack_only = np.zeros(N, bool)
         self.firsts: dict[tuple[int, bool], np.ndarray] = {}
 
     def members(self, g: int) -> list[int]:
         return self.ix[self.first[g] : self.last[g] + 1].tolist()
+
+    def stream(self, key: int) -> StreamDirection:
+        """Stream ``key`` (group * 2 + side) of a TCP flow ``apply`` feeds: claimed, so it has streams (Flow.claim)."""
+        g, side = divmod(key, 2)
+        streams = self.flow[g].streams
+        assert streams is not None
+        return streams[side]
 
     # ------------------------------------------------------------------ decide
     def decide(self) -> None:
@@ -409,9 +447,9 @@ class Plan:
         last_frame = np.zeros(G, np.int64)
         oip = np.zeros(G, np.int64)
         oport = np.zeros(G, np.int64)
-        known = [g for g, flow in enumerate(self.flow) if flow is not None]
+        known = [g for g, flow in enumerate(self.prior) if flow is not None]
         if known:  # flows of earlier chunks: read column by column
-            flows = [self.flow[g] for g in known]
+            flows = [flow for flow in self.prior if flow is not None]
             last_ts[known] = [f.last_ts for f in flows]
             last_frame[known] = [f.last_frame for f in flows]
             oip[known] = [int.from_bytes(f.orig_ip, "big") for f in flows]
@@ -454,13 +492,14 @@ class Plan:
         G, gid, first = self.G, self.gid, self.first
         # each flow before the chunk: 0 new, 1 dissected, 2 still to be claimed, 3 given up
         before = np.array([0 if f is None else 1 if f.dissector is not None else 2 if f.claim_tries < CLAIM_TRIES else 3
-                           for f in self.flow], np.int8)  # fmt: skip
+                           for f in self.prior], np.int8)  # fmt: skip
         has = before == 1  # a dissector before the chunk
         need = ((before == 0) | (before == 2)) & ~self.replay
         tried = np.zeros(G, np.int64)  # claim tries before the chunk
         unfed = self.unfed  # payload went by unclaimed, per side (Flow.unfed)
         for g in np.flatnonzero(before == 2).tolist():
-            flow = self.flow[g]
+            flow = self.prior[g]
+            assert flow is not None  # a flow of earlier chunks
             tried[g] = flow.claim_tries
             unfed[g] = flow.unfed
         payload = self.plen > 0
@@ -540,7 +579,7 @@ class Plan:
         base = []
         for key, s0 in zip(uniq.tolist(), first_seq):
             g, sd = divmod(key, 2)
-            flow = self.flow[g]
+            flow = self.prior[g]
             if flow is not None and flow.streams is not None:
                 b = flow.streams[sd].next_seq
             else:
@@ -564,10 +603,8 @@ class Plan:
             self.replay[np.unique(gid[fed[bad]])] = True
         final = np.maximum(before, end)
         last_of = np.concatenate((starts[1:], [len(fed)])) - 1
-        self.seg = {
-            "rows": fed, "gs": gs, "dup": dup, "keys": uniq.tolist(), "base": base,
-            "front": final[last_of].tolist(), "dups": np.add.reduceat(dup, starts).tolist(),
-        }  # fmt: skip
+        self.seg = _Segments(fed, dup, uniq.tolist(), base, final[last_of].tolist(),
+                             np.add.reduceat(dup, starts).tolist())  # fmt: skip
 
     # ------------------------------------------------------------------- apply
     def apply(self) -> None:
@@ -576,9 +613,11 @@ class Plan:
         fast = ~self.replay
         if not fast.any():
             return
+        on = np.flatnonzero(fast)
+        prior = self.prior
+        self.flow = {g: flow for g in on.tolist() if (flow := prior[g]) is not None}
         self._open(np.flatnonzero(fast & self.new))
         first, last, fo, length, flows = self.first, self.last, self.from_orig, self.length, self.flow
-        on = np.flatnonzero(fast)
         n_orig = np.add.reduceat(fo.astype(np.int64), first)
         b_orig = np.add.reduceat(np.where(fo, length, 0), first)
         self.ch.table.counted(
@@ -627,16 +666,15 @@ class Plan:
         flags = self.flags
         data = self.plen > 0
         retx = np.zeros(self.N, bool)
-        if self.seg:
-            rows = self.seg["rows"]
-            retx[rows[self.seg["dup"]]] = True
+        if self.seg is not None:
+            retx[self.seg.rows[self.seg.dup]] = True
         self.ack_only = ~syn & ackf & ~data & ((flags & (FIN | RST)) == 0)
         masks = (syn & ~ackf, syn & ackf, self.ack_only, data, (flags & FIN) != 0, (flags & RST) != 0, retx)
         on = tcp_fast[self.gid]
-        on_flows = tcp_fast.tolist()
+        on_flows, flows = tcp_fast.tolist(), self.flow
         seen = {  # the letters each side's history has
-            True: np.array([f.seen_orig if t else 0 for f, t in zip(self.flow, on_flows)], np.int64),
-            False: np.array([f.seen_resp if t else 0 for f, t in zip(self.flow, on_flows)], np.int64),
+            True: np.array([flows[g].seen_orig if t else 0 for g, t in enumerate(on_flows)], np.int64),
+            False: np.array([flows[g].seen_resp if t else 0 for g, t in enumerate(on_flows)], np.int64),
         }
         found: dict[int, list] = {}
         self.firsts = {}
@@ -650,7 +688,8 @@ class Plan:
 
     def _handshakes(self, tcp_fast: np.ndarray) -> set[int]:
         """Flows whose originator ACKs or sends data after its SYN and the SYN-ACK."""
-        todo = tcp_fast & np.array([f is not None and not f.handshake for f in self.flow], bool)
+        flows = self.flow
+        todo = np.array([t and not flows[g].handshake for g, t in enumerate(tcp_fast.tolist())], bool)
         if not todo.any():
             return set()
         seen_s, seen_h = np.zeros(self.G, bool), np.zeros(self.G, bool)
@@ -667,13 +706,11 @@ class Plan:
     def _apply_streams(self, fast: np.ndarray) -> None:
         """Stream positions, retransmission counts and the peers' ACKs."""
         seg = self.seg
-        if seg:
+        if seg is not None:
             on = fast.tolist()
-            for key, base, front, dups in zip(seg["keys"], seg["base"], seg["front"], seg["dups"]):
-                g, sd = divmod(key, 2)
-                if not on[g]:
-                    continue
-                self.flow[g].streams[sd].advanced((base + front) % SEQ_MOD, dups)
+            for key, base, front, dups in zip(seg.keys, seg.base, seg.front, seg.dups):
+                if on[key >> 1]:
+                    self.stream(key).advanced((base + front) % SEQ_MOD, dups)
         # ACKs reach a stream once the flow has streams: after the claiming packet
         gid, first = self.gid, self.first
         tcp = (self.proto[first] == TCP) & fast & self.has_dissector
@@ -686,26 +723,25 @@ class Plan:
         rows, gs = rows[order], gs[order]
         acks = self.ack[rows]
         uniq, starts = np.unique(gs, return_index=True)
+        streams = [self.stream(key) for key in uniq.tolist()]
         refs = []
-        for key, a0 in zip(uniq.tolist(), acks[starts].tolist()):
-            g, sd = divmod(key, 2)
-            pa = self.flow[g].streams[sd].peer_ack
+        for stream, a0 in zip(streams, acks[starts].tolist()):
+            pa = stream.peer_ack
             refs.append(a0 if pa is None else pa)
         ref = np.asarray(refs, np.int64)[np.searchsorted(uniq, gs)]
         d = (acks - ref) % SEQ_MOD
         d = np.where(d >= HALF, d - SEQ_MOD, d)
         ahead = np.maximum.reduceat(d, starts).tolist()
-        for key, r, a in zip(uniq.tolist(), refs, ahead):  # nothing waits out of order: acked() gives no pieces
-            g, sd = divmod(key, 2)
-            self.flow[g].streams[sd].acked((r + max(a, 0)) % SEQ_MOD)
+        for stream, r, a in zip(streams, refs, ahead):  # nothing waits out of order: acked() gives no pieces
+            stream.acked((r + max(a, 0)) % SEQ_MOD)
 
     def _pdus(self, fast: np.ndarray) -> None:
         """Hand the payload each dissector gets, grouped by dissector class."""
         gid, first = self.gid, self.first
         tcp = self.proto[first] == TCP
         parts = []
-        if self.seg:
-            rows = self.seg["rows"][~self.seg["dup"]]
+        if self.seg is not None:
+            rows = self.seg.rows[~self.seg.dup]
             parts.append(rows[fast[gid[rows]]])
         udp = fast & ~tcp & self.has_dissector
         if udp.any():
@@ -715,11 +751,10 @@ class Plan:
         rows = np.sort(np.concatenate(parts))
         if not len(rows):
             return
-        by_class: dict[type, list[int]] = {}
+        by_class: dict[type[Dissector], list[int]] = {}
         gs = np.unique(gid[rows]).tolist()
         for g in gs:
-            d = self.flow[g].dissector
-            by_class.setdefault(type(d), []).append(g)
+            by_class.setdefault(type(_fed(self.flow[g])), []).append(g)
         # frame every class first: the PDUs copied out of split segments go after the
         # chunk's bytes, in one array all the batches share
         aux = _Aux(len(self.ch.a))
@@ -775,7 +810,7 @@ class _Pdus:
         return row[order], start[order], length[order]
 
 
-def _pipelined(lengths_of, a: np.ndarray, pay: np.ndarray, plen: np.ndarray, first_len: np.ndarray) -> tuple:
+def _pipelined(lengths_of: LengthsOf, a: np.ndarray, pay: np.ndarray, plen: np.ndarray, first_len: np.ndarray) -> tuple:
     """Segments holding several whole PDUs back to back (pipelined polling): follow
     their length fields, all segments at once, up to MAX_PIPELINED deep. Returns
     which segments they are (a mask over pay) and their PDUs, as (segment, place in
@@ -813,7 +848,7 @@ def _split(plan: Plan, rows: np.ndarray, key: np.ndarray, flagged: np.ndarray, p
         lo, cnt = span[k]
         js = by_key[lo : lo + cnt].tolist()
         flow, from_orig = plan.flow[k >> 1], not k & 1
-        d = flow.dissector
+        d = _framer(flow)
         todo = np.flatnonzero(flagged[js]).tolist()
         n, t = todo[0], 0
         while n < len(js):
@@ -841,8 +876,9 @@ SPAN_MIN = 32  # flagged segments worth _spans' fixed cost (~0.2 ms); fewer go t
 _ALIGNED, _TAIL, _STOP = 0, 1, 2  # how a run ends: a PDU ends with a segment, the stream ends mid-PDU, split takes over
 
 
-def _spans(plan: Plan, cls: type, rows: np.ndarray, key: np.ndarray, order: np.ndarray, heads: np.ndarray,
-           flagged: np.ndarray, held: dict, pdus: _Pdus) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def _spans(plan: Plan, cls: type[FramedStream], lengths_of: LengthsOf, rows: np.ndarray, key: np.ndarray,
+           order: np.ndarray, heads: np.ndarray, flagged: np.ndarray, held: dict[int, bytes | None],
+           pdus: _Pdus) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """The flagged segments framed in bulk, as FramedStream.split would frame them.
 
     A stream direction's segments are in order and contiguous: its bytes are their
@@ -870,13 +906,13 @@ def _spans(plan: Plan, cls: type, rows: np.ndarray, key: np.ndarray, order: np.n
     framed, split = np.zeros(len(rows), bool), np.zeros(len(rows), bool)
     wp = np.flatnonzero(pc.walk)  # each run's first piece
     if len(wp):
-        runs = _Runs(pc, cls, wp)
+        runs = _Runs(pc, cls, lengths_of, wp)
         hold = runs.stop(left, ks, fl)
         if hold:
             lo, hi = np.array(list(hold.values()), np.int64).T
             data, at = pc.take(lo, hi), np.cumsum(hi - lo) - (hi - lo)
             for k, x, n in zip(hold, at.tolist(), (hi - lo).tolist()):
-                plan.flow[k >> 1].dissector.hold(not k & 1, data[x : x + n])
+                _framer(plan.flow[k >> 1]).hold(not k & 1, data[x : x + n])
         framed[order[runs.framed()]] = True
         runs.add_pdus(pdus, rows[order])
     split[order] = left
@@ -938,7 +974,7 @@ class _Pieces:
 class _Runs:
     """The runs _spans follows over _Pieces, one from each piece in ``wp``: how each ends, and its PDUs."""
 
-    def __init__(self, pc: _Pieces, cls: type, wp: np.ndarray):
+    def __init__(self, pc: _Pieces, cls: type[FramedStream], lengths_of: LengthsOf, wp: np.ndarray):
         self.pc, self.wp = pc, wp
         self.wlast = pc.last[np.searchsorted(pc.last, wp)]  # the last piece of each run's stream
         self.v0, self.end = pc.vstart[wp], pc.vend[self.wlast]  # where each run starts, where its stream ends
@@ -946,11 +982,11 @@ class _Runs:
         self.stop_at = self.v0.copy()  # where a run that does not end with a segment stopped
         self.end_piece = np.zeros(len(wp), np.int64)  # the piece an _ALIGNED run ends with
         # each PDU found: its run, depth, stream position, length, first piece and last piece
-        self.fw, self.fd, self.fp, self.fn, self.fa, self.fb = self._walk(cls)
+        self.fw, self.fd, self.fp, self.fn, self.fa, self.fb = self._walk(cls, lengths_of)
         self.true = self._chain()
         self.upto = np.where(self.status == _ALIGNED, self.end_piece, self.wlast)  # each run's last piece
 
-    def _walk(self, cls: type) -> tuple[np.ndarray, ...]:
+    def _walk(self, cls: type[FramedStream], lengths_of: LengthsOf) -> tuple[np.ndarray, ...]:
         """Follow the length fields of all runs at once, depth by depth, and note how each run ends."""
         pc, hlen, status, stop_at = self.pc, cls.header_len, self.status, self.stop_at
         ids, p, e = np.arange(len(self.wp)), self.v0, self.end
@@ -960,7 +996,7 @@ class _Runs:
                 break
             avail = e - p
             head = pc.fetch(np.minimum(p[:, None] + np.arange(hlen), e[:, None] - 1).ravel())  # may straddle segments
-            n = cls.pdu_lengths(head, np.arange(0, len(head), hlen), avail)
+            n = lengths_of(head, np.arange(0, len(head), hlen), avail)
             short = avail < hlen
             bad = ~short & ((n < 0) | (n > cls.max_buffer))
             done = ~short & ~bad & (n <= avail)
@@ -1038,7 +1074,7 @@ class _Runs:
             pdus.add(row[~inside], fd[~inside], start + np.cumsum(cn) - cn, cn)
 
 
-def _frame(plan: Plan, cls: type, rows: np.ndarray, aux: _Aux) -> _Pdus:
+def _frame(plan: Plan, cls: type[Dissector], rows: np.ndarray, aux: _Aux) -> _Pdus:
     """Cut the rows' payload into PDUs as ``feed`` would: in bulk where a segment is
     one or several whole PDUs and the stream holds no partial one, and where PDUs
     span segments (_spans, given SPAN_MIN such segments); through FramedStream.split
@@ -1049,7 +1085,7 @@ def _frame(plan: Plan, cls: type, rows: np.ndarray, aux: _Aux) -> _Pdus:
     if not issubclass(cls, FramedStream):
         pdus.add(rows, np.zeros(len(rows), np.int64), pay, plen)
         return pdus
-    lengths_of = getattr(cls, "pdu_lengths", None)
+    lengths_of: LengthsOf | None = getattr(cls, "pdu_lengths", None)
     if lengths_of is not None:
         first_len = lengths_of(a, pay, plen)
         whole = first_len == plen
@@ -1063,14 +1099,14 @@ def _frame(plan: Plan, cls: type, rows: np.ndarray, aux: _Aux) -> _Pdus:
     heads = np.flatnonzero(np.concatenate(([True], ks[1:] != ks[:-1])))
     flagged = ~(whole | several)
     held: dict[int, bytes | None] = {}  # a partial PDU left from the last chunk; None: resyncing
-    dissectors = [plan.flow[g].dissector for g in (ks[heads] >> 1).tolist()]
+    dissectors = [_framer(plan.flow[g]) for g in (ks[heads] >> 1).tolist()]
     for k, j, d in zip(ks[heads].tolist(), order[heads].tolist(), dissectors):
         if d.mid_pdu(not k & 1):
             flagged[j] = True
             held[k] = d.held(not k & 1)
     framed = np.zeros(len(rows), bool)
     if lengths_of is not None and flagged.sum() >= SPAN_MIN:
-        framed, flagged = _spans(plan, cls, rows, key, order, heads, flagged, held, pdus)
+        framed, flagged = _spans(plan, cls, lengths_of, rows, key, order, heads, flagged, held, pdus)
     if flagged.any():
         framed |= _split(plan, rows, key, flagged, pdus)
     one = whole & ~framed
@@ -1082,19 +1118,19 @@ def _frame(plan: Plan, cls: type, rows: np.ndarray, aux: _Aux) -> _Pdus:
     return pdus
 
 
-def _dissect(plan: Plan, cls: type, groups: list[int], pdus: _Pdus, data: np.ndarray) -> None:
+def _dissect(plan: Plan, cls: type[Dissector], groups: list[int], pdus: _Pdus, data: np.ndarray) -> None:
     """Dissect one class's PDUs of the chunk as one batch and write what they give."""
     writer = plan.ch.o.writer
     rr, start, length = pdus.arrays()
     if not len(rr):
         return
     flow_k = np.searchsorted(np.asarray(groups, np.int64), plan.gid[rr])
-    batch = PduBatch(data, start, length, flow_k, plan.from_orig[rr], [plan.flow[g].dissector for g in groups])
+    batch = PduBatch(data, start, length, flow_k, plan.from_orig[rr], [_fed(plan.flow[g]) for g in groups])
     out = dissect(batch, cls.bulk)
     if len(out.pdu):
         r = rr[out.pdu]
         flow_ids = np.array([plan.flow[g].flow_id for g in groups], np.int64)[flow_k[out.pdu]]
-        writer.bulk_operations(plan.fr[r], plan.ts[r], flow_ids, out.columns)
+        writer.bulk_operations(plan.fr[r], plan.ts[r], flow_ids, out.columns, out.details)
     for j, records in out.parsed:
         flow = plan.flow[groups[int(flow_k[j])]]
         r = int(rr[j])

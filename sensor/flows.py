@@ -59,7 +59,7 @@ class Sink(Protocol):
     def record(self, flow: Flow, from_orig: bool, frame: int, ts: int, record: Record) -> None: ...
 
 
-Endpoint = tuple[bytes, int, bytes]  # IP, port, MAC
+Endpoint = tuple[bytes, int, bytes | None]  # IP, port, MAC (None: the link has no MACs)
 
 
 class Flow:
@@ -151,9 +151,9 @@ class Flow:
         self.app_protocol = dissector.name
         if self.proto == TCP:
             self.streams = (StreamDirection(), StreamDirection())
-            for side in (0, 1):
-                if self.isn[side] is not None and not self.unfed[side]:
-                    self.streams[side].syn(self.isn[side])
+            for stream, isn, unfed in zip(self.streams, self.isn, self.unfed):
+                if isn is not None and not unfed:
+                    stream.syn(isn)
 
     def offered(self, tries: int, unfed: list[bool], dissector: Dissector | None) -> None:
         """A chunk's claim tries at once (the columnar path): how many payloads were offered, the sides whose
@@ -233,7 +233,7 @@ class FlowTable:
         return self.open(key, from_sender, pkt.src_mac, pkt.dst_mac, frame, ts)
 
     def open(
-        self, key: tuple, from_sender: bool, src_mac: bytes, dst_mac: bytes, frame: int, ts: int
+        self, key: tuple, from_sender: bool, src_mac: bytes | None, dst_mac: bytes | None, frame: int, ts: int
     ) -> tuple[Flow, bool]:
         """A flow whose first packet (``key``, the MACs) is at ``frame``; its id is the
         capture's and the frame's, so it does not depend on the order in which flows
@@ -305,7 +305,7 @@ class FlowTable:
         if flow.proto == UDP:
             self._deliver(flow, from_orig, [(pkt.payload, frame, ts)], datagram=True)
             return
-        stream = flow.streams[not from_orig]  # type: ignore[index]
+        stream = flow.streams[not from_orig]  # type: ignore[index]  # claim gave a TCP flow its streams
         retx = stream.retransmitted
         self._deliver(flow, from_orig, stream.push(pkt.seq, pkt.payload, frame, ts))
         if stream.retransmitted != retx:

@@ -41,6 +41,8 @@ class StreamDirection:
                  "retransmitted")  # fmt: skip
 
     def __init__(self) -> None:
+        # None until a SYN or the first segment; set whenever ``pending`` holds anything (the type: ignores on it
+        # below: mypy cannot know that)
         self.next_seq: int | None = None
         self.peer_ack: int | None = None  # highest acknowledgment the other side sent
         # waiting segments by offset from ``anchor`` (next_seq when the first of them came): the offsets stay
@@ -127,7 +129,9 @@ class StreamDirection:
         self.retransmitted += retransmitted
 
     def _hole_acked(self) -> bool:
-        return self.peer_ack is not None and 0 < (self.peer_ack - self.next_seq) % SEQ_MOD < HALF
+        # push calls it once next_seq is set, acked only with segments pending: next_seq is an int
+        ack = self.peer_ack
+        return ack is not None and 0 < (ack - self.next_seq) % SEQ_MOD < HALF  # type: ignore[operator]
 
     def skip_hole(self) -> list[Piece]:
         """Give up on the missing bytes: jump to the first waiting segment."""

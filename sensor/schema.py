@@ -1,5 +1,5 @@
 """The database's tables, declared once: the DDL, the Arrow schemas the store inserts and the columns the
-analyser reads all come from ``TABLES`` (docs/schema.md describes them; tests/test_schema.py holds the two
+analyser reads all come from ``TABLES`` (docs/schema.md describes them; tests/unit/test_schema.py holds the two
 equal). The rows a dissector emits are declared by their dataclasses (dissectors/base.py): the operations and
 anomalies tables take their columns, in order, from ``Operation`` and ``Anomaly``, after the evidence keys.
 
@@ -13,7 +13,13 @@ from dataclasses import dataclass, fields
 
 import pyarrow as pa
 
-from dissectors import Anomaly, Operation
+from dissectors import ACCESS_CLASSES, Anomaly, Operation
+
+__all__ = [
+    "ACCESS_CLASSES",  # operations.access_class's values, declared with the dissectors' contract
+    "ANOMALIES", "ARROW_TYPES", "ASSETS", "CAPTURES", "DDL", "EVIDENCE", "FLOWS", "IDENTITIES", "META", "OPERATIONS",
+    "SCHEMA_VERSION", "TABLES", "TS", "Table",
+]  # fmt: skip
 
 SCHEMA_VERSION = 2
 TS = pa.timestamp("us")

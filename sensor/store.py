@@ -16,10 +16,12 @@ from datetime import UTC, datetime
 
 import duckdb
 import numpy as np
+import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from dissectors import Anomaly, Identity, Operation, Record
-from dissectors.base import details_json
+from dissectors.bulk import Details
 
 from . import snapshot
 from .flows import Flow
@@ -37,7 +39,8 @@ OPERATION_COLUMNS = OPERATIONS.arrow
 IDENTITY_COLUMNS = IDENTITIES.arrow
 ANOMALY_COLUMNS = ANOMALIES.arrow
 _OPERATION_SCHEMA = pa.schema(list(OPERATION_COLUMNS.items()))
-_BULK_COLUMNS = list(OPERATION_COLUMNS)[len(EVIDENCE) :]  # what a bulk decoder gives: the Operation fields
+# a bulk decoder's columns: the Operation fields but details (values, which details_text encodes), the last
+_BULK_COLUMNS = list(OPERATION_COLUMNS)[len(EVIDENCE) : -1]
 
 # The assets table has no PRIMARY KEY: the rebuild's GROUP BY ip makes ip unique, and the key's index on 2M
 # addresses (a scan) cost more DuckDB memory than the rebuild itself; a DELETE and INSERT of the same keys in
@@ -117,6 +120,87 @@ def _mac_text(raw: bytes | None, cache: dict[bytes, str | None]) -> str | None:
             cache.clear()
         text = cache[raw] = raw.hex(":")
     return text
+
+
+def details_json(details: dict) -> str:
+    """Operation.details as the store keeps them: compact JSON, keys in insertion order."""
+    return orjson.dumps(details, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+_ESCAPED = np.zeros(256, bool)  # the bytes orjson escapes in a string: a value without them is quoted as it is
+_ESCAPED[[*range(0x20), ord('"'), ord("\\")]] = True
+
+
+def details_text(details: Details) -> pa.Array:
+    """Bulk rows' details as the text details_json gives each row's dict (the values put in at their keys).
+
+    Each distinct dict is encoded once, cut where the keys of ``details.values`` go (a string value's quotes in
+    the cut pieces); each row's text is its dict's pieces joined with its own values, by Arrow for the whole
+    column. A row whose dict lacks a key takes a null for it, which the join writes as nothing."""
+    keys = list(details.values)
+    values = [_value_text(details.values[key]) for key in keys]
+    cuts = [_cut(d, keys, [quoted for _, quoted in values]) for d in details.dicts]
+    index = pa.array(details.index)
+    pieces = [pa.array([c[0][j] for c in cuts], pa.string()).take(index) for j in range(len(keys) + 1)]
+    if not keys:
+        return pieces[0]
+    parts = [pieces[0]]
+    for j, (text, _) in enumerate(values):
+        has = np.array([c[1][j] for c in cuts], bool)
+        parts += [text if has.all() else _masked(text, has[details.index]), pieces[j + 1]]
+    # "replace", not "skip": pyarrow 26's skip drops the rows whose every input is null
+    joined = pc.binary_join_element_wise(*parts, pa.scalar("", pa.string()), null_handling="replace",
+                                         null_replacement="")  # fmt: skip
+    some = np.array([c[0][0] is not None for c in cuts], bool)
+    return joined if some.all() else _masked(joined, some[details.index])
+
+
+def _cut(details: dict | None, keys: list[str], quoted: list[bool]) -> tuple[list[str | None], list[bool]]:
+    """A dict's text cut where the values of ``keys`` go (the quotes of a ``quoted`` one kept in the pieces;
+    empty pieces for the keys it lacks), and which keys it has; None pieces for no details (None or empty, as
+    the packet path writes them). The items between those keys are encoded together by details_json."""
+    if not details:
+        return [None] * (len(keys) + 1), [False] * len(keys)
+    pieces: list[str | None] = [""] * (len(keys) + 1)
+    has = [False] * len(keys)
+    items: list[str] = []  # the items since the last key's value as text, then the next key's name
+    run: dict = {}
+    text = "{"  # what goes before the items: "," (after a quote) once a key's value has been cut at
+    for key, value in details.items():
+        if key not in keys:
+            run[key] = value
+            continue
+        j = keys.index(key)
+        if any(has[j:]):
+            raise ValueError(f"details key {key!r} out of the order of {keys}")
+        items += [details_json(run)[1:-1]] if run else []
+        items.append(orjson.dumps(key).decode() + ":")
+        quote = '"' if quoted[j] else ""
+        pieces[j], has[j], text, items, run = text + ",".join(items) + quote, True, quote + ",", [], {}
+    items += [details_json(run)[1:-1]] if run else []
+    pieces[-1] = (text + ",".join(items) if items else text[:-1]) + "}"
+    return pieces, has
+
+
+def _value_text(values: pa.Array) -> tuple[pa.Array, bool]:
+    """Integers or strings as JSON values (null as null), and whether their quotes are left to the pieces: strings
+    that need no escape, seen in their data buffer (bytes a slice leaves out may only send them the slow way)."""
+    if pa.types.is_integer(values.type):
+        return pc.cast(values, pa.string()).fill_null("null"), False
+    if not pa.types.is_string(values.type):
+        raise TypeError(f"details values of type {values.type}")
+    data = values.buffers()[2]
+    if not values.null_count and (data is None or not _ESCAPED[np.frombuffer(data, np.uint8)].any()):
+        return values, True
+    return pa.array(["null" if v is None else orjson.dumps(v).decode() for v in values.to_pylist()], pa.string()), False
+
+
+def _masked(array: pa.Array, valid: np.ndarray) -> pa.Array:
+    """An array without nulls, null where not ``valid``: a new validity bitmap over the same buffers."""
+    bits = np.packbits(np.concatenate((np.zeros(array.offset, bool), valid)), bitorder="little")
+    return pa.Array.from_buffers(
+        array.type, len(array), [pa.py_buffer(bits), *array.buffers()[1:]], offset=array.offset
+    )
 
 
 class _Batch:
@@ -407,12 +491,12 @@ class CaptureWriter:
         else:
             self.anomaly(frame, ts, flow.flow_id, record)
 
-    def bulk_operations(self, frames, ts, flow_ids, columns: dict[str, pa.Array]) -> None:
-        """Operation rows decoded in bulk (dissectors/bulk.py), inserted as they are."""
+    def bulk_operations(self, frames, ts, flow_ids, columns: dict[str, pa.Array], details: Details) -> None:
+        """Operation rows decoded in bulk (dissectors/bulk.py), inserted as they are, their details encoded."""
         n = len(frames)
         head = [pa.array(np.full(n, self.capture_id, np.int32)), pa.array(frames), pa.array(ts).cast(TS)]
         # from_arrays casts only the columns of another type (a bulk decoder's int64 address)
-        arrays = head + [pa.array(flow_ids)] + [columns[name] for name in _BULK_COLUMNS]
+        arrays = head + [pa.array(flow_ids)] + [columns[name] for name in _BULK_COLUMNS] + [details_text(details)]
         table = pa.Table.from_arrays(arrays, schema=_OPERATION_SCHEMA)
         self.bulk.append(table)
         self.bulk_rows += n

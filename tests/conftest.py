@@ -1,17 +1,10 @@
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared" / "captures"
-
-
-def manifest() -> list[dict]:
-    with open(SHARED / "MANIFEST.tsv", newline="") as f:
-        return list(csv.DictReader(f, delimiter="\t"))
+from tests.helpers.paths import SHARED
 
 
 @pytest.fixture(scope="session")

@@ -21,28 +21,33 @@ _U32 = struct.Struct("<I")
 _ATTRIBUTE = struct.Struct("<HH")  # Get_Attribute_List reply: attribute id, status
 
 
-def identity_fields(attrs: dict[int, object]) -> dict[str, str | int]:
-    """IDENTITY_FIELDS from Identity attributes (id -> value; 4, the revision, as (major, minor))."""
+# an Identity attribute's value: a number, the revision as (major, minor), the product name (None: cut)
+Attribute = int | str | tuple[int, int] | None
+
+
+def identity_fields(attrs: dict[int, Attribute]) -> dict[str, str | int]:
+    """IDENTITY_FIELDS from Identity attributes (id -> value)."""
     fields: dict[str, str | int] = {}
-    if 1 in attrs:
-        fields["vendor_id"] = attrs[1]  # type: ignore[assignment]
-        vendor = VENDORS.get(attrs[1])  # type: ignore[arg-type]
+    vendor_id, device_type, product_code, revision, serial, name = (attrs.get(i) for i in (1, 2, 3, 4, 6, 7))
+    if isinstance(vendor_id, int):
+        fields["vendor_id"] = vendor_id
+        vendor = VENDORS.get(vendor_id)
         if vendor:
             fields["vendor"] = vendor
-    if 2 in attrs:
-        fields["device_type"] = DEVICE_TYPES.get(attrs[2], f"0x{attrs[2]:04x}")  # type: ignore[arg-type]
-    if 3 in attrs:
-        fields["product_code"] = attrs[3]  # type: ignore[assignment]
-    if 4 in attrs:
-        fields["revision"] = "{}.{}".format(*attrs[4])  # type: ignore[misc]
-    if 6 in attrs:
-        fields["serial_number"] = f"0x{attrs[6]:08x}"
-    if attrs.get(7):
-        fields["product_name"] = attrs[7]  # type: ignore[assignment]
+    if isinstance(device_type, int):
+        fields["device_type"] = DEVICE_TYPES.get(device_type, f"0x{device_type:04x}")
+    if isinstance(product_code, int):
+        fields["product_code"] = product_code
+    if isinstance(revision, tuple):
+        fields["revision"] = "{}.{}".format(*revision)
+    if isinstance(serial, int):
+        fields["serial_number"] = f"0x{serial:08x}"
+    if isinstance(name, str) and name:
+        fields["product_name"] = name
     return fields
 
 
-def identity_attributes(b: bytes, pos: int, end: int) -> dict[int, object] | None:
+def identity_attributes(b: bytes, pos: int, end: int) -> dict[int, Attribute] | None:
     """Attributes 1-7 in order at b[pos:end] (the name None when cut), or None when shorter than IDENTITY."""
     if pos + IDENTITY.size > end:
         return None
@@ -55,22 +60,22 @@ def identity_attributes(b: bytes, pos: int, end: int) -> dict[int, object] | Non
 def identity_reply(b: bytes, data: int, end: int, service: int, attribute_id: int | None,
                    attribute_list: list[int] | None) -> Identity | None:  # fmt: skip
     """Identity object attributes read directly from the device: an Identity record for the sender, if any."""
-    attrs: dict[int, object] | None = {}
+    attrs: dict[int, Attribute] | None = None
     if service == 0x01:  # Get_Attributes_All: attributes 1-7 in order
         attrs = identity_attributes(b, data, end)
     elif service == 0x0E and attribute_id is not None:
         value = _attribute(b, data, end, attribute_id)
         if value is not None:
-            attrs[attribute_id] = value[0]  # type: ignore[index]
+            attrs = {attribute_id: value[0]}
     elif service == 0x03 and attribute_list and data + 2 <= end:
         attrs = _attribute_list(b, data, end, attribute_list)
     fields = identity_fields(attrs) if attrs else None
     return Identity("cip", fields) if fields else None
 
 
-def _attribute_list(b: bytes, data: int, end: int, asked: list[int]) -> dict[int, object]:
+def _attribute_list(b: bytes, data: int, end: int, asked: list[int]) -> dict[int, Attribute]:
     """A Get_Attribute_List reply: count, then (id, status, value) each; stops where a value's size is unknown."""
-    attrs: dict[int, object] = {}
+    attrs: dict[int, Attribute] = {}
     pos = data + 2
     for _ in range(min(_U16.unpack_from(b, data)[0], len(asked))):
         if pos + 4 > end:
@@ -87,7 +92,7 @@ def _attribute_list(b: bytes, data: int, end: int, asked: list[int]) -> dict[int
     return attrs
 
 
-def _attribute(b: bytes, pos: int, end: int, attr: int) -> tuple[object, int] | None:
+def _attribute(b: bytes, pos: int, end: int, attr: int) -> tuple[Attribute, int] | None:
     """(value, size) of Identity attribute 1-7 at b[pos], or None when unknown or truncated."""
     if attr in (1, 2, 3, 5):
         return (_U16.unpack_from(b, pos)[0], 2) if pos + 2 <= end else None

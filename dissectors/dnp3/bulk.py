@@ -9,16 +9,21 @@ objects parse reads, or that set the access class, are left out.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 import numpy as np
 import pyarrow as pa
 
-from ..base import REQUEST, RESPONSE, details_json
-from ..bulk import BulkRows, PduBatch, gather
+from ..base import REQUEST, RESPONSE
+from ..bulk import BulkRows, Details, PduBatch, gather
 from ..layout import Layout
 from .consts import FUNCTIONS, OBJECT_SIZES, PACKED_BITS, RESPONSE_FC
 from .crc import CRC_AT
 from .link import FRAME_LENGTH, LINK, START
 from .objects import COUNT, PREFIX, RANGE, iin_names, parse_objects, target
+
+if TYPE_CHECKING:
+    from .dissector import DNP3
 
 # the first 16 bytes of a frame: its link header, then (in a frame of one segment) the transport header, the
 # application header and a response's IIN; the last byte is the CRC's first
@@ -71,7 +76,7 @@ def decode(batch: PduBatch) -> BulkRows:
     walked, sig = _walk_objects(batch.data, batch.start[i[rows]] + 10, user[rows], response[rows])
     walked = np.repeat(walked[0::2] & walked[1::2], 2)
     rows, sig = rows[walked], sig[walked]
-    # rows alike in IIN, addresses and object headers differ in their sequence only: their strings are made once,
+    # rows alike in IIN, addresses and object headers differ in their sequence only: their values are made once,
     # from one of them (grouped by a hash, then checked)
     iin1, iin2 = first["iin1"][rows].astype(np.int64), first["iin2"][rows]
     iin = np.where(response[rows], iin1 << 8 | iin2, -1)  # -1: the READ
@@ -86,15 +91,16 @@ def decode(batch: PduBatch) -> BulkRows:
         if shape not in shapes:
             shapes[shape] = _facts(batch.pdu(int(i[rows[r]])), shape[0])
         status, address, quantity, found, rest = shapes[shape]
-        table.append((status, address, quantity, found, f'{{"src":{src[rows[r]]},"dst":{dst[rows[r]]}{rest}'))
+        table.append((status, address, quantity, found, {"src": int(src[rows[r]]), "dst": int(dst[rows[r]]), **rest}))
     rows = rows[same]
     pdus = i[rows]
     unit = np.full(n, -1, np.int64)
     unit[pdus] = pdus[np.arange(len(pdus)) & ~1]
     is_resp = response[rows]
     unit_id = np.where(is_resp, src[rows], dst[rows])
-    columns = _columns(table, pa.array(combo[same].astype(np.int32)), is_resp, first[rows], unit_id)
-    return BulkRows(unit, pdus, columns)
+    groups = combo[same]
+    columns = _columns(table, pa.array(groups.astype(np.int32)), is_resp, first[rows], unit_id)
+    return BulkRows(unit, pdus, columns, Details([t[4] for t in table], groups.astype(np.int64)))
 
 
 def _polls(first: np.ndarray, whole: np.ndarray, dst: np.ndarray, user: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -127,7 +133,7 @@ def _pairs(batch: PduBatch, i: np.ndarray, first: np.ndarray, head: np.ndarray, 
     key = flow[a] << 34 | from_orig[a].astype(np.int64) << 32 | src[a] << 16 | dst[a]
     seed = np.zeros(len(a), bool)
     for j in np.unique(key, return_index=True)[1].tolist():
-        dissector = batch.dissectors[int(flow[a[j]])]
+        dissector = cast("DNP3", batch.dissectors[int(flow[a[j]])])
         seed[j] = not dissector.knows_roles(bool(from_orig[a[j]]), int(src[a[j]]), int(dst[a[j]]))
     return a[~seed]
 
@@ -147,8 +153,9 @@ def _alike(alike: np.ndarray, sig: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
 
 def _columns(table: list[tuple], combo: pa.Array, is_resp: np.ndarray, first: np.ndarray,
              unit_id: np.ndarray) -> dict[str, pa.Array]:  # fmt: skip
-    """The ROW_FIELDS columns: ``table`` holds (status, address, quantity, target, details) by group (``combo``)."""
-    status, address, quantity, found, details = zip(*table)
+    """The COLUMN_FIELDS columns: ``table`` holds (status, address, quantity, target, details) by group
+    (``combo``)."""
+    status, address, quantity, found, _ = zip(*table)
     is_resp8 = pa.array(is_resp.astype(np.int8))
     return {
         "protocol": pa.repeat(pa.scalar("dnp3", pa.string()), len(is_resp)),
@@ -162,7 +169,6 @@ def _columns(table: list[tuple], combo: pa.Array, is_resp: np.ndarray, first: np
         "address": pa.array(address, pa.int64()).take(combo),
         "quantity": pa.array(quantity, pa.int64()).take(combo),
         "target": pa.array(found, pa.string()).take(combo),
-        "details": pa.array(details, pa.string()).take(combo),
     }
 
 
@@ -233,9 +239,9 @@ def _walk_objects(data: np.ndarray, ustart: np.ndarray, user: np.ndarray, respon
     return walked, sig
 
 
-def _facts(pdu: bytes, iin: int) -> tuple[str | None, int | None, int | None, str | None, str]:
+def _facts(pdu: bytes, iin: int) -> tuple[str | None, int | None, int | None, str | None, dict]:
     """What application() makes of one frame of a bulk pair (iin -1: the READ), besides src, dst and sequence:
-    status, address, quantity, target, and the details JSON after "dst"."""
+    status, address, quantity, target, and the details after "dst"."""
     frag = b"".join(pdu[p : min(p + 16, len(pdu) - 2)] for p in range(10, len(pdu), 18))[1:]
     details: dict = {}
     status = None
@@ -251,5 +257,4 @@ def _facts(pdu: bytes, iin: int) -> tuple[str | None, int | None, int | None, st
     if parsed and parsed.objects:
         details["objects"] = parsed.objects
         found, address, quantity = target(parsed), parsed.address, parsed.quantity
-    text = details_json(details)
-    return status, address, quantity, found, "," + text[1:] if details else "}"
+    return status, address, quantity, found, details

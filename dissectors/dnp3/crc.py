@@ -24,7 +24,7 @@ _T8, _T16 = _t8.tolist(), _t16.tolist()  # lists for crc_dnp: indexing one is fa
 _WORDS = [struct.Struct(f"<{n}H") for n in range(9)]
 
 
-def crc_dnp(data: bytes, start: int = 0, end: int | None = None) -> int:
+def crc_dnp(data: bytes | bytearray, start: int = 0, end: int | None = None) -> int:
     """CRC-16/DNP of data[start:end], as it is sent (little-endian after the bytes)."""
     if end is None:
         end = len(data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -23,10 +24,19 @@ _U16 = struct.Struct("<H")
 _START = int.from_bytes(START, "little")
 
 
+@dataclass(slots=True)
+class _Partial:
+    """An application fragment in transport reassembly."""
+
+    seq: int  # the next expected transport sequence number
+    buf: bytearray  # the fragment so far
+    segments: int  # transport segments in it
+
+
 class DNP3(FramedStream):
     """One flow of DNP3 over TCP (a stream of link frames) or UDP (datagrams of link frames)."""
 
-    name: ClassVar[str] = "dnp3"
+    name = "dnp3"
     transports: ClassVar[frozenset[str]] = frozenset({"tcp", "udp"})
     ports: ClassVar[frozenset[int]] = frozenset({20000})
     heuristic: ClassVar[bool] = True
@@ -36,8 +46,8 @@ class DNP3(FramedStream):
 
     def __init__(self) -> None:
         super().__init__()
-        # (from_orig, src, dst) -> [next expected transport seq, bytearray, segments]; None: discarding to next FIR
-        self.segments: dict[tuple, list | None] = {}
+        # (from_orig, src, dst) -> the fragment in reassembly; None: discarding to the next FIR
+        self.segments: dict[tuple[bool, int, int], _Partial | None] = {}
         # (outstation, master, app seq) -> (request fc, access)
         self.pending: dict[tuple[int, int, int], tuple[int, str]] = {}
         self.roles: set[tuple[bool, str, int]] = set()
@@ -73,7 +83,7 @@ class DNP3(FramedStream):
         ok = (length >= LINK.size) & (head["start"] == _START)
         return np.where(ok, FRAME_LENGTH[head["length"]], -1)
 
-    def pdu_length(self, buf: bytearray, pos: int, from_orig: bool, strict: bool) -> int:
+    def pdu_length(self, buf: bytes | bytearray, pos: int, from_orig: bool, strict: bool) -> int:
         if buf[pos] != 0x05 or buf[pos + 1] != 0x64 or buf[pos + 2] < 5:
             return -1
         if strict and crc_dnp(buf, pos, pos + 8) != _U16.unpack_from(buf, pos + 8)[0]:
@@ -162,10 +172,7 @@ class DNP3(FramedStream):
         from_orig, src, dst = key
         if fir:
             return self._first_segment(user, key, ctrl, fin, seq)
-        partial = self.segments.get(key, False)
-        if not partial:
-            if partial is not False:  # already discarding
-                return []
+        if key not in self.segments:
             if len(self.segments) < MAX_PARTIALS:
                 self.segments[key] = None
             return [
@@ -175,36 +182,39 @@ class DNP3(FramedStream):
                     f"{src}->{dst}: segment seq {seq} without a first segment; discarded up to the next one",
                 )
             ]
-        if seq != partial[0]:
-            if seq == (partial[0] - 1) & 0x3F:
+        partial = self.segments[key]
+        if partial is None:  # already discarding
+            return []
+        if seq != partial.seq:
+            if seq == (partial.seq - 1) & 0x3F:
                 return []  # a repeat of the previous segment (link-layer retry): ignored
             self.segments[key] = None
             return [
                 Anomaly(
                     "dnp3",
                     "transport_sequence",
-                    f"{src}->{dst}: segment seq {seq}, expected {partial[0]}; fragment discarded",
+                    f"{src}->{dst}: segment seq {seq}, expected {partial.seq}; fragment discarded",
                 )
             ]
-        buf = partial[1]
+        buf = partial.buf
         buf += user[1:]
-        partial[2] += 1
+        partial.segments += 1
         if len(buf) > MAX_FRAGMENT:
             self.segments[key] = None
             too_long = Anomaly(
                 "dnp3",
                 "too_long",
-                f"{src}->{dst}: fragment reassembly over {MAX_FRAGMENT} bytes after {partial[2]} segments; "
+                f"{src}->{dst}: fragment reassembly over {MAX_FRAGMENT} bytes after {partial.segments} segments; "
                 "the rest is discarded",
             )
             # the application header was in the first segment: the operation is recorded from what was reassembled,
             # so that a fragment made too long cannot hide it (docs/protocols/dnp3.md, damaged PDUs)
-            return [too_long, *self.application(bytes(buf), src, dst, ctrl, from_orig, partial[2], cut=True)]
-        partial[0] = (seq + 1) & 0x3F
+            return [too_long, *self.application(bytes(buf), src, dst, ctrl, from_orig, partial.segments, cut=True)]
+        partial.seq = (seq + 1) & 0x3F
         if not fin:
             return []
         del self.segments[key]
-        return self.application(bytes(buf), src, dst, ctrl, from_orig, partial[2])
+        return self.application(bytes(buf), src, dst, ctrl, from_orig, partial.segments)
 
     def _first_segment(self, user: bytes, key: tuple[bool, int, int], ctrl: int, fin: int, seq: int) -> list[Record]:
         """A FIR segment: a whole fragment (FIN too), or the start of one, abandoning any unfinished one."""
@@ -231,7 +241,7 @@ class DNP3(FramedStream):
                     f"fragments in reassembly for over {MAX_PARTIALS} link address pairs; dropped",
                 )
             )
-        self.segments[key] = [(seq + 1) & 0x3F, bytearray(user[1:]), 1]
+        self.segments[key] = _Partial((seq + 1) & 0x3F, bytearray(user[1:]), 1)
         return out
 
     # --- application layer ---
@@ -259,9 +269,9 @@ class DNP3(FramedStream):
         if dst >= 0xFFFD:
             details["broadcast"] = True
         status: list[str] = []
-        out = self._response(op, frag, src, dst, status) if response else []
+        out = self._response(op, details, frag, status) if response else []
         if len(frag) > (4 if response else 2):
-            out.extend(self._objects(op, frag, 4 if response else 2, status, cut))
+            out.extend(self._objects(op, details, frag, 4 if response else 2, status, cut))
         if not response and fc != CONFIRM and entry is not None:
             if len(self.pending) >= MAX_PENDING:
                 self.pending.clear()
@@ -273,9 +283,10 @@ class DNP3(FramedStream):
             out.extend(self._role(from_orig, "dnp3_outstation" if response else "dnp3_master", src))
         return out
 
-    def _response(self, op: Operation, frag: bytes, src: int, dst: int, status: list[str]) -> list[Record]:
-        """A response's internal indications, and the request it answers: its access class is the request's."""
-        ac, fc, details = frag[0], frag[1], op.details
+    def _response(self, op: Operation, details: dict, frag: bytes, status: list[str]) -> list[Record]:
+        """A response's internal indications, and the request it answers: its access class is the request's.
+        ``details`` is op's, src and dst already in."""
+        ac, fc, src, dst = frag[0], frag[1], details["src"], details["dst"]
         out: list[Record] = []
         if len(frag) < 4:
             out.append(Anomaly("dnp3", "truncated", f"{src}->{dst}: {op.function_name} without internal indications"))
@@ -298,9 +309,10 @@ class DNP3(FramedStream):
         return out
 
     @staticmethod
-    def _objects(op: Operation, frag: bytes, pos: int, status: list[str], cut: bool) -> list[Record]:
-        """The objects from ``pos``: what they say goes into ``op``; a malformed_objects anomaly, unless ``cut``."""
-        fc, details = frag[1], op.details
+    def _objects(op: Operation, details: dict, frag: bytes, pos: int, status: list[str], cut: bool) -> list[Record]:
+        """The objects from ``pos``: what they say goes into ``op`` and its ``details``; a malformed_objects
+        anomaly, unless ``cut``."""
+        fc = frag[1]
         parsed = parse_objects(frag, pos, fc, fc >= 0x80)
         if fc == 0x01 or fc == 0x02:
             groups = {c >> 8 for c in parsed.codes}

@@ -3,8 +3,9 @@
 The polling shape: SendRRData requests, each with one unconnected Logix Read Tag or Write Tag on one tag name,
 and right after them in the flow their replies (no additional status) in the same order, matched by sender
 context: a request and its reply, or a few pipelined requests and their replies. parse() gives two rows a PDU
-and leaves the session as it found it: each reply pops the pending entry its request pushed. The details texts
-are made once per distinct value in the batch (tag, encapsulation tail, cip row), as the store encodes them.
+and leaves the session as it found it: each reply pops the pending entry its request pushed. The details are
+made once per distinct value in the batch (encapsulation tail, cip row), the session handle and sender context
+given per row.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..base import REQUEST, RESPONSE, details_json
-from ..bulk import BulkRows, PduBatch, gather
+from ..base import REQUEST, RESPONSE
+from ..bulk import BulkRows, Details, PduBatch, gather
 from ..cip.consts import SYMBOL_CLASS
 from ..cip.names import general_status, service_info
 from ..cip.session import REPLY_HEAD, REQUEST_HEAD
@@ -36,19 +37,6 @@ _PATH = _ASK.offset["segment"]
 _NAME = _ASK.size  # where the tag name starts
 _MAX_PIPELINED = 4  # requests sent before the first reply
 _HEX = np.frombuffer(b"".join(f"{i:02x}".encode() for i in range(256)), np.uint16)  # a byte's two hex digits
-# an enip row's details up to the length, which has the same width on every row: the session handle's and
-# sender context's hex digits go where the zeros are
-_RR_TEXT = b'{"session_handle":"0x00000000","sender_context":"0x0000000000000000","length":'
-_RR_HEAD = np.frombuffer(_RR_TEXT, np.uint8)
-
-
-def _digits(key: str, width: int) -> slice:
-    """Where the hex digits of ``key``'s value sit in _RR_TEXT."""
-    at = _RR_TEXT.index(f'"{key}":"0x'.encode()) + len(key) + 6
-    return slice(at, at + width)
-
-
-_RR_SESSION, _RR_CONTEXT = _digits("session_handle", 8), _digits("sender_context", 16)
 _SESSION, _CONTEXT = HEADER.offset["session_handle"], HEADER.offset["sender_context"]
 _RR_NAME, _RR_ACCESS = COMMANDS[0x006F]
 _TAG_SERVICES = (0x4C, 0x4D)
@@ -143,7 +131,8 @@ def tag_polls(batch: PduBatch) -> BulkRows:
     pdus = np.flatnonzero(unit >= 0)
     if not len(pdus):
         return BulkRows(unit, np.zeros(0, np.int64), {})
-    return BulkRows(unit, np.repeat(pdus, 2), _columns(batch.data, shape, pdus, partner[pdus]))
+    columns, details = _columns(batch.data, shape, pdus, partner[pdus])
+    return BulkRows(unit, np.repeat(pdus, 2), columns, details)
 
 
 def _tags(data: np.ndarray, shape: _Shape, asks: np.ndarray) -> tuple[np.ndarray, list[str]]:
@@ -156,7 +145,8 @@ def _tags(data: np.ndarray, shape: _Shape, asks: np.ndarray) -> tuple[np.ndarray
     return tag_of_ask, [name[1 : 1 + name[0]].decode("latin-1") for name in names]
 
 
-def _columns(data: np.ndarray, shape: _Shape, pdus: np.ndarray, partner: np.ndarray) -> dict[str, pa.Array]:
+def _columns(data: np.ndarray, shape: _Shape, pdus: np.ndarray,
+             partner: np.ndarray) -> tuple[dict[str, pa.Array], Details]:  # fmt: skip
     """Two rows a PDU of the units: the enip row, then the cip row."""
     m = len(pdus)
     p_head, p_first = shape.head[pdus], shape.first[pdus]
@@ -172,7 +162,7 @@ def _columns(data: np.ndarray, shape: _Shape, pdus: np.ndarray, partner: np.ndar
     service = p_head[:, _MESSAGE] & 0x7F
     kind = np.stack([np.zeros(m, np.int64), 1 + write[own]], 1).ravel()
     quantity = np.repeat(_le(data, p_first + 2 * is_write, 2), 2).astype(np.int32)
-    return {
+    columns = {
         "protocol": _PROTOCOLS.take(pa.array(np.tile([0, 1], m))),
         "direction": _DIRECTIONS.take(pa.array(np.repeat(reply.astype(np.int64), 2))),
         "function_code": pa.array(np.stack([np.full(m, 0x006F), service], 1).ravel().astype(np.int32)),
@@ -184,30 +174,23 @@ def _columns(data: np.ndarray, shape: _Shape, pdus: np.ndarray, partner: np.ndar
         "address": pa.nulls(2 * m, pa.int32()),
         "quantity": pa.array(quantity, mask=np.stack([np.ones(m, bool), reply], 1).ravel()),
         "target": pa.array(tags, pa.string()).take(pa.array(np.repeat(tag, 2), mask=np.tile([True, False], m))),
-        "details": _details(p_head, tags, tag, is_write, reply, value),
     }
+    return columns, _details(p_head, tags, tag, is_write, reply, value)
 
 
 def _details(p_head: np.ndarray, tags: list[str], tag: np.ndarray, is_write: np.ndarray, reply: np.ndarray,
-             value: np.ndarray) -> pa.Array:  # fmt: skip
-    """The details texts: an enip row's is a head of fixed width then a tail, a cip row's a text; tails and cip
-    texts are few."""
-    m = len(p_head)
-    heads = np.empty((m, len(_RR_HEAD)), np.uint8)
-    heads[:] = _RR_HEAD
-    heads[:, _RR_SESSION] = _HEX[p_head[:, _SESSION : _SESSION + 4][:, ::-1]].view(np.uint8)
-    heads[:, _RR_CONTEXT] = _HEX[p_head[:, _CONTEXT : _CONTEXT + 8]].view(np.uint8)
-    offsets = (len(_RR_HEAD) * ((np.arange(2 * m + 1) + 1) // 2)).astype(np.int32)  # a cip row's head is empty
-    heads = pa.Array.from_buffers(pa.string(), 2 * m, [None, pa.py_buffer(offsets), pa.py_buffer(heads)])
+             value: np.ndarray) -> Details:  # fmt: skip
+    """The details: an enip row's from its encapsulation tail (few), with its own session handle and sender
+    context; a cip row's from its tag, service and value (few)."""
     hp = p_head.view(_ASK.dtype)[:, 0]
     size, timeout = hp["length"].astype(np.uint64), hp["timeout"].astype(np.uint64)
     tail_of, tails = _distinct(pa.array(size << np.uint64(48) | timeout << np.uint64(32) | hp["interface_handle"]))
-    texts = []
+    dicts: list[dict | None] = []
     for key in tails:
         length = key >> 48
         items = [{"type_id": NULL_ADDRESS, "length": 0}, {"type_id": UNCONNECTED_DATA, "length": length - _ITEMS}]
-        enip = {"length": length, "interface_handle": key & 0xFFFFFFFF, "timeout": key >> 32 & 0xFFFF, "items": items}
-        texts.append(details_json(enip)[len('{"length":') :])
+        dicts.append({"session_handle": None, "sender_context": None, "length": length,
+                      "interface_handle": key & 0xFFFFFFFF, "timeout": key >> 32 & 0xFFFF, "items": items})  # fmt: skip
     cip_of, cips = _distinct(pa.array(tag << 26 | is_write << 25 | reply << 24 | value))
     for key in cips:
         cip = {"enip_command": _RR_NAME, "symbol": tags[key >> 26]}
@@ -215,6 +198,18 @@ def _details(p_head: np.ndarray, tags: list[str], tag: np.ndarray, is_write: np.
             cip["data_type"] = f"0x{key & 0xFFFF:04x}"
         if key >> 24 & 1:
             cip["cip_status_code"] = key & 0xFF
-        texts.append(details_json(cip))
-    text_of = pa.array(np.stack([tail_of, len(tails) + cip_of], 1).ravel())
-    return pc.binary_join_element_wise(heads, pa.array(texts, pa.string()).take(text_of), "")
+        dicts.append(cip)
+    index = np.stack([tail_of, len(tails) + cip_of], 1).ravel().astype(np.int64)
+    session = _hex(p_head[:, _SESSION : _SESSION + 4][:, ::-1])  # little-endian on the wire
+    context = _hex(p_head[:, _CONTEXT : _CONTEXT + 8])  # the bytes in order, as parse shows them
+    return Details(dicts, index, {"session_handle": session, "sender_context": context})
+
+
+def _hex(raw: np.ndarray) -> pa.Array:
+    """Each row of bytes as "0x" and their hex digits, twice (a PDU's enip row takes it, its cip row not)."""
+    width = 2 + 2 * raw.shape[1]
+    cells = np.empty((len(raw), 2, width), np.uint8)
+    cells[:, :, :2] = np.frombuffer(b"0x", np.uint8)
+    cells[:, :, 2:] = _HEX[raw].view(np.uint8)[:, None, :]
+    offsets = np.arange(0, width * (2 * len(raw) + 1), width, dtype=np.int32)
+    return pa.StringArray.from_buffers(2 * len(raw), pa.py_buffer(offsets), pa.py_buffer(cells))

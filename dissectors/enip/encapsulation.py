@@ -35,7 +35,7 @@ _IS_COMMAND[list(COMMANDS)] = True
 
 @dataclass
 class EtherNetIP(FramedStream):
-    name: ClassVar[str] = "enip"
+    name = "enip"
     transports: ClassVar[frozenset[str]] = frozenset({"tcp", "udp"})
     ports: ClassVar[frozenset[int]] = frozenset({44818})
     header_len: ClassVar[int] = HEADER.size
@@ -68,7 +68,7 @@ class EtherNetIP(FramedStream):
             ok[failed] &= np.isin(status[failed], list(STATUSES))
         return np.where(ok, HEADER.size + size, -1)
 
-    def pdu_length(self, buf: bytearray, pos: int, from_orig: bool, strict: bool) -> int:
+    def pdu_length(self, buf: bytes | bytearray, pos: int, from_orig: bool, strict: bool) -> int:
         command, length, _session, status, _ctx, options = HEADER.unpack_from(buf, pos)
         if command not in COMMANDS or length > MAX_LENGTH or (status and status not in STATUSES):
             return -1

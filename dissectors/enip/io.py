@@ -6,10 +6,9 @@ from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..base import REQUEST, RESPONSE, Anomaly, Dissector, Operation, Record
-from ..bulk import BulkRows, PduBatch, gather
+from ..bulk import BulkRows, Details, PduBatch, gather
 from .consts import CONNECTED_ADDRESS, CONNECTED_DATA, SEQUENCED_ADDRESS
 from .wire import CONNECTED, COUNT, ITEM, SEQUENCE_COUNT, SEQUENCED, cpf_items, prefixed
 
@@ -26,7 +25,7 @@ class CipIO(Dissector):
     Cyclic data exchange has no request or reply: ``direction`` is the flow side
     (request: from the client side, normally the originator), and the access class is ``other``."""
 
-    name: ClassVar[str] = "cip_io"
+    name = "cip_io"
     transports: ClassVar[frozenset[str]] = frozenset({"udp"})
     ports: ClassVar[frozenset[int]] = frozenset({2222})
     datagram_is_pdu: ClassVar[bool] = True  # datagram() is parse(): the columnar path hands datagrams over as PDUs
@@ -90,7 +89,7 @@ class CipIO(Dissector):
     def bulk(batch: PduBatch) -> BulkRows:
         """The class 1 datagram: two items, a Sequenced Address item (connection id, sequence number), then a
         Connected Data item that starts with the CIP sequence count; bytes after the items are ignored, as by parse.
-        Text is built from bytes: the hex connection id at a fixed width, the numbers cast by Arrow."""
+        Text is built from bytes: the hex connection id at a fixed width; every details value is the row's own."""
         n = len(batch.start)
         pdus = np.flatnonzero(batch.length >= _CLASS1.size)
         if not len(pdus):
@@ -115,18 +114,12 @@ class CipIO(Dissector):
             offsets = np.arange(0, width * (m + 1), width, dtype=np.int32)
             return pa.StringArray.from_buffers(m, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(cells)))
 
-        def decimal(values: np.ndarray) -> pa.Array:
-            return pc.cast(pa.array(values), pa.string())
-
         connection = h["connection_id"]
         hex_id = np.frombuffer(b"0123456789abcdef", np.uint8)[connection[:, None] >> np.arange(28, -4, -4) & 0xF]
         client = np.fromiter((d.client_is_orig for d in batch.dissectors), bool, len(batch.dissectors))
         response = batch.from_orig[pdus] != client[batch.flow[pdus]]
-        pieces = (text(b'{"connection_id":"0x', hex_id, b'","sequence_number":'), decimal(h["sequence_number"]),
-                  ',"data_length":', decimal(h["data_length"]), ',"cip_sequence_count":',
-                  decimal(h["cip_sequence_count"]), "}", "")  # fmt: skip
-        # the JSON pieces, then the separator; literals as Arrow scalars (pyarrow converts a str anew on every call)
-        details = pc.binary_join_element_wise(*(pa.scalar(p, pa.string()) if isinstance(p, str) else p for p in pieces))
+        values = {"connection_id": text(b"0x", hex_id)}
+        values |= {k: pa.array(h[k]) for k in ("sequence_number", "data_length", "cip_sequence_count")}
         ints = pa.nulls(m, pa.int32())
         columns = {
             "protocol": pa.repeat(pa.scalar("cip_io", pa.string()), m),
@@ -140,6 +133,6 @@ class CipIO(Dissector):
             "address": ints,
             "quantity": ints,
             "target": text(b"connection 0x", hex_id),
-            "details": details,
         }
-        return BulkRows(unit, pdus, columns)
+        details = Details([dict.fromkeys(values)], np.zeros(m, np.int64), values)
+        return BulkRows(unit, pdus, columns, details)

@@ -33,7 +33,7 @@ def cpf_items(b: bytes, pos: int, end: int, keep_cut: bool = True) -> tuple[list
         return [], "no item count"
     count = COUNT.unpack_from(b, pos)[0]
     pos += COUNT.size
-    items = []
+    items: list[tuple[int, int, int]] = []
     for i in range(min(count, MAX_ITEMS)):
         if pos + ITEM.size > end:
             return items, f"item {i + 1} of {count} missing"

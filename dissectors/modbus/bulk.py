@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from ..base import REQUEST, RESPONSE, details_json
-from ..bulk import BulkRows, PduBatch, gather
+from ..base import REQUEST, RESPONSE
+from ..bulk import BulkRows, Details, PduBatch, gather
 from ..layout import Layout
 from .consts import FUNCTIONS
 from .fields import ADDRESSING, MAX_PENDING, MAX_VALUES, MBAP, exception, target, written
@@ -49,7 +49,8 @@ def decode(batch: PduBatch) -> BulkRows:
     pdus = np.flatnonzero(unit >= 0)
     asked = np.arange(n)
     asked[answer] = asker
-    return BulkRows(unit, pdus, _columns(batch, pdus, asked[pdus], request[pdus], head, fc, after))
+    columns, details = _columns(batch, pdus, asked[pdus], request[pdus], head, fc, after)
+    return BulkRows(unit, pdus, columns, details)
 
 
 def _units(flow: np.ndarray, request: np.ndarray, tid: np.ndarray, fc: np.ndarray, good_request: np.ndarray,
@@ -84,8 +85,9 @@ def _units(flow: np.ndarray, request: np.ndarray, tid: np.ndarray, fc: np.ndarra
 
 
 def _columns(batch: PduBatch, pdus: np.ndarray, asked: np.ndarray, is_request: np.ndarray, head: np.ndarray,
-             fc: np.ndarray, after: np.ndarray) -> dict[str, pa.Array]:  # fmt: skip
-    """The ROW_FIELDS columns of ``pdus``, each with the request it is or answers (``asked``)."""
+             fc: np.ndarray, after: np.ndarray) -> tuple[dict[str, pa.Array], Details]:  # fmt: skip
+    """The COLUMN_FIELDS columns and the details of ``pdus``, each with the request it is or answers
+    (``asked``): a write request's values (index 0: no details)."""
     code = fc[asked]
     address = head["address"][asked].astype(np.int64)
     quantity = np.where((code == 5) | (code == 6), 1, head["quantity"][asked].astype(np.int64))
@@ -96,13 +98,13 @@ def _columns(batch: PduBatch, pdus: np.ndarray, asked: np.ndarray, is_request: n
     exceptional = ~is_request & (fc[pdus] >= 0x80)
     status = np.where(exceptional, np.where(batch.length[pdus] > _AFTER, after[pdus], 256), 257)
     writes = np.flatnonzero(is_request & (code >= 5))
-    details = np.full(len(pdus), -1, np.int32)
-    details[writes] = np.arange(len(writes))
+    index = np.zeros(len(pdus), np.int64)
+    index[writes] = 1 + np.arange(len(writes))
     values = [
-        details_json({"values": written(c, batch.pdu(i), q)})
+        {"values": written(c, batch.pdu(i), q)}
         for i, c, q in zip(pdus[writes].tolist(), code[writes].tolist(), quantity[writes].tolist())
     ]
-    return {
+    columns = {
         "protocol": pa.repeat(pa.scalar("modbus", pa.string()), len(pdus)),
         "direction": _DIRECTION.take(pa.array((~is_request).astype(np.int8))),
         "function_code": pa.array(code.astype(np.int32)),
@@ -114,5 +116,5 @@ def _columns(batch: PduBatch, pdus: np.ndarray, asked: np.ndarray, is_request: n
         "address": pa.array(address.astype(np.int32)),
         "quantity": pa.array(quantity.astype(np.int32)),
         "target": pa.array([target(*a) for a in asks], pa.string()).take(which),
-        "details": pa.array(values, pa.string()).take(pa.array(details, mask=details < 0)),
     }
+    return columns, Details([None, *values], index)

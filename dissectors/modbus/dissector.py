@@ -62,7 +62,7 @@ def _cut_request(code: int, pdu: bytes) -> str | None:
 
 def _cut_response(code: int, fc: int, pdu: bytes) -> str | None:
     """What a reply lacks for its function, or None when it is whole. An exception reply cut before its
-    exception code is not one: its status says so (EXCEPTION), as tests/test_bulk_modbus.py has it."""
+    exception code is not one: its status says so (EXCEPTION), as tests/equivalence/test_bulk_modbus.py has it."""
     n, name = len(pdu), FUNCTIONS[code][0]
     if fc & 0x80:
         return None
@@ -81,7 +81,7 @@ def _cut_response(code: int, fc: int, pdu: bytes) -> str | None:
 class ModbusTCP(FramedStream):
     """One Modbus/TCP connection: MBAP-framed PDUs, requests from the client (the port-502 side serves)."""
 
-    name: ClassVar[str] = "modbus"
+    name = "modbus"
     ports: ClassVar[frozenset[int]] = frozenset({502})
     heuristic: ClassVar[bool] = True
     magic: ClassVar[tuple[int, bytes]] = (2, b"\0\0")  # the MBAP protocol identifier
@@ -122,7 +122,7 @@ class ModbusTCP(FramedStream):
         ok = (length >= MBAP.size) & (head["protocol_id"] == 0) & (counted >= 2) & (counted <= MAX_FRAMED)
         return np.where(ok, COUNTED_FROM + counted, -1)
 
-    def pdu_length(self, buf: bytearray, pos: int, from_orig: bool, strict: bool) -> int:
+    def pdu_length(self, buf: bytes | bytearray, pos: int, from_orig: bool, strict: bool) -> int:
         _tid, pid, length, _uid, fc = MBAP.unpack_from(buf, pos)
         if pid != 0 or not 2 <= length <= MAX_FRAMED:
             return -1

@@ -5,7 +5,8 @@ A unit is a run of jobs from one side followed by their answers in the same orde
 pipelined), with distinct PDU references. A job's rows and its answer's depend on the PDU reference only
 through transaction_id and details["pdu_reference"], and on the values of a Read Var answer not at all.
 So the pairs are keyed by every other byte parse reads, one pair per distinct key is parsed on a scratch
-dissector, and its rows are repeated with each pair's reference spliced in.
+dissector, and its rows are repeated with each pair's reference in transaction_id and as its details' per-row
+value of pdu_reference.
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from ..base import Identity, Operation, details_json
-from ..bulk import ROW_FIELDS, BulkRows, PduBatch, gather
+from ..base import Identity, Operation
+from ..bulk import COLUMN_FIELDS, ROW_FIELDS, BulkRows, Details, PduBatch, gather
 from .classic import ACK_HEADER, DATA_ITEM, HEADER, VAR_PARAMETER
 from .consts import BIT_LENGTHS, MAX_ITEMS, MAX_PENDING, READ_VAR, WRITE_VAR
 from .cotp import DT_HEADER, DT_LEN, TPKT
@@ -184,38 +184,32 @@ def _columns(n: int, units: _Units, tmpl: np.ndarray, rows: list, ref: np.ndarra
     which = np.zeros(n, np.int64)
     which[q], which[a] = 2 * tmpl, 2 * tmpl + 1
     take = pa.array(which[pdu])
-    blank = (None,) * (len(ROW_FIELDS) + 1)
+    blank = (None,) * len(ROW_FIELDS)
     flat = [row for pair in rows for row in (pair or (blank, blank))]
     columns = {}
-    for i, name in enumerate(ROW_FIELDS):
+    for i, name in enumerate(COLUMN_FIELDS):
         if name == "transaction_id":
             columns[name] = tid = pa.array(ref[pdu], pa.int32())
-        elif name == "details":
-            text = [pa.array([r[i + j] for r in flat], pa.string()).take(take) for j in (0, 1)]
-            columns[name] = pc.binary_join_element_wise(text[0], pc.cast(tid, pa.string()), text[1], "")
         else:
             columns[name] = pa.array([r[i] for r in flat], _ROW_TYPES.get(name, pa.string())).take(take)
-    return BulkRows(unit, pdu, columns)
+    details = Details([r[-1] for r in flat], which[pdu], {"pdu_reference": tid})
+    return BulkRows(unit, pdu, columns, details)
 
 
 def _pair_rows(fresh: Callable[[], S7comm], job: bytes, ack: bytes, from_orig: bool) -> tuple | None:
-    """The rows of a job and its answer, parsed on a fresh dissector, with details as the JSON text before
-    and after the PDU reference; None unless parse gives exactly their two operations (and the PLC role, which
-    an idle flow has reported already) and pairs them."""
+    """The rows of a job and its answer, parsed on a fresh dissector; None unless parse gives exactly their two
+    operations (and the PLC role, which an idle flow has reported already), pairs them and puts the PDU reference
+    in their details."""
     d = fresh()
     records = d.parse(job, from_orig), d.parse(ack, not from_orig)
     plc = Identity("s7comm", {}, role="s7_plc")
     if [len(r) for r in records] != [1, 2] or records[1][0] != plc or d.session.pending:
         return None
     rows = []
-    mark = '"pdu_reference":'
     for op in (records[0][0], records[1][1]):
         if not isinstance(op, Operation) or not op.details or op.details.get("pdu_reference") != op.transaction_id:
             return None
-        head, found, tail = details_json(op.details).partition(f"{mark}{op.transaction_id}")
-        if not found:
-            return None
-        rows.append(tuple(getattr(op, f) for f in ROW_FIELDS[:-1]) + (head + mark, tail))
+        rows.append(tuple(getattr(op, f) for f in ROW_FIELDS))
     return rows[0], rows[1]
 
 

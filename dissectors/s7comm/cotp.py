@@ -43,7 +43,7 @@ def pdu_lengths(data: np.ndarray, start: np.ndarray, length: np.ndarray) -> np.n
     return np.where(ok, tpkt, -1)
 
 
-def pdu_length(buf: bytearray, pos: int, strict: bool) -> int:
+def pdu_length(buf: bytes | bytearray, pos: int, strict: bool) -> int:
     """The TPKT length of the header at buf[pos], or -1 when it is not plausible (``strict``: found by scanning)."""
     version, reserved, length, li, tpdu = FRAME.unpack_from(buf, pos)
     if version != 3 or reserved != 0 or length < 7:

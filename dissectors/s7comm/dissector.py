@@ -24,7 +24,7 @@ from .session import Session
 class S7comm(FramedStream):
     """TPKT/COTP on TCP 102 carrying S7comm (0x32) or S7comm-plus (0x72)."""
 
-    name: ClassVar[str] = "s7comm"  # the instance becomes "s7comm_plus" once it sees S7comm-plus
+    name = "s7comm"  # the instance becomes "s7comm_plus" once it sees S7comm-plus
     app_protocols: ClassVar[tuple[str, ...]] = ("s7comm_plus",)
     ports: ClassVar[frozenset[int]] = frozenset({102})
     header_len: ClassVar[int] = cotp.FRAME.size  # TPKT (4) + COTP length indicator and TPDU code
@@ -41,7 +41,7 @@ class S7comm(FramedStream):
         self.classic = S7Classic(self.session)
         self.plus = S7Plus(self.session)
 
-    def pdu_length(self, buf: bytearray, pos: int, from_orig: bool, strict: bool) -> int:
+    def pdu_length(self, buf: bytes | bytearray, pos: int, from_orig: bool, strict: bool) -> int:
         return cotp.pdu_length(buf, pos, strict)
 
     def gap(self, from_orig: bool) -> list[Record]:

@@ -27,11 +27,12 @@ from dissectors import (
     Operation,
     S7comm,
 )
-from dissectors.base import REQUEST, RESPONSE, FramedStream, details_json
+from dissectors.base import REQUEST, RESPONSE, FramedStream
 from dissectors.bulk import PduBatch
 from sensor.capture import CaptureError, ReadState, _records
+from sensor.store import details_json
 from sensor.walk import walk
-from tests.bulk_harness import candidate, reference
+from tests.helpers.bulk_harness import candidate, reference
 
 DISSECTORS = {"modbus": ModbusTCP, "dnp3": DNP3, "s7comm": S7comm, "enip": EtherNetIP, "cip_io": CipIO}
 BULK = (ModbusTCP, DNP3, S7comm, EtherNetIP, CipIO)  # the classes with a bulk decoder, chosen by the first byte

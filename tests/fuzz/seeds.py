@@ -15,9 +15,8 @@ from pathlib import Path
 from sensor.capture import CaptureError, ReadState, read_packets
 from sensor.decode import TCP, UDP, Decoder, Malformed
 from tests.fuzz.checks import BULK, DISSECTORS
+from tests.helpers.paths import ROOT, SHARED
 
-ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared" / "captures"
 CORPUS = ROOT / ".fuzz-corpus"
 MAX_SEEDS = 400  # per target: enough variety, short enough to load in a bounded run
 MAX_JOINED = 4096  # bytes of a flow direction's first payloads joined into one seed
