@@ -40,12 +40,8 @@ CONDUITS_PER_ZONE = 4  # zone i -> i+1 .. i+4
 def layout(zones: int) -> list[tuple[str, str, int]]:
     """(name, network, parent zone or -1) per zone: /24s, with every tenth zone a /28 inside an earlier /24."""
     nested = zones // NESTED_EVERY
-    out = []
-    for i in range(zones - nested):
-        out.append((f"z{i:04d}", f"10.{i // 256}.{i % 256}.0/24", -1))
-    for j in range(nested):
-        out.append((f"n{j:04d}", f"10.{j // 256}.{j % 256}.128/28", j))
-    return out
+    top = [(f"z{i:04d}", f"10.{i // 256}.{i % 256}.0/24", -1) for i in range(zones - nested)]
+    return top + [(f"n{j:04d}", f"10.{j // 256}.{j % 256}.128/28", j) for j in range(nested)]
 
 
 CONSEQUENCES = ("negligible", "minor", "moderate", "major", "catastrophic")
@@ -100,7 +96,9 @@ d AS (
     FROM z
 ),
 p AS (
-    SELECT *, CASE WHEN kind < 55 THEN intra_proto WHEN kind = 93 AND sz % 50 = 0 THEN 'ssh' ELSE conduit_proto END AS proto FROM d
+    SELECT *, CASE WHEN kind < 55 THEN intra_proto WHEN kind = 93 AND sz % 50 = 0 THEN 'ssh' ELSE conduit_proto END
+        AS proto
+    FROM d
 )
 SELECT
     (1 + i % 10) * 4294967296 + i AS flow_id, 1 + i % 10 AS capture_id, 0 AS vlan,
@@ -111,7 +109,8 @@ SELECT
     49152 + i % 16384 AS src_port,
     CASE WHEN dz < $top THEN '10.' || (dz // 256) || '.' || (dz % 256) || '.' || (1 + h2 % $hosts)
          ELSE '10.' || ((dz - $top) // 256) || '.' || ((dz - $top) % 256) || '.' || (129 + h2 % 12) END AS dst_ip,
-    CASE proto WHEN 'modbus' THEN 502 WHEN 'enip' THEN 44818 WHEN 'https' THEN 443 WHEN 's7comm' THEN 102 WHEN 'ssh' THEN 22 ELSE 53 END AS dst_port,
+    CASE proto WHEN 'modbus' THEN 502 WHEN 'enip' THEN 44818 WHEN 'https' THEN 443 WHEN 's7comm' THEN 102
+        WHEN 'ssh' THEN 22 ELSE 53 END AS dst_port,
     NULL AS src_mac, NULL AS dst_mac, proto AS app_protocol,
     6 AS packets_orig, 5 AS packets_resp, 600 AS bytes_orig, 500 AS bytes_resp,
     TIMESTAMP '2026-01-05 00:00:00' + to_microseconds(i::BIGINT * 50000) AS first_ts,
@@ -130,10 +129,12 @@ INSERT INTO operations (capture_id, frame, ts, flow_id, protocol, direction, fun
 SELECT f.capture_id, f.first_frame + 3 + n, f.first_ts + to_microseconds(n * 1000), f.flow_id, 'modbus',
        CASE WHEN n % 2 = 0 THEN 'request' ELSE 'response' END,
        CASE WHEN n < 4 THEN 3 WHEN f.flow_id % 4294967296 % 5000 = 77 THEN 90 ELSE 6 END,
-       CASE WHEN n < 4 THEN 'READ_HOLDING_REGISTERS' WHEN f.flow_id % 4294967296 % 5000 = 77 THEN 'UMAS' ELSE 'WRITE_SINGLE_REGISTER' END,
+       CASE WHEN n < 4 THEN 'READ_HOLDING_REGISTERS' WHEN f.flow_id % 4294967296 % 5000 = 77 THEN 'UMAS'
+            ELSE 'WRITE_SINGLE_REGISTER' END,
        CASE WHEN n < 4 THEN 'read' WHEN f.flow_id % 4294967296 % 5000 = 77 THEN 'control' ELSE 'write' END,
        n // 2, 1,
-       CASE WHEN n >= 4 AND f.flow_id % 4294967296 % 5000 = 77 THEN '{"subfunction": 65, "subfunction_name": "STOP_PLC"}' END
+       CASE WHEN n >= 4 AND f.flow_id % 4294967296 % 5000 = 77
+            THEN '{"subfunction": 65, "subfunction_name": "STOP_PLC"}' END
 FROM flows f, range(6) t(n)
 WHERE f.app_protocol = 'modbus' AND (n < 4 OR f.flow_id % 4294967296 % 200 = 60 OR f.flow_id % 4294967296 % 5000 = 77);
 INSERT INTO operations (capture_id, frame, ts, flow_id, protocol, direction, function_code, function_name, access_class)
@@ -157,7 +158,8 @@ def generate(directory: Path, flows: int, zones: int, conduits: int) -> tuple[Pa
     con.execute(
         "INSERT INTO captures (capture_id, path, sha256, bytes, format, packets, first_ts, last_ts, sensor, status) "
         "SELECT i, 'synthetic-' || i || '.pcap', 'synthetic' || i, 0, 'pcap', 0, TIMESTAMP '2026-01-05 00:00:00', "
-        "TIMESTAMP '2026-01-05 00:00:00' + to_microseconds($flows::BIGINT * 50000), 'bench', 'ok' FROM range(1, 11) t(i)",
+        "TIMESTAMP '2026-01-05 00:00:00' + to_microseconds($flows::BIGINT * 50000), 'bench', 'ok' "
+        "FROM range(1, 11) t(i)",
         {"flows": flows},
     )
     top = zones - zones // NESTED_EVERY
@@ -265,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         db, zones, ops = generate(directory, args.flows, args.zones, args.conduits)
         gen = time.perf_counter() - start
         print(
-            f"generated {args.flows:,} flows, {ops:,} operations, {args.zones} zones, {args.conduits:,} conduits in {gen:.1f} s"
+            f"generated {args.flows:,} flows, {ops:,} operations, {args.zones} zones, {args.conduits:,} conduits "
+            f"in {gen:.1f} s"
         )
         results = {}
         for fmt in ("json", "table"):

@@ -298,7 +298,8 @@ class Comparison:
             seen = f"; requests seen: {', '.join(access)}" if access else "; no operations decoded"
             what = f"{proto}{_fmt_ports(ports)}"
             if p.category == "undeclared_conduit":
-                msg = f"{src} -> {dst}: {what} crossed, and no conduit joins these zones ({_count(t.flows, 'flow')}{seen})"
+                flows = _count(t.flows, "flow")
+                msg = f"{src} -> {dst}: {what} crossed, and no conduit joins these zones ({flows}{seen})"
             elif p.category == "protocol_not_allowed":
                 msg = f"{src} -> {dst}: {what} is not allowed by conduit {quoted} ({_count(t.flows, 'flow')}{seen})"
             else:

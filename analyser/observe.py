@@ -158,7 +158,8 @@ SELECT src_zone, dst_zone, protocol, port, sum(flows)::BIGINT FROM zp WHERE cls 
 """
 
 GROUP_ACCESS = """
-SELECT src_zone, dst_zone, protocol, port, access_class, sum(operations)::BIGINT FROM zo WHERE cls = 'cross' GROUP BY ALL
+SELECT src_zone, dst_zone, protocol, port, access_class, sum(operations)::BIGINT
+FROM zo WHERE cls = 'cross' GROUP BY ALL
 """
 
 # sources for TRAFFIC / PAIRS: rows (key, src_ip, dst_ip, flows, packets, bytes, first, last)
@@ -192,8 +193,9 @@ QUALIFY row_number() OVER (PARTITION BY key ORDER BY sum(flows) DESC, src_ip, ds
 
 # the functions behind each access-exceeded delta (read from operations, for those classes only)
 ACCESS_FUNCTIONS = """
-SELECT k.key, coalesce(o.function_name || '/' || coalesce(json_extract_string(o.details, '$.subfunction_name'),
-                                                          json_extract_string(o.details, '$.pi_service')), o.function_name),
+SELECT k.key,
+       coalesce(o.function_name || '/' || coalesce(json_extract_string(o.details, '$.subfunction_name'),
+                                                   json_extract_string(o.details, '$.pi_service')), o.function_name),
        count(*)
 FROM operations o JOIN flows f ON f.flow_id = o.flow_id
 JOIN _hosts s ON s.ip = f.src_ip JOIN _hosts d ON d.ip = f.dst_ip
@@ -315,7 +317,7 @@ class Observer:
 
     def set_group_keys(self, keys: list[tuple[Group, str]]) -> None:
         """Which group belongs to which key (a delta id, an observed conduit), for source 'groups'."""
-        cols = list(zip(*[(*g, k) for g, k in keys])) or [(), (), (), (), ()]
+        cols = list(zip(*[(*g, k) for g, k in keys], strict=True)) or [(), (), (), (), ()]
         self.con.register("_keys", pa.table({
             "src_zone": pa.array(cols[0], pa.string()), "dst_zone": pa.array(cols[1], pa.string()),
             "protocol": pa.array(cols[2], pa.string()), "port": pa.array(cols[3], pa.int32()),
@@ -324,7 +326,7 @@ class Observer:
 
     def set_access_keys(self, keys: list[tuple[Group, str, str]]) -> None:
         """(group, access class) -> key, for source 'operations'."""
-        cols = list(zip(*[(*g, a, k) for g, a, k in keys])) or [(), (), (), (), (), ()]
+        cols = list(zip(*[(*g, a, k) for g, a, k in keys], strict=True)) or [(), (), (), (), (), ()]
         self.con.register("_akeys", pa.table({
             "src_zone": pa.array(cols[0], pa.string()), "dst_zone": pa.array(cols[1], pa.string()),
             "protocol": pa.array(cols[2], pa.string()), "port": pa.array(cols[3], pa.int32()),
@@ -387,7 +389,7 @@ class Observer:
             ops[access] = ops.get(access, 0) + n
         return out
 
-    # --- summaries -----------------------------------------------------------------------------------------------------
+    # --- summaries ----------------------------------------------------------------------------------------------------
 
     def intra_zone(self) -> list[IntraZone]:
         ops: dict[tuple[str, str], dict[str, int]] = {}
@@ -500,7 +502,7 @@ SELECT ip, zone, kind FROM _hosts_other
 
 def _nets(index: ZoneIndex) -> pa.Table:
     rows = [(plen, mask, net, zone) for plen, mask, nets in index.tables[4] for net, zone in nets.items()]
-    cols = list(zip(*rows)) or [(), (), (), ()]
+    cols = list(zip(*rows, strict=True)) or [(), (), (), ()]
     return pa.table({"plen": pa.array(cols[0], pa.int64()), "mask": pa.array(cols[1], pa.int64()),
                      "net": pa.array(cols[2], pa.int64()), "zone": pa.array(cols[3], pa.string())})  # fmt: skip
 

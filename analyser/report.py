@@ -104,8 +104,8 @@ def delta_json(d: Delta) -> dict:
 
 
 def summary(a: Analysis) -> dict:
-    by_sev = {s: 0 for s in SEVERITIES}
-    by_cat = {c: 0 for c in CATEGORIES}
+    by_sev = dict.fromkeys(SEVERITIES, 0)
+    by_cat = dict.fromkeys(CATEGORIES, 0)
     for d in a.deltas:
         by_sev[d.severity] += 1
         by_cat[d.category] += 1
@@ -280,7 +280,7 @@ def _window_lines(a: Analysis) -> list[str]:
 def _table(headers: list[str], rows: list[list], indent: str = "  ") -> list[str]:
     cells = [[str(h) for h in headers]] + [["-" if v is None else str(v) for v in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    return [indent + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    return [indent + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
 
 
 def _pairs(t: Traffic) -> str:
@@ -295,7 +295,8 @@ def _frames(t: Traffic) -> str:
     first, last = t.first, t.last
     out = f"{first.path} frame.number == {first.frame}"
     if last and (last.capture_id, last.frame) != (first.capture_id, first.frame):
-        out += f" (first); {last.path if last.capture_id != first.capture_id else 'same file'} frame.number == {last.frame} (last)"
+        where = last.path if last.capture_id != first.capture_id else "same file"
+        out += f" (first); {where} frame.number == {last.frame} (last)"
     return out
 
 

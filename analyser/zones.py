@@ -332,8 +332,8 @@ def _semantic(data: dict) -> list[tuple[tuple, str]]:
                 else:
                     other = data["zones"][oi]["name"].strip()
                     msg = (
-                        f"overlapping networks: {net} is also in zone {other!r} (zones[{oi}].networks[{oj}]); two zones "
-                        "cannot share a network, nest a more specific one instead"
+                        f"overlapping networks: {net} is also in zone {other!r} (zones[{oi}].networks[{oj}]); "
+                        "two zones cannot share a network, nest a more specific one instead"
                     )
                 problems.append((("zones", i, "networks", j), msg))
             else:

@@ -156,8 +156,8 @@ def dissect(batch: PduBatch, bulk: BulkDecoder | None) -> Dissected:
         idle = np.flatnonzero(~walk)
         heads = starts[idle]
         dissectors = batch.dissectors
-        walk[[k for k, f, side in zip(idle.tolist(), batch.flow[heads].tolist(), batch.from_orig[heads].tolist())
-              if not dissectors[f].idle(side)]] = True  # fmt: skip
+        sides = zip(idle.tolist(), batch.flow[heads].tolist(), batch.from_orig[heads].tolist(), strict=True)
+        walk[[k for k, f, side in sides if not dissectors[f].idle(side)]] = True
         if walk.any():
             # where a walk must look again after an idle check: a PDU to parse, or a
             # unit starting on the other side (idle may depend on the side)

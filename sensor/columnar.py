@@ -111,7 +111,7 @@ class Columnar:
             st.skipped += int((~supported).sum())
             kinds, first = np.unique(link[~supported], return_index=True)
             where = np.flatnonzero(~supported)[first]
-            for k, i in sorted(zip(kinds.tolist(), where.tolist()), key=lambda x: x[1]):
+            for k, i in sorted(zip(kinds.tolist(), where.tolist(), strict=True), key=lambda x: x[1]):
                 self.on_skip(int(frames[i]), k, int(ts[i]))
         ether = link == LINK_ETHERNET
         if ether.any():
@@ -254,7 +254,8 @@ class Chunk:
         return [
             Packet(vlan, buf[m + 6 : m + 12], buf[m : m + 6], src.to_bytes(4, "big"), dst.to_bytes(4, "big"), proto,
                    sport, dport, flags, seq, ack, buf[p : p + n])
-            for vlan, m, src, dst, proto, sport, dport, flags, seq, ack, p, n in zip(*(c[k][rows].tolist() for k in names))
+            for vlan, m, src, dst, proto, sport, dport, flags, seq, ack, p, n
+            in zip(*(c[k][rows].tolist() for k in names), strict=True)
         ]  # fmt: skip
 
     def run(self) -> None:
@@ -307,7 +308,7 @@ class Chunk:
         table = self.table
         flows = table.flows
         bulk = [i for i in members if i not in packets]
-        packets = {**packets, **dict(zip(bulk, self.packets(bulk)))}
+        packets = {**packets, **dict(zip(bulk, self.packets(bulk), strict=True))}
         for i in members:
             pkt = packets[i]
             frame, t, length = int(self.frames[i]), int(self.ts[i]), int(self.orig[i])
@@ -402,7 +403,10 @@ class Plan:
         self.length = ch.orig[ix]
         f = self.first
         heads = [x[f].tolist() for x in (self.vlan, self.proto, self.src, self.sport, self.dst, self.dport)]
-        self.keys = [(v, p, s.to_bytes(4, "big"), sp, d.to_bytes(4, "big"), dp) for v, p, s, sp, d, dp in zip(*heads)]
+        self.keys = [
+            (v, p, s.to_bytes(4, "big"), sp, d.to_bytes(4, "big"), dp)
+            for v, p, s, sp, d, dp in zip(*heads, strict=True)
+        ]
         flows = ch.table.flows
         self.entries = [flows.get(k) for k in self.keys]
         self.replay = np.zeros(G, bool)  # groups replayed packet by packet
@@ -454,7 +458,7 @@ class Plan:
             last_frame[known] = [f.last_frame for f in flows]
             oip[known] = [int.from_bytes(f.orig_ip, "big") for f in flows]
             oport[known] = [f.orig_port for f in flows]
-            replay[[g for g, f in zip(known, flows) if _replayed(f)]] = True
+            replay[[g for g, f in zip(known, flows, strict=True) if _replayed(f)]] = True
         h = first[new]
         sender = senders_initiate(self.proto[h], flags[h], self.sport[h], self.dport[h])
         oip[new] = np.where(sender, self.src[h], self.dst[h])
@@ -462,7 +466,7 @@ class Plan:
         self.from_orig = (self.src == oip[gid]) & (self.sport == oport[gid])
         syn, ackf = self.syn, self.ackf
         syn_rows = np.flatnonzero(syn)
-        for r, g, o in zip(syn_rows.tolist(), gid[syn_rows].tolist(), self.from_orig[syn_rows].tolist()):
+        for r, g, o in zip(syn_rows.tolist(), gid[syn_rows].tolist(), self.from_orig[syn_rows].tolist(), strict=True):
             self.isn[(g, 0 if o else 1)] = int(self.seq[r])
         pos = self.rows - first[gid]
         # a SYN starting a new flow is the only one the bulk path models (no port reuse)
@@ -577,7 +581,7 @@ class Plan:
         uniq, starts = np.unique(gs, return_index=True)
         first_seq = seq[starts].tolist()
         base = []
-        for key, s0 in zip(uniq.tolist(), first_seq):
+        for key, s0 in zip(uniq.tolist(), first_seq, strict=True):
             g, sd = divmod(key, 2)
             flow = self.prior[g]
             if flow is not None and flow.streams is not None:
@@ -640,7 +644,7 @@ class Plan:
         keys, buf, table = self.keys, self.ch.buf, self.ch.table
         macs = self.ch.c["mac"][self.ix[at]].tolist()
         heads = (x[at].tolist() for x in (self.from_orig, self.fr, self.ts))
-        for g, m, from_sender, frame, t in zip(born.tolist(), macs, *heads):
+        for g, m, from_sender, frame, t in zip(born.tolist(), macs, *heads, strict=True):
             self.flow[g], _ = table.open(keys[g], from_sender, buf[m + 6 : m + 12], buf[m : m + 6], frame, t)
 
     def _tcp(self, fast: np.ndarray) -> None:
@@ -678,7 +682,7 @@ class Plan:
         }
         found: dict[int, list] = {}
         self.firsts = {}
-        for rank, (bit, m) in enumerate(zip(_MARKS, masks)):
+        for rank, (bit, m) in enumerate(zip(_MARKS, masks, strict=True)):
             for side_orig in (True, False):
                 firsts = _segmented_first(m & on & (fo if side_orig else ~fo), first, self.rows)
                 self.firsts[(bit, side_orig)] = firsts
@@ -708,7 +712,7 @@ class Plan:
         seg = self.seg
         if seg is not None:
             on = fast.tolist()
-            for key, base, front, dups in zip(seg.keys, seg.base, seg.front, seg.dups):
+            for key, base, front, dups in zip(seg.keys, seg.base, seg.front, seg.dups, strict=True):
                 if on[key >> 1]:
                     self.stream(key).advanced((base + front) % SEQ_MOD, dups)
         # ACKs reach a stream once the flow has streams: after the claiming packet
@@ -725,14 +729,16 @@ class Plan:
         uniq, starts = np.unique(gs, return_index=True)
         streams = [self.stream(key) for key in uniq.tolist()]
         refs = []
-        for stream, a0 in zip(streams, acks[starts].tolist()):
+        for stream, a0 in zip(streams, acks[starts].tolist(), strict=True):
             pa = stream.peer_ack
             refs.append(a0 if pa is None else pa)
         ref = np.asarray(refs, np.int64)[np.searchsorted(uniq, gs)]
         d = (acks - ref) % SEQ_MOD
         d = np.where(d >= HALF, d - SEQ_MOD, d)
         ahead = np.maximum.reduceat(d, starts).tolist()
-        for stream, r, a in zip(streams, refs, ahead):  # nothing waits out of order: acked() gives no pieces
+        for stream, r, a in zip(
+            streams, refs, ahead, strict=True
+        ):  # nothing waits out of order: acked() gives no pieces
             stream.acked((r + max(a, 0)) % SEQ_MOD)
 
     def _pdus(self, fast: np.ndarray) -> None:
@@ -802,7 +808,9 @@ class _Pdus:
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(row, start, length), in delivery order: by row, then place in the row."""
-        parts = self.parts + ([tuple(np.asarray(x, np.int64) for x in zip(*self.copied))] if self.copied else [])
+        parts = self.parts + (
+            [tuple(np.asarray(x, np.int64) for x in zip(*self.copied, strict=True))] if self.copied else []
+        )
         if not parts:
             return (np.zeros(0, np.int64),) * 3
         row, sub, start, length = (np.concatenate([p[k] for p in parts]) for k in range(4))
@@ -842,7 +850,7 @@ def _split(plan: Plan, rows: np.ndarray, key: np.ndarray, flagged: np.ndarray, p
     pay, plen = plan.pay[rows], plan.plen[rows]
     by_key = np.argsort(key, kind="stable")
     keys, starts, counts = np.unique(key[by_key], return_index=True, return_counts=True)
-    span = dict(zip(keys.tolist(), zip(starts.tolist(), counts.tolist())))
+    span = dict(zip(keys.tolist(), zip(starts.tolist(), counts.tolist(), strict=True), strict=True))
     framed = np.zeros(len(rows), bool)
     for k in np.unique(key[flagged]).tolist():
         lo, cnt = span[k]
@@ -911,7 +919,7 @@ def _spans(plan: Plan, cls: type[FramedStream], lengths_of: LengthsOf, rows: np.
         if hold:
             lo, hi = np.array(list(hold.values()), np.int64).T
             data, at = pc.take(lo, hi), np.cumsum(hi - lo) - (hi - lo)
-            for k, x, n in zip(hold, at.tolist(), (hi - lo).tolist()):
+            for k, x, n in zip(hold, at.tolist(), (hi - lo).tolist(), strict=True):
                 _framer(plan.flow[k >> 1]).hold(not k & 1, data[x : x + n])
         framed[order[runs.framed()]] = True
         runs.add_pdus(pdus, rows[order])
@@ -967,8 +975,8 @@ class _Pieces:
         e = (base + np.minimum(np.repeat(hi, cnt), self.vend[pp])).tolist()
         buf, na, extra = self.buf, self.na, self.extra
         if not self.kept:
-            return b"".join([buf[x:y] for x, y in zip(s, e)])
-        return b"".join([buf[x:y] if x < na else extra[x - na : y - na] for x, y in zip(s, e)])
+            return b"".join([buf[x:y] for x, y in zip(s, e, strict=True)])
+        return b"".join([buf[x:y] if x < na else extra[x - na : y - na] for x, y in zip(s, e, strict=True)])
 
 
 class _Runs:
@@ -1031,7 +1039,7 @@ class _Runs:
         stopped in (``left``, by stream, gains them; its PDUs from there are dropped). Returns the stream range
         [lo, hi) each stream's dissector holds at the chunk's end, for the streams where that changes."""
         pc = self.pc
-        hold = {k: (0, 0) for k in pc.kept}
+        hold = dict.fromkeys(pc.kept, (0, 0))
         for w in np.flatnonzero(self.true & (self.status != _ALIGNED)).tolist():
             k, at_v = int(pc.pk[self.wp[w]]), int(self.stop_at[w])
             if self.status[w] != _STOP:
@@ -1042,7 +1050,7 @@ class _Runs:
             mine = self.fw == w
             ends = self.fp[mine] + self.fn[mine]
             self.fw = np.where(mine & (self.fb >= f), -1, self.fw)
-            at_v = max([int(self.v0[w])] + ends[ends <= pc.vstart[f]].tolist())
+            at_v = max([int(self.v0[w]), *ends[ends <= pc.vstart[f]].tolist()])
             self.upto[w] = f - 1
             s, t = int(pc.seg[f]), int(np.searchsorted(ks, k, "right"))
             left[s:t] |= fl[s:t]
@@ -1100,7 +1108,7 @@ def _frame(plan: Plan, cls: type[Dissector], rows: np.ndarray, aux: _Aux) -> _Pd
     flagged = ~(whole | several)
     held: dict[int, bytes | None] = {}  # a partial PDU left from the last chunk; None: resyncing
     dissectors = [_framer(plan.flow[g]) for g in (ks[heads] >> 1).tolist()]
-    for k, j, d in zip(ks[heads].tolist(), order[heads].tolist(), dissectors):
+    for k, j, d in zip(ks[heads].tolist(), order[heads].tolist(), dissectors, strict=True):
         if d.mid_pdu(not k & 1):
             flagged[j] = True
             held[k] = d.held(not k & 1)

@@ -278,7 +278,7 @@ class FlowIndex:
             return False
         try:
             pkt = self.decoder.decode(rec.link, data, rec.ts * 1_000_000 // rec.units)
-        except Exception:  # Malformed, or a decoder bug: as at ingest, the frame is in no flow
+        except Exception:  # noqa: BLE001 (Malformed, or a decoder bug: as at ingest, the frame is in no flow)
             return False
         if pkt is None:
             return False

@@ -151,7 +151,7 @@ class Flow:
         self.app_protocol = dissector.name
         if self.proto == TCP:
             self.streams = (StreamDirection(), StreamDirection())
-            for stream, isn, unfed in zip(self.streams, self.isn, self.unfed):
+            for stream, isn, unfed in zip(self.streams, self.isn, self.unfed, strict=True):
                 if isn is not None and not unfed:
                     stream.syn(isn)
 
@@ -159,7 +159,7 @@ class Flow:
         """A chunk's claim tries at once (the columnar path): how many payloads were offered, the sides whose
         payload went by unclaimed, and the dissector that claimed the flow (None: none did)."""
         self.claim_tries += tries
-        self.unfed = [was or now for was, now in zip(self.unfed, unfed)]
+        self.unfed = [was or now for was, now in zip(self.unfed, unfed, strict=True)]
         if dissector is not None:
             self.claim(dissector)
 
@@ -265,7 +265,7 @@ class FlowTable:
         packet's time and frame. Flows past one packet are no longer single."""
         single = self.single
         for flow, po, pr, bo, br, ts, frame in zip(flows, packets_orig, packets_resp, bytes_orig, bytes_resp,
-                                                     last_ts, last_frame):  # fmt: skip
+                                                     last_ts, last_frame, strict=True):  # fmt: skip
             flow.packets_orig += po
             flow.packets_resp += pr
             flow.bytes_orig += bo
@@ -351,7 +351,8 @@ class FlowTable:
             self.finish(flow)
 
     def _evict_single(self) -> None:
-        """Finish the oldest one-packet flows, down to nine tenths of the cap: a later packet of one starts a new flow."""
+        """Finish the oldest one-packet flows, down to nine tenths of the cap: a later packet of one starts a new
+        flow."""
         oldest = list(islice(self.single.values(), len(self.single) - MAX_SINGLE_PACKET * 9 // 10))
         self._finish_early("single_packet", oldest)
 

@@ -326,7 +326,7 @@ def _replay_packets(packets, table, writer, skip, tick) -> ChunkStats:
             except Malformed as exc:
                 malformed += 1
                 writer.anomaly(n, ts, None, Anomaly("decode", "malformed_packet", str(exc)))
-            except Exception as exc:  # a bug on one packet must not lose the capture
+            except Exception as exc:  # noqa: BLE001 - a bug on one packet must not lose the capture
                 malformed += 1
                 writer.anomaly(n, ts, None, Anomaly("sensor", "internal_error", f"{type(exc).__name__}: {exc}"))
             if not n % PROGRESS_EVERY and not tick(n):

@@ -7,6 +7,7 @@ describes every table and column; keep the two in step.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import socket
@@ -27,7 +28,8 @@ from . import snapshot
 from .flows import Flow
 from .schema import ANOMALIES, ASSETS, DDL, EVIDENCE, FLOWS, IDENTITIES, OPERATIONS, SCHEMA_VERSION, TS
 
-BATCH_ROWS = 24_576  # rows per insert: a batch waits while one is written, so this is memory; DuckDB takes ~0.9 us a row either way
+# rows per insert: a batch waits while one is written, so this is memory; DuckDB takes ~0.9 us a row either way
+BATCH_ROWS = 24_576
 ROW_GROUP = 30_720  # rows per DuckDB row group: the inserter holds one per table (DuckDB's 122,880: +30 MB RSS)
 MEMORY_LIMIT = "40MB"  # DuckDB buffer pool: inserted pages are written out, not kept (32 MB ran out on the 4M bench)
 REBUILD_MEMORY_MB = 80  # the assets rebuild (rebuild_assets) starts with this: a 2M-address flood needs 80, not 70
@@ -220,9 +222,10 @@ class _Batch:
         n = len(self.rows)
         if not n:
             return 0
-        data = zip(*self.rows)
+        data = zip(*self.rows, strict=True)
         inserter.put(
-            self.table, pa.table({name: pa.array(col, type=t) for (name, t), col in zip(self.columns.items(), data)})
+            self.table,
+            pa.table({name: pa.array(col, type=t) for (name, t), col in zip(self.columns.items(), data, strict=True)}),
         )
         self.rows.clear()
         return n
@@ -301,10 +304,8 @@ class _Inserter:
     def _rollback(self) -> None:
         for table in list(self.pending):
             del self.pending[table]
-            try:
+            with contextlib.suppress(duckdb.Error):  # a database the failure invalidated: drain raises that failure
                 self.cursors[table].rollback()
-            except duckdb.Error:  # a database the failure invalidated: that failure is what drain raises
-                pass
 
     def drain(self) -> None:
         """Wait until everything queued is in the database, committed; raise what went wrong."""
@@ -386,7 +387,8 @@ class Store:
         self.clear_leftovers(sha256)
         ((capture_id,),) = self.con.execute("SELECT coalesce(max(capture_id), 0) + 1 FROM captures").fetchall()
         self.con.execute(
-            "INSERT INTO captures (capture_id, path, sha256, bytes, sensor, status, ingested_at) VALUES (?, ?, ?, ?, ?, 'ingesting', ?)",
+            "INSERT INTO captures (capture_id, path, sha256, bytes, sensor, status, ingested_at) "
+            "VALUES (?, ?, ?, ?, ?, 'ingesting', ?)",
             [capture_id, path, sha256, size, sensor, datetime.now(UTC).replace(tzinfo=None)],
         )
         return capture_id
@@ -470,7 +472,8 @@ class CaptureWriter:
             _ip_text(f.resp_ip, ips), f.resp_port if f.proto in (6, 17) else None,
             _mac_text(f.orig_mac, macs), _mac_text(f.resp_mac, macs),
             f.label(), f.packets_orig, f.packets_resp, f.bytes_orig, f.bytes_resp,
-            f.first_ts, f.last_ts, f.first_frame, f.last_frame, *((f.handshake, f.reset, f.history) if f.proto == 6 else (None, None, None)),
+            f.first_ts, f.last_ts, f.first_frame, f.last_frame,
+            *((f.handshake, f.reset, f.history) if f.proto == 6 else (None, None, None)),
         ))  # fmt: skip
         if len(self.flows) >= BATCH_ROWS:
             self.counts["flows"] += self.flows.flush(self.inserter)

@@ -155,7 +155,7 @@ def _columns(table: list[tuple], combo: pa.Array, is_resp: np.ndarray, first: np
              unit_id: np.ndarray) -> dict[str, pa.Array]:  # fmt: skip
     """The COLUMN_FIELDS columns: ``table`` holds (status, address, quantity, target, details) by group
     (``combo``)."""
-    status, address, quantity, found, _ = zip(*table)
+    status, address, quantity, found, _ = zip(*table, strict=True)
     is_resp8 = pa.array(is_resp.astype(np.int8))
     return {
         "protocol": pa.repeat(pa.scalar("dnp3", pa.string()), len(is_resp)),

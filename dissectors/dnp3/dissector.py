@@ -161,7 +161,8 @@ class DNP3(FramedStream):
         return Anomaly(
             "dnp3",
             "bad_crc",
-            f"bad {where} CRC in link frame len={length} ctrl=0x{ctrl:02x} ({func}) src={src} dst={dst}; frame not used",
+            f"bad {where} CRC in link frame len={length} ctrl=0x{ctrl:02x} ({func}) src={src} dst={dst}; "
+            "frame not used",
         )
 
     # --- transport layer ---

@@ -73,7 +73,7 @@ class EtherNetIP(FramedStream):
         if command not in COMMANDS or length > MAX_LENGTH or (status and status not in STATUSES):
             return -1
         if strict and (
-            options != 0 or command in (0x006F, 0x0070) and length < 10 or command == 0x0065 and length != 4
+            options != 0 or (command in (0x006F, 0x0070) and length < 10) or (command == 0x0065 and length != 4)
         ):
             return -1  # found by scanning: the rest of the header must look right too
         return HEADER.size + length
@@ -146,11 +146,8 @@ class EtherNetIP(FramedStream):
         direction = None
         cip = self.cip
         for type_id, pos, n in items:
-            if (
-                type_id == CONNECTED_ADDRESS
-                and n >= CONNECTED.size
-                or type_id == SEQUENCED_ADDRESS
-                and n >= SEQUENCED.size
+            if (type_id == CONNECTED_ADDRESS and n >= CONNECTED.size) or (
+                type_id == SEQUENCED_ADDRESS and n >= SEQUENCED.size
             ):
                 connection_id = f"0x{CONNECTED.unpack_from(pdu, pos)[0]:08x}"
                 details["connection_id"] = connection_id

@@ -35,11 +35,8 @@ class CipIO(Dissector):
         if len(payload) < _FIRST.size:
             return False
         count, type_id, length = _FIRST.unpack_from(payload)
-        address = (
-            type_id == SEQUENCED_ADDRESS
-            and length == SEQUENCED.size
-            or type_id == CONNECTED_ADDRESS
-            and length == CONNECTED.size
+        address = (type_id == SEQUENCED_ADDRESS and length == SEQUENCED.size) or (
+            type_id == CONNECTED_ADDRESS and length == CONNECTED.size
         )
         return 1 <= count <= 4 and address
 

@@ -102,7 +102,7 @@ def _columns(batch: PduBatch, pdus: np.ndarray, asked: np.ndarray, is_request: n
     index[writes] = 1 + np.arange(len(writes))
     values = [
         {"values": written(c, batch.pdu(i), q)}
-        for i, c, q in zip(pdus[writes].tolist(), code[writes].tolist(), quantity[writes].tolist())
+        for i, c, q in zip(pdus[writes].tolist(), code[writes].tolist(), quantity[writes].tolist(), strict=True)
     ]
     columns = {
         "protocol": pa.repeat(pa.scalar("modbus", pa.string()), len(pdus)),
