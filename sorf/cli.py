@@ -131,6 +131,12 @@ def _ingest(args: argparse.Namespace, early: EarlyWalks) -> list[CaptureResult]:
         close_overall()
 
 
+def _site_arguments(p: argparse.ArgumentParser) -> None:
+    """--db and --zones, as every command that reads a site (analyse, serve, evidence) takes them."""
+    p.add_argument("--db", required=True, metavar="FILE.duckdb", help="database written by `sorf ingest`")
+    p.add_argument("--zones", required=True, metavar="ZONES.yaml", help="zone file (docs/zones.md)")
+
+
 def _jobs(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a number of processes, 1 or more, not {text!r}")
@@ -304,8 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Compare the declared zones and conduits with the traffic in a sorf database, "
         "and report the deltas.",
     )  # fmt: skip
-    p.add_argument("--db", required=True, metavar="FILE.duckdb", help="database written by `sorf ingest`")
-    p.add_argument("--zones", required=True, metavar="ZONES.yaml", help="zone file (docs/zones.md)")
+    _site_arguments(p)
     p.add_argument(
         "--format", choices=("table", "json", "markdown"), default="table", help="output format (default: table)"
     )
@@ -319,8 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Serve a database and zone file over HTTP (docs/api.md). The analysis is recomputed when an "
         "ingest commits a capture or the zone file changes.",
     )  # fmt: skip
-    p.add_argument("--db", required=True, metavar="FILE.duckdb", help="database written by `sorf ingest`")
-    p.add_argument("--zones", required=True, metavar="ZONES.yaml", help="zone file (docs/zones.md)")
+    _site_arguments(p)
     p.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; any other needs a token)"
     )
@@ -332,8 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Copy the frames behind a delta out of the original capture files, with their timestamps.",
     )  # fmt: skip
     p.add_argument("delta_id", metavar="DELTA_ID", help="the delta's id, as `sorf analyse` prints it")
-    p.add_argument("--db", required=True, metavar="FILE.duckdb", help="database written by `sorf ingest`")
-    p.add_argument("--zones", required=True, metavar="ZONES.yaml", help="zone file (docs/zones.md)")
+    _site_arguments(p)
     p.add_argument("--out", required=True, metavar="FILE.pcapng", help="file to write")
     p.set_defaults(func=cmd_evidence)
     args = parser.parse_args(argv)
