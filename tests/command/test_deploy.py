@@ -106,7 +106,7 @@ def test_install_script_shellcheck():
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("systemd-sysusers"), reason="needs root and systemd-sysusers")
 def test_install_into_root(tmp_path):
-    """install.sh into a folder, twice: the second run changes nothing that was there and keeps sense.env."""
+    """install.sh into a folder, twice: the user made once, the settings kept, the unit enabled the second time."""
     root = tmp_path / "root"
     install = [str(DEPLOY / "install.sh"), "--root", str(root), "--python", sys.executable]
     subprocess.run([*install, "--no-systemctl"], check=True, capture_output=True, timeout=600)
