@@ -15,6 +15,7 @@ import ctypes
 import errno
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -96,6 +97,21 @@ def test_nic_unit_verifies(tmp_path):
                          capture_output=True, text=True)  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert unit.name not in run.stdout + run.stderr, run.stdout + run.stderr
+
+
+@needs_root
+@pytest.mark.skipif(not shutil.which("ethtool"), reason="needs ethtool")
+def test_nic_unit_turns_offloads_off(netns):
+    """sorf-nic@v0's commands, as systemd runs them: GRO, GSO and TSO, on before, are off after."""
+    subprocess.run(["ip", "netns", "exec", netns, "ethtool", "-K", "v0", "gro", "on", "gso", "on", "tso", "on"],
+                   check=True)  # fmt: skip
+    for line in unit_settings(DEPLOY / "sorf-nic@.service")["ExecStart"]:
+        command = shlex.split(line.removeprefix("-").replace("%i", "v0").replace("$$", "$"))
+        subprocess.run(["ip", "netns", "exec", netns, *command], check=not line.startswith("-"), capture_output=True)
+    features = subprocess.run(["ip", "netns", "exec", netns, "ethtool", "-k", "v0"], check=True, capture_output=True,
+                              text=True).stdout  # fmt: skip
+    for feature in ("generic-receive-offload", "generic-segmentation-offload", "tcp-segmentation-offload"):
+        assert f"{feature}: off" in features, features
 
 
 @pytest.mark.skipif(not shutil.which("shellcheck"), reason="needs shellcheck (.ci/run installs it)")
