@@ -8,13 +8,12 @@ observation interface that has no address and sends nothing.
         rig.tx_counters()  # the observation interface's, read inside its namespace
 
 Each peer is a namespace with `eth0` (10.77.0.N/24), joined by a veth pair to the bridge in the switch's
-namespace. The mirror is a tc ingress filter on every bridge port (u32 matching all, `action mirred egress
-mirror`) to a veth
-whose peer, OBS, sits in the observation namespace: every frame a peer sends enters the bridge at its port, so
-both directions of every conversation reach OBS, each frame once (mirroring egress as well would copy each
-unicast frame twice, as a SPAN of both directions on every port does on a real switch). IPv6 is disabled in
-every namespace, so the kernels send no router solicitations or MLD reports and only the peers' own traffic
-(and its ARP) is on the wire; OBS is up with no IPv4 address, so its kernel has nothing to answer with.
+namespace. The mirror is a tc ingress filter on every bridge port (u32 matching all, `action mirred egress mirror`)
+to a veth whose peer, OBS, sits in the observation namespace. Every frame a peer sends enters the bridge at its
+port, so both directions of every conversation reach OBS, each frame once (mirroring each port's egress as well
+would copy every unicast frame twice, as a SPAN of both directions on every port of a real switch does). IPv6 is
+disabled in every namespace, so the kernels send no router solicitations or MLD reports and only the peers' own
+traffic (and its ARP) is on the wire; OBS is up with no IPv4 address, so its kernel has nothing to answer with.
 
 Names are sorf-PID-ROLE (PID: the test process), so concurrent runs do not collide; namespaces a dead
 process left behind are removed when a rig starts, and a rig removes its own on exit, also when the test fails.
@@ -50,8 +49,7 @@ def available() -> str | None:
     """Why a rig cannot be built here, or None when it can."""
     if os.geteuid() != 0:
         return "network namespaces need root"
-    path = os.pathsep.join((os.environ.get("PATH", ""), "/usr/sbin", "/sbin"))
-    missing = [tool for tool in ("ip", "tc", "ss", "sysctl") if not shutil.which(tool, path=path)]
+    missing = [tool for tool in ("ip", "tc", "ss", "sysctl") if not shutil.which(tool)]
     return f"missing {', '.join(missing)} (iproute2, procps)" if missing else None
 
 
