@@ -37,9 +37,9 @@ SUBNET = "10.77.0"  # peer N (from 1) is SUBNET.N/24
 _STALE = re.compile(r"sorf-(\d+)-")
 
 
-def _sh(*argv: str, timeout: float = 30) -> str:
+def _sh(*argv: str, timeout: float = 30, cwd: Path | None = None) -> str:
     """The command's output; raises with its output if it fails."""
-    done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=timeout, cwd=cwd)
     if done.returncode:
         raise RuntimeError(f"{' '.join(argv)}: exit {done.returncode}\n{done.stdout}{done.stderr}")
     return done.stdout
@@ -136,9 +136,9 @@ class Rig:
         self.processes.append(process)
         return process
 
-    def run(self, role: str, *argv: str, timeout: float = 30) -> str:
+    def run(self, role: str, *argv: str, timeout: float = 30, cwd: Path | None = None) -> str:
         """A command in `role`'s namespace, to completion: its output; raises if it fails, with its output."""
-        return _sh("ip", "netns", "exec", self.ns(role), *argv, timeout=timeout)
+        return _sh("ip", "netns", "exec", self.ns(role), *argv, timeout=timeout, cwd=cwd)
 
     def wait_listening(self, role: str, port: int, timeout: float = 15) -> None:
         """Until a TCP socket listens on `port` in `role`'s namespace (asked of the kernel: nothing on the wire)."""

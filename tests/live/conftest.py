@@ -53,7 +53,7 @@ def _await_line(process: subprocess.Popen, text: str, timeout: float = 30) -> st
 def _talk(rig: netns.Rig) -> None:
     """Each client does its operations against its server, one after the other; each must exit 0."""
     for role, peer in PEERS.items():
-        rig.run("hmi", sys.executable, "-m", peer.__name__, "client", rig.ip[role])
+        rig.run("hmi", sys.executable, "-m", peer.__name__, "client", rig.ip[role], cwd=ROOT)
 
 
 @pytest.fixture(scope="module")
