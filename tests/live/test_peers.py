@@ -18,19 +18,17 @@ import pytest
 from sensor.schema import ANOMALIES, CAPTURES, FLOWS, IDENTITIES, OPERATIONS, Table
 from tests.live.conftest import PEERS, Session
 
-TS_SLACK_US = 1000  # two packet sockets' clock reads of one frame: microseconds apart; a wrong frame is far more
+TS_SLACK_US = 1000  # two sockets' clock reads of one frame are microseconds apart; another frame's time is further
 # a capture's part of flow_id: flow ids are capture_id << 32 | n (sensor/flows.py), and the two capture_ids differ
 FLOW_N = "flow_id & 4294967295 AS flow_id"
 # what a capture row says of its packets: the rest (path, sha256, sensor, times of ingest) is the source's own
 CAPTURE_COUNTS = ("link_types", "packets", "ip_packets", "malformed", "skipped", "first_ts", "last_ts")
-
-
 CAPTURED = Table(CAPTURES.name, tuple(c for c in CAPTURES.columns if c[0] in CAPTURE_COUNTS))
 
 
 def _rows(db, table: Table) -> tuple[list[tuple], list[tuple]]:
-    """Every row of `table` in one order, split in two: its timestamps (in microseconds) and every other column but
-    capture_id, flow_id without its capture's part."""
+    """Every row of `table` in one order, in two parts: every column but capture_id and the timestamps (flow_id
+    without its capture's part), and the timestamps in microseconds."""
     stamps = [name for name, sql in table.columns if sql == "TIMESTAMP"]
     rest = [FLOW_N if name == "flow_id" else name for name in table.names if name not in ("capture_id", *stamps)]
     ts = [f"epoch_us({name})" for name in stamps]
@@ -74,8 +72,9 @@ def test_live_rows_equal_offline(session: Session, table: Table):
 
 
 def test_live_capture_counts_equal_offline(session: Session):
-    """Sense saw the packets tcpdump saw, no more and none dropped, in one capture of its own."""
+    """Sense saw the packets tcpdump saw, no more and none dropped, in one capture of its own, under its name."""
     _assert_same(_rows(session.live, CAPTURED), _rows(session.offline, CAPTURED))
+    assert _query(session.live, "SELECT sensor FROM captures") == [("obs",)]
     drops = _query(session.live, "SELECT sum(kernel_drops), sum(iface_drops), count(*) FROM sensor_stats")
     assert drops[0][:2] == (0, 0) and drops[0][2] > 0
 
