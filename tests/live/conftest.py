@@ -33,6 +33,7 @@ class Session:
     ip: dict[str, str]  # role -> address
     live: Path  # sense's database
     offline: Path  # `sorf ingest` of tcpdump's capture
+    ring: Path  # `sorf ingest` of sense's ring files
     tx: list[tuple[int, int]]  # OBS's (tx_packets, tx_bytes): at the start, sense running, after the traffic, after
     addresses: str  # OBS's addresses while sense ran
     sense_exit: int
@@ -61,7 +62,7 @@ def session(tmp_path_factory) -> Session:
     if reason := netns.available() or (None if shutil.which("tcpdump") else "tcpdump is not installed"):
         pytest.skip(reason)
     out = tmp_path_factory.mktemp("live")
-    pcap, live, offline = out / "reference.pcap", out / "live.duckdb", out / "offline.duckdb"
+    pcap, live, offline, ring = out / "reference.pcap", out / "live.duckdb", out / "offline.duckdb", out / "ring"
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": ROOT}
     with netns.Rig(["hmi", *PEERS]) as rig:
         for role, peer in PEERS.items():
@@ -72,7 +73,7 @@ def session(tmp_path_factory) -> Session:
         # immediate: each packet to tcpdump as it comes; else the ring block still open at SIGTERM is lost
         dump = rig.start("obs", "tcpdump", "--immediate-mode", "-i", netns.OBS, "-w", str(pcap), stderr=subprocess.PIPE)
         sense = rig.start("obs", sys.executable, "-m", "sorf", "sense", "--iface", netns.OBS, "--db", str(live),
-                          "--sensor", "obs", "--commit-seconds", str(COMMIT_S),
+                          "--sensor", "obs", "--commit-seconds", str(COMMIT_S), "--ring", str(ring),
                           stderr=subprocess.PIPE, cwd=ROOT)  # fmt: skip
         _await_line(dump, "listening on")
         log = _await_line(sense, "capturing on")
@@ -88,4 +89,5 @@ def session(tmp_path_factory) -> Session:
         dump.wait(10)
         tx.append(rig.tx_counters())
     assert sorf(["ingest", str(pcap), "--db", str(offline)]) == 0
-    return Session(rig.ip, live, offline, tx, addresses, sense_exit, log)
+    assert sorf(["ingest", str(ring), "--db", str(out / "ring.duckdb"), "--sensor", "obs"]) == 0
+    return Session(rig.ip, live, offline, out / "ring.duckdb", tx, addresses, sense_exit, log)

@@ -1,5 +1,6 @@
 """Real peers on real interfaces (issue 14 §4, §6): what `sorf sense` records live on the observation port equals,
-row for row, what `sorf ingest` records from tcpdump's capture of the same traffic, and sense sends nothing.
+row for row, what `sorf ingest` records from tcpdump's capture of the same traffic, and from sense's own ring files
+(--ring); and sense sends nothing.
 
 Frames are compared too: tcpdump and sense each open a packet socket on OBS before the first peer packet, so both
 number the same frames from 1. Timestamps are compared to within TS_SLACK_US, not exactly, and this is why: a TCP
@@ -69,6 +70,14 @@ def test_live_rows_equal_offline(session: Session, table: Table):
     live, offline = _rows(session.live, table), _rows(session.offline, table)
     assert offline[0], f"no {table.name} offline: the traffic did not reach the capture"
     _assert_same(live, offline)
+
+
+@pytest.mark.parametrize("table", [CAPTURES, OPERATIONS, FLOWS, IDENTITIES, ANOMALIES], ids=lambda t: t.name)
+def test_live_rows_equal_the_ring_files_ingested(session: Session, table: Table):
+    """With --ring, each ring file is a capture of its own: ingesting the files gives sense's rows exactly, every
+    column (the captures' path, sha256 and counts too) but when the capture was ingested."""
+    query = f"SELECT {', '.join(n for n in table.names if n != 'ingested_at')} FROM {table.name} ORDER BY ALL"
+    assert _query(session.live, query) == _query(session.ring, query)
 
 
 def test_live_capture_counts_equal_offline(session: Session):
