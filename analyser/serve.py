@@ -161,52 +161,35 @@ def analyse_into(con: duckdb.DuckDBPyConnection, zf: ZoneFile, database: str, sp
     return analysis
 
 
-class Source:
-    """The database and zone file being served: their current State, kept fresh by a polling thread."""
+class SnapshotFeed:
+    """`sorf serve`'s data: the snapshot of a database another process writes (sensor/snapshot.py)."""
 
-    def __init__(self, db: str, zones: str, poll_s: float = POLL_S):
-        self.db = os.path.abspath(db)
-        self.zones_path = zones
-        self.poll_s = poll_s
-        self.zone_file = load_zone_file(zones)  # ZoneFileError: the caller reports it; nothing is served
-        self._spill = tempfile.TemporaryDirectory(prefix="sorf-serve-")  # DuckDB's, for every State; gone at exit
-        self._zones_mtime = _mtime(zones)
-        self.problems: list[str] = []  # what the last refresh could not do, for /health
-        self._serving = snapshot.hold_serving(self.db)  # from now on, an ingest publishes snapshots for us
+    def __init__(self, db: str):
+        self.db = db
+        self._serving = snapshot.hold_serving(db)  # from now on, an ingest publishes snapshots for us
         self._loaded: tuple | None = None  # signature of the snapshot the state was built from
-        self._catch_up()
-        self.state = self._build()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._pending: tuple | None = None  # of the one opened last: loaded once its state is built (``built``)
 
-    # --- generations -----------------------------------------------------------------------------------------------
-
-    def _build(self) -> State:
-        """A State of the snapshot as it is now (an empty database if there is none yet)."""
+    def open(self) -> tuple[duckdb.DuckDBPyConnection, str | None, datetime]:
+        """A connection to the snapshot as it is now (an empty database if there is none yet), its file, its time."""
         snap = snapshot.snapshot_path(self.db)
         sig = _signature(snap)
         path = snap if sig is not None else None
         con = _open(path)
-        try:
-            check_schema(con, self.db)
-            analysis = analyse_into(con, self.zone_file, self.db, self._spill.name)
-        except BaseException:
-            con.close()
-            raise
-        self._loaded = sig
-        as_of = datetime.fromtimestamp(sig[2] / 1e9, UTC).replace(tzinfo=None) if sig else self._now()
-        return State(con, analysis, path, as_of)
+        self._pending = sig
+        as_of = datetime.fromtimestamp(sig[2] / 1e9, UTC).replace(tzinfo=None) if sig else _now()
+        return con, path, as_of
 
-    @staticmethod
-    def _now() -> datetime:
-        return datetime.now(UTC).replace(tzinfo=None)
-
-    def _catch_up(self) -> bool:
+    def changed(self) -> bool:
         """Copy the database to the snapshot if it is newer and free; True if the snapshot changed since loaded."""
         snap = snapshot.snapshot_path(self.db)
         if self._database_newer(snap):
             self._copy_database(snap)
         return _signature(snap) != self._loaded
+
+    def built(self) -> None:
+        """The state of what ``open`` gave is serving: a change is now measured from it."""
+        self._loaded = self._pending
 
     def _database_newer(self, snap: str) -> bool:
         if not os.path.exists(self.db):
@@ -236,11 +219,91 @@ class Source:
             con.close()
         return True
 
+    def reopen(self) -> bool:
+        """After a close (a server's lifespan can end and start again): announce the server again; True if so."""
+        if not self._serving.closed:
+            return False
+        self._serving = snapshot.hold_serving(self.db)
+        self.changed()
+        return True
+
+    def close(self) -> None:
+        self._serving.close()
+
+
+class ConnectionFeed:
+    """`sorf sense --serve`'s data: the sensor's own connection, which it commits to every few seconds. One process
+    writes and reads, so no snapshot is needed; the sensor calls ``committed`` after each commit. The analysis shares
+    the connection's DuckDB instance: its memory limit (deltas.bound_memory) is the instance's."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, db: str):
+        self.con, self.db = con, db
+        self.version = 0  # commits announced
+        self._loaded = -1  # the version the state was built from
+        self._pending = 0
+
+    def committed(self) -> None:
+        self.version += 1
+
+    def open(self) -> tuple[duckdb.DuckDBPyConnection, str | None, datetime]:
+        self._pending = self.version
+        return site_cursor(self.con), self.db, _now()
+
+    def built(self) -> None:
+        self._loaded = self._pending
+
+    def changed(self) -> bool:
+        return self.version != self._loaded
+
+    def reopen(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        """The connection is the sensor's: it closes it."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Source:
+    """The data and zone file being served: their current State, kept fresh by a polling thread. The data comes
+    from a feed: a database's snapshot (`sorf serve`), or the sensor's connection (`sorf sense --serve`)."""
+
+    def __init__(self, db: str, zones: str, poll_s: float = POLL_S, feed: SnapshotFeed | ConnectionFeed | None = None):
+        self.db = os.path.abspath(db)
+        self.zones_path = zones
+        self.poll_s = poll_s
+        self.zone_file = load_zone_file(zones)  # ZoneFileError: the caller reports it; nothing is served
+        self._spill = tempfile.TemporaryDirectory(prefix="sorf-serve-")  # DuckDB's, for every State; gone at exit
+        self._zones_mtime = _mtime(zones)
+        self.problems: list[str] = []  # what the last refresh could not do, for /health
+        self.feed = feed or SnapshotFeed(self.db)
+        self.feed.changed()
+        self.state = self._build()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._reload = False  # a zone file reload asked for (SIGHUP to `sorf sense`)
+
+    # --- generations -----------------------------------------------------------------------------------------------
+
+    def _build(self) -> State:
+        """A State of the data as it is now."""
+        con, path, as_of = self.feed.open()
+        try:
+            check_schema(con, self.db)
+            analysis = analyse_into(con, self.zone_file, self.db, self._spill.name)
+        except BaseException:
+            con.close()
+            raise
+        self.feed.built()
+        return State(con, analysis, path, as_of)
+
     def refresh(self) -> bool:
         """Build and swap in a new State if anything changed; the old one serves until then."""
         try:
             zones_changed = self._reload_zones()
-            if not self._catch_up() and not zones_changed:
+            if not self.feed.changed() and not zones_changed:
                 return False
             new = self._build()
         except (DatabaseError, duckdb.Error, OSError) as exc:
@@ -251,10 +314,15 @@ class Source:
         self.problems = [p for p in self.problems if p.startswith(self.zones_path)]
         return True
 
+    def reload_zones(self) -> None:
+        """Read the zone file again at the next poll, changed or not (SIGHUP)."""
+        self._reload = True
+
     def _reload_zones(self) -> bool:
         mtime = _mtime(self.zones_path)
-        if mtime == self._zones_mtime:
+        if mtime == self._zones_mtime and not self._reload:
             return False
+        self._reload = False
         self._zones_mtime = mtime
         try:
             self.zone_file = load_zone_file(self.zones_path)
@@ -287,9 +355,7 @@ class Source:
 
     def start(self) -> None:
         """Start polling; after a close (a server's lifespan can end and start again), announce and load anew."""
-        if self._serving.closed:
-            self._serving = snapshot.hold_serving(self.db)
-            self._catch_up()
+        if self.feed.reopen():
             self.state = self._build()
         self._stop.clear()
         self._thread = threading.Thread(target=self._poll, name="sorf-refresh", daemon=True)
@@ -304,7 +370,7 @@ class Source:
         if self._thread is not None:
             self._thread.join()
         self.state.retire()
-        self._serving.close()
+        self.feed.close()
 
 
 def _catalog(con: duckdb.DuckDBPyConnection) -> str:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from sensor.failures import database_failure, not_duckdb
 from sensor.walk import EarlyWalks
+from sorf import sense
 
 if TYPE_CHECKING:
     from sensor.ingest import CaptureResult
@@ -305,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         "(default: the number of CPUs, at most one per file; 1: one after the other, in this process)",
     )  # fmt: skip
     p.set_defaults(func=cmd_ingest)
+    sense.add_parser(sub)
     p = sub.add_parser(
         "analyse", aliases=["analyze"], help="compare a zone file (zones, conduits) with what a database observed",
         description="Compare the declared zones and conduits with the traffic in a sorf database, "
@@ -346,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("sorf: interrupted; captures already ingested are kept\n")
         return 130
     except (OSError, RuntimeError, _duckdb_error()) as exc:
-        sys.stderr.write(f"sorf: {database_failure(exc, args.db, args.command == 'ingest') or exc}\n")
+        sys.stderr.write(f"sorf: {database_failure(exc, args.db, args.command in ('ingest', 'sense')) or exc}\n")
         return 2
 
 
