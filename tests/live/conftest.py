@@ -60,7 +60,7 @@ def _talk(rig: netns.Rig) -> None:
 @pytest.fixture(scope="module")
 def session(tmp_path_factory) -> Session:
     if reason := netns.available() or (None if shutil.which("tcpdump") else "tcpdump is not installed"):
-        pytest.skip(reason)
+        pytest.fail(f"tests/live need it: {reason} (.ci/run installs the tools)")
     out = tmp_path_factory.mktemp("live")
     pcap, live, offline, ring = out / "reference.pcap", out / "live.duckdb", out / "offline.duckdb", out / "ring"
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": ROOT}

@@ -14,7 +14,7 @@ from tests.helpers import netns
 @pytest.fixture(autouse=True)
 def _needs_namespaces():
     if reason := netns.available():
-        pytest.skip(reason)
+        pytest.fail(reason)
 
 
 def test_a_failing_test_leaves_no_namespace_or_process():
