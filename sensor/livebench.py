@@ -10,7 +10,7 @@ that fell behind drains its kernel buffer first: the seconds it took are printed
 stime over the replay and the drain (/proc/PID/stat), peak RSS its own (wait4). One run each: the machine is
 shared, so read sorf against tcpdump in the same run, not against another day's numbers.
 
-    python -m sensor.livebench [--rates 20000,50000,100000,200000] [--seconds 20]
+    python -m sensor.livebench [--rates 20000,50000,100000,200000] [--seconds 20] [--ring]
     python -m sensor.livebench --hold 3600 --rate 20000 [--every 300]
 
 Needs root, iproute2, tcpreplay and tcpdump. The namespaces are removed at the end, also on failure, and those a
@@ -25,6 +25,7 @@ import math
 import os
 import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -208,12 +209,15 @@ def sense_argv(db: str, commit_s: float = 5) -> list[str]:
             "--commit-seconds", str(commit_s), "--buffer-mb", str(BUFFER_MB)]  # fmt: skip
 
 
-def with_sorf(veth: Veth, rate: int, seconds: float, tmp: str) -> Run:
-    db = os.path.join(tmp, f"sense-{rate}.duckdb")
-    run, _ = captured(veth, rate, seconds, sense_argv(db), "capturing on")
+def with_sorf(veth: Veth, rate: int, seconds: float, tmp: str, ring: bool = False) -> Run:
+    """sorf sense on a replay of its own; with `ring`, writing the ring of pcap files too (removed after)."""
+    db, folder = os.path.join(tmp, f"sense-{rate}.duckdb"), os.path.join(tmp, "ring")
+    argv = sense_argv(db) + ["--ring", folder, "--ring-size", "100", "--ring-files", "10"] * ring
+    run, _ = captured(veth, rate, seconds, argv, "capturing on")
     rows = sensor_stats(db)
     run.captured, run.kernel_drops, run.iface_drops = (sum(r[i] for r in rows) for i in (1, 2, 3))
     os.remove(db)
+    shutil.rmtree(folder, ignore_errors=True)
     return run
 
 
@@ -249,8 +253,9 @@ def row(name: str, run: Run) -> str:
             f"{run.rss / MB:>8.0f}")  # fmt: skip
 
 
-def rates(veth: Veth, wanted: list[int], seconds: float) -> bool:
-    """Each rate: sorf sense, then tcpdump, on a replay of their own. True if sorf met the target."""
+def rates(veth: Veth, wanted: list[int], seconds: float, ring: bool) -> bool:
+    """Each rate: sorf sense, then tcpdump (and with `ring`, sense writing its ring), on a replay of their own.
+    True if sorf met the target."""
     print(f"{CAPTURE.name} replayed for {seconds:g} s per rate; CPU over the replay and the drain after it")
     print(f"  {'':<11}{'sent':>10} {'sent/s':>10} {'captured':>10} {'k.drops':>8} {'i.drops':>7} {'CPU s':>7} "
           f"{'CPU %':>6} {'µs/pkt':>7} {'drain s':>7} {'RSS MB':>8}")  # fmt: skip
@@ -261,6 +266,8 @@ def rates(veth: Veth, wanted: list[int], seconds: float) -> bool:
             sorf, dump = with_sorf(veth, rate, seconds, tmp), with_tcpdump(veth, rate, seconds)
             print(row("sorf sense", sorf))
             print(row("tcpdump", dump))
+            if ring:
+                print(row("sorf --ring", with_sorf(veth, rate, seconds, tmp, ring=True)))
             clean = sorf.kernel_drops + sorf.iface_drops == 0 and sorf.captured == sorf.replay.sent
             reached = sorf.replay.pps >= 0.98 * rate
             note = "" if reached else f"; tcpreplay reached only {sorf.replay.pps:,.0f}/s"
@@ -337,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sensor.livebench", description=__doc__.splitlines()[0])
     parser.add_argument("--rates", default="20000,50000,100000,200000", help="packets/s, comma-separated")
     parser.add_argument("--seconds", type=float, default=20, help="replay seconds per rate (default 20)")
+    parser.add_argument("--ring", action="store_true", help="also sense with --ring (the ring of pcap files)")
     parser.add_argument("--hold", type=float, metavar="S", help="instead: sense for S seconds at --rate")
     parser.add_argument("--rate", type=int, default=20_000, help="packets/s of --hold (default 20000)")
     parser.add_argument("--every", type=float, default=300, help="seconds between --hold's RSS lines (default 300)")
@@ -354,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     with Veth() as veth:
         if args.hold:
             return 0 if hold(veth, args.rate, args.hold, args.every) else 1
-        return 0 if rates(veth, [int(r) for r in args.rates.split(",")], args.seconds) else 1
+        return 0 if rates(veth, [int(r) for r in args.rates.split(",")], args.seconds, args.ring) else 1
 
 
 if __name__ == "__main__":
