@@ -10,8 +10,6 @@ import sys
 import threading
 from typing import Any
 
-from sensor.flows import IdleTimeouts
-
 RING_SIZE_MB = 100
 RING_FILES = 10
 
@@ -30,7 +28,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--commit-seconds", type=_seconds, default=5.0, metavar="S",
                    help="seconds between commits: what a crash may lose (default 5)")  # fmt: skip
     p.add_argument("--buffer-mb", type=_positive, default=64, metavar="MB", help="kernel capture buffer (default 64)")
-    p.add_argument("--idle", type=_idle, default=IdleTimeouts(), metavar="T=S,...",
+    p.add_argument("--idle", type=_idle, default={}, metavar="T=S,...",
                    help="idle timeouts in seconds by transport, e.g. udp=60,tcp=600 (tcp, udp, other, closed; "
                    "default 300 each, 10 after FIN or RST)")  # fmt: skip
     ring = p.add_argument_group("ring", "keep the packets too, in a ring of pcap files that evidence is taken from")
@@ -65,8 +63,9 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _idle(text: str) -> IdleTimeouts:
-    """``udp=60,tcp=600``: the timeouts named, in seconds; the others keep their defaults."""
+def _idle(text: str) -> dict[str, int]:
+    """``udp=60,tcp=600``: the timeouts named, in µs (sensor.flows.IdleTimeouts' fields); the others keep their
+    defaults. (sensor.flows imports numpy: not before the command is known, see cli.quiet_blas.)"""
     names = ("tcp", "udp", "other", "closed")
     given = {}
     for item in text.split(","):
@@ -75,7 +74,7 @@ def _idle(text: str) -> IdleTimeouts:
             raise argparse.ArgumentTypeError(f"expected NAME=SECONDS[,...] with NAME one of {', '.join(names)}, "
                                              f"not {item!r}")  # fmt: skip
         given[name.strip()] = int(value) * 1_000_000
-    return IdleTimeouts(**given)
+    return given
 
 
 def cmd_sense(args: argparse.Namespace) -> int:
@@ -111,6 +110,7 @@ def _fail(text: str) -> int:
 
 
 def _sense(args: argparse.Namespace, interface, token: str | None) -> int:
+    from sensor.flows import IdleTimeouts
     from sensor.live import LiveSource, Ring, SenseOptions, Sensor
     from sensor.store import Store
 
@@ -122,7 +122,7 @@ def _sense(args: argparse.Namespace, interface, token: str | None) -> int:
         if args.ring:
             ring = Ring(args.ring, args.ring_size << 20, args.ring_files, args.sensor, interface.link,
                         interface.snaplen)  # fmt: skip
-        options = SenseOptions(args.sensor, idle=args.idle, commit_s=args.commit_seconds, ring=ring)
+        options = SenseOptions(args.sensor, idle=IdleTimeouts(**args.idle), commit_s=args.commit_seconds, ring=ring)
         sensor = Sensor(store, LiveSource(interface, stop), options)
         if sensor.interrupted:
             left = ", ".join(map(str, sensor.interrupted))
