@@ -18,6 +18,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import duckdb
 import orjson
@@ -27,7 +28,7 @@ from sensor import snapshot
 from . import report
 from .deltas import Comparison, bound_memory
 from .model import Analysis, Delta
-from .observe import DatabaseError, Observer, check_schema, connect, create_schema
+from .observe import DatabaseError, Observer, check_schema, connect, connect_export, create_schema
 from .queries import HOSTS_TABLE
 from .zones import ZoneFile, ZoneFileError, load_zone_file
 
@@ -162,33 +163,58 @@ def analyse_into(con: duckdb.DuckDBPyConnection, zf: ZoneFile, database: str, sp
 
 
 class Source:
-    """The database and zone file being served: their current State, kept fresh by a polling thread."""
+    """The database and zone file being served: their current State, kept fresh by a polling thread.
+
+    What is read and how a change is seen are the hooks ``_hold``, ``_release``, ``_catch_up``, ``_connect`` and
+    ``stored_bytes``: here a database through its snapshots, in ExportSource a folder of Parquet."""
 
     def __init__(self, db: str, zones: str, poll_s: float = POLL_S):
-        self.db = os.path.abspath(db)
+        self.db = db if "://" in db else os.path.abspath(db)
         self.zones_path = zones
         self.poll_s = poll_s
         self.zone_file = load_zone_file(zones)  # ZoneFileError: the caller reports it; nothing is served
         self._spill = tempfile.TemporaryDirectory(prefix="sorf-serve-")  # DuckDB's, for every State; gone at exit
         self._zones_mtime = _mtime(zones)
         self.problems: list[str] = []  # what the last refresh could not do, for /health
-        self._serving = snapshot.hold_serving(self.db)  # from now on, an ingest publishes snapshots for us
-        self._loaded: tuple | None = None  # signature of the snapshot the state was built from
+        self._loaded: tuple | None = None  # signature of what the state was built from
+        self._closed = False
+        self._hold()
         self._catch_up()
         self.state = self._build()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    # --- generations -----------------------------------------------------------------------------------------------
+    # --- what is read: a database, through its snapshot ------------------------------------------------------------
 
-    def _build(self) -> State:
-        """A State of the snapshot as it is now (an empty database if there is none yet)."""
+    def _hold(self) -> None:
+        self._serving = snapshot.hold_serving(self.db)  # from now on, an ingest publishes snapshots for us
+
+    def _release(self) -> None:
+        self._serving.close()
+
+    def _connect(self) -> tuple[duckdb.DuckDBPyConnection, str | None, tuple | None]:
+        """A connection to the snapshot as it is now (an empty database if there is none yet), the file it
+        reads and its signature."""
         snap = snapshot.snapshot_path(self.db)
         sig = _signature(snap)
         path = snap if sig is not None else None
         con = _open(path)
         try:
             check_schema(con, self.db)
+        except BaseException:
+            con.close()
+            raise
+        return con, path, sig
+
+    def stored_bytes(self) -> int:
+        return sum(os.path.getsize(p) for p in (self.db, self.db + ".wal") if os.path.exists(p))
+
+    # --- generations -----------------------------------------------------------------------------------------------
+
+    def _build(self) -> State:
+        """A State of what is read, as it is now."""
+        con, path, sig = self._connect()
+        try:
             analysis = analyse_into(con, self.zone_file, self.db, self._spill.name)
         except BaseException:
             con.close()
@@ -287,8 +313,9 @@ class Source:
 
     def start(self) -> None:
         """Start polling; after a close (a server's lifespan can end and start again), announce and load anew."""
-        if self._serving.closed:
-            self._serving = snapshot.hold_serving(self.db)
+        if self._closed:
+            self._closed = False
+            self._hold()
             self._catch_up()
             self.state = self._build()
         self._stop.clear()
@@ -304,7 +331,39 @@ class Source:
         if self._thread is not None:
             self._thread.join()
         self.state.retire()
-        self._serving.close()
+        self._release()
+        self._closed = True
+
+
+class ExportSource(Source):
+    """A `sorf export` folder (sensor/export.py) served as one database. A local folder is read again when its
+    files change (an export renames each into place); a remote location (s3://...) is read once, at start."""
+
+    def _hold(self) -> None:
+        pass
+
+    def _release(self) -> None:
+        pass
+
+    def _catch_up(self) -> bool:
+        return "://" not in self.db and _files_signature(self.db) != self._loaded
+
+    def _connect(self) -> tuple[duckdb.DuckDBPyConnection, str | None, tuple | None]:
+        sig = None if "://" in self.db else _files_signature(self.db)
+        return connect_export(self.db, CONFIG), self.db, sig
+
+    def stored_bytes(self) -> int:
+        return 0 if "://" in self.db else sum(p.stat().st_size for p in _parquet_files(self.db))
+
+
+def _parquet_files(folder: str) -> list[Path]:
+    return sorted(Path(folder).glob("*/sensor=*/**/*.parquet"))
+
+
+def _files_signature(folder: str) -> tuple:
+    """(files, bytes, newest change in ns) of an export folder's Parquet files: what `_build` turns into data_as_of."""
+    stats = [p.stat() for p in _parquet_files(folder)]
+    return (len(stats), sum(st.st_size for st in stats), max((st.st_mtime_ns for st in stats), default=0))
 
 
 def _catalog(con: duckdb.DuckDBPyConnection) -> str:

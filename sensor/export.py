@@ -1,0 +1,246 @@
+"""A database as Parquet, partitioned by sensor and day, and that Parquet read back as one database.
+
+Layout (hive style, docs/fleet.md): ``DIR/TABLE/sensor=NAME/day=YYYY-MM-DD/part-0.parquet``, and for meta and
+captures ``DIR/TABLE/sensor=NAME/part-0.parquet``. The sensor of a row is its capture's ``captures.sensor``, or
+the database file's stem for a capture without one; the day is that of the row's time (``ts``, a flow's
+``first_ts``), 1970-01-01 for a row without one. The sensor is the partition's and not a column of the file (Spark
+refuses a column that is also a partition key). Assets are derived: not exported, rebuilt when read, so an address
+two sensors saw is one asset, as in one database holding both.
+
+A file is written to a hidden temporary name beside it (not matched by ``*.parquet``) and renamed into place, so
+a reader never sees half a file. Its name is fixed, so a re-export replaces it in place and a reader never sees
+an old and a new version side by side; files of the sensor that this export did not write are removed after.
+A sensor's files are the export of one database: two databases naming the same sensor replace each other.
+
+Capture ids and flow ids are each database's own (every box numbers its captures from 1). The reader numbers
+the captures of all sensors anew, in the order of one database that ingested them sensor by sensor (names in
+byte order), each sensor's captures in its own order; a flow id keeps its low 32 bits (the flow within its
+capture) under its capture's new id. So the analysis of DIR equals that of such a database.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+
+from .schema import SCHEMA_VERSION, TABLES, Table
+from .store import ASSETS_SELECT
+
+PART = "part-0.parquet"
+DERIVED = ("assets",)  # rebuilt when read (ASSETS_SELECT)
+BY_SENSOR = ("meta", "captures")  # small, and a capture spans days: partitioned by sensor only
+OPTIONAL = ("sensor_stats",)  # a database of an older sorf has none: read as empty
+NO_DAY = "1970-01-01"
+SENSOR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+BATCH_ROWS = 64 * 1024
+FLOW_LOW = 0xFFFFFFFF  # a flow id's low bits: the flow within its capture (sensor/flows.py)
+HIVE = "hive_partitioning = true, hive_types = {{'sensor': 'VARCHAR'{day}}}"  # a sensor "007" stays text
+
+
+class ExportError(RuntimeError):
+    """The database cannot be exported, or a folder cannot be read as an export: one line, naming the path."""
+
+
+@dataclass(frozen=True, slots=True)
+class Exported:
+    sensors: list[str]
+    files: int
+    rows: dict[str, int]
+    removed: int
+
+
+def placeholder(db: str) -> str:
+    """The sensor name of captures that have none: the database file's stem, made a safe folder name."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", Path(db).stem).lstrip("._-") or "sensor"
+
+
+# --- writing ------------------------------------------------------------------------------------------------------
+
+
+def export(db: str, out: str) -> Exported:
+    """Every table of ``db`` but the derived ones under ``out``, each sensor's files replacing its earlier ones."""
+    con = _open_database(db)
+    try:
+        con.execute("CREATE TEMP TABLE _sensor_of AS SELECT capture_id, coalesce(sensor, ?) AS sensor FROM captures",
+                    [placeholder(db)])  # fmt: skip
+        sensors = [r[0] for r in con.execute("SELECT DISTINCT sensor FROM _sensor_of ORDER BY 1").fetchall()]
+        sensors = sensors or [placeholder(db)]
+        bad = [s for s in sensors if not SENSOR_NAME.fullmatch(s)]
+        if bad:
+            raise ExportError(f"{db}: sensor name {bad[0]!r} is not a folder name (letters, digits, '.', '_', '-')")
+        present = _tables(con)
+        written: set[Path] = set()
+        rows: dict[str, int] = {}
+        for table in TABLES:
+            if table.name in present and table.name not in DERIVED:
+                rows[table.name] = _export_table(con, table, Path(out), sensors, written)
+    finally:
+        con.close()
+    return Exported(sensors, len(written), rows, _remove_stale(Path(out), sensors, written))
+
+
+def _open_database(db: str) -> duckdb.DuckDBPyConnection:
+    if not os.path.isfile(db):
+        raise ExportError(f"{db}: no such database")
+    try:
+        con = duckdb.connect(db, read_only=True)
+    except duckdb.Error as exc:
+        raise ExportError(f"{db}: cannot open: {str(exc).splitlines()[0]}") from None
+    missing = [t for t in ("meta", "captures", "flows") if t not in _tables(con)]
+    version = None if missing else con.execute("SELECT max(value) FROM meta WHERE key = 'schema_version'").fetchone()
+    if missing or version is None or version[0] != str(SCHEMA_VERSION):
+        con.close()
+        why = f"no {', '.join(missing)} table" if missing else f"schema version {version and version[0]}"
+        raise ExportError(f"{db}: not a sorf database of schema version {SCHEMA_VERSION} ({why})")
+    return con
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    sql = "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database()"
+    return {r[0] for r in con.execute(sql).fetchall()}
+
+
+def _export_table(con, table: Table, out: Path, sensors: list[str], written: set[Path]) -> int:
+    """One table, a file per partition (an empty one per sensor that has no rows, so every table is found)."""
+    cols = ", ".join(f"t.{name}" for name in table.names if name != "sensor")
+    if table.name == "meta":
+        parts = [(s, None, None) for s in sensors]
+        select = f"SELECT {cols} FROM meta t"
+    else:
+        day = _day(table)
+        key = "NULL::DATE" if table.name in BY_SENSOR else day
+        parts = con.execute(f"SELECT s.sensor, {key} AS day, [min(t.capture_id), max(t.capture_id)] "
+                            f"FROM {table.name} t JOIN _sensor_of s USING (capture_id) GROUP BY ALL ORDER BY ALL"
+                            ).fetchall()  # fmt: skip
+        have = {s for s, _, _ in parts}
+        parts += [(s, None if table.name in BY_SENSOR else NO_DAY, [0, -1]) for s in sensors if s not in have]
+        select = (f"SELECT {cols} FROM {table.name} t JOIN _sensor_of s USING (capture_id) WHERE s.sensor = ? AND "
+                  f"t.capture_id BETWEEN ? AND ? AND ({key} IS NOT DISTINCT FROM ?::DATE) "
+                  "ORDER BY t.rowid")  # fmt: skip
+    total = 0
+    for sensor, day, ids in parts:
+        folder = out / table.name / f"sensor={sensor}"
+        folder = folder if table.name in BY_SENSOR else folder / f"day={day}"
+        params = [] if ids is None else [sensor, ids[0], ids[1], day]
+        total += write_atomically(con.sql(select, params=params).to_arrow_reader(BATCH_ROWS), folder / PART)
+        written.add(folder / PART)
+    return total
+
+
+def _day(table: Table) -> str:
+    """The partition day of a row: of its time, NO_DAY without one."""
+    when = "ts" if "ts" in table.names else "first_ts"
+    return f"coalesce(CAST(t.{when} AS DATE), DATE '{NO_DAY}')"
+
+
+def write_atomically(batches, path: Path) -> int:
+    """Write a record batch reader to ``path`` through a hidden temporary file renamed over it; the rows written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    rows = 0
+    try:
+        with pq.ParquetWriter(tmp, batches.schema, compression="zstd") as writer:
+            for batch in batches:
+                writer.write_batch(batch)
+                rows += batch.num_rows
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return rows
+
+
+def _remove_stale(out: Path, sensors: list[str], written: set[Path]) -> int:
+    """Files (and temporary files of a killed export) under these sensors' partitions that this export did not
+    write: a day that is no longer there, or a table that is not."""
+    removed = 0
+    for sensor in sensors:
+        for path in sorted(out.glob(f"*/sensor={sensor}/**/*")):
+            if path.is_file() and path not in written and (path.suffix == ".parquet" or path.name.endswith(".tmp")):
+                path.unlink()
+                removed += 1
+        for folder in sorted(out.glob(f"*/sensor={sensor}/day=*")):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+    return removed
+
+
+# --- reading ------------------------------------------------------------------------------------------------------
+
+
+def open_export(location: str, config: dict) -> duckdb.DuckDBPyConnection:
+    """A connection whose `site` catalog reads ``location`` (a folder, or any location DuckDB reads, s3://...) as
+    one sorf database: views over the Parquet files with capture and flow ids renumbered, assets rebuilt."""
+    con = duckdb.connect(config=config)
+    try:
+        con.execute("ATTACH ':memory:' AS site")
+        con.execute("USE site")
+        for table in TABLES:
+            if table.name not in DERIVED:
+                _view(con, table, location.rstrip("/"))
+        _check_versions(con, location)
+        con.execute(f"CREATE TABLE assets AS {ASSETS_SELECT}")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _check_versions(con: duckdb.DuckDBPyConnection, location: str) -> None:
+    """Every sensor's export of the schema version this sorf reads (check_schema sees one row of meta)."""
+    versions = sorted(
+        r[0] for r in con.execute("SELECT DISTINCT value FROM meta WHERE key = 'schema_version'").fetchall()
+    )
+    if versions != [str(SCHEMA_VERSION)]:
+        raise ExportError(f"{location}: schema version {', '.join(versions) or 'unknown'}; "
+                          f"this sorf reads version {SCHEMA_VERSION} (export each database again)")  # fmt: skip
+
+
+def _view(con: duckdb.DuckDBPyConnection, table: Table, location: str) -> None:
+    """A table of the export as a view; captures first, with the new capture ids (`_capture_ids`) all others use."""
+    depth = "*" if table.name in BY_SENSOR else "*/*"
+    files = _literal(f"{location}/{table.name}/{depth}/{PART}")
+    hive = HIVE.format(day="" if table.name in BY_SENSOR else ", 'day': 'DATE'")
+    raw = f"read_parquet({files}, {hive})"
+    try:
+        con.execute(f"SELECT * FROM {raw} LIMIT 0")
+    except duckdb.IOException as exc:
+        if table.name in OPTIONAL and "No files found" in str(exc):
+            con.execute(table.ddl())
+            return
+        raise ExportError(_read_failure(exc, location, table.name)) from None
+    except duckdb.Error as exc:
+        raise ExportError(_read_failure(exc, location, table.name)) from None
+    if table.name == "meta":
+        con.execute(f"CREATE VIEW meta AS SELECT DISTINCT key, value FROM {raw}")
+        return
+    if table.name == "captures":
+        con.execute(f"CREATE TABLE _capture_ids AS SELECT sensor, capture_id AS exported, "
+                    f"row_number() OVER (ORDER BY sensor, capture_id)::INTEGER AS capture_id FROM {raw}")  # fmt: skip
+        duplicated = con.execute("SELECT sensor, exported FROM _capture_ids GROUP BY ALL HAVING count(*) > 1 "
+                                 "ORDER BY ALL LIMIT 1").fetchall()  # fmt: skip
+        if duplicated:
+            raise ExportError(f"{location}: capture {duplicated[0][1]} of sensor {duplicated[0][0]} twice")
+    renamed = {"capture_id": "m.capture_id", "flow_id": f"(m.capture_id::BIGINT << 32) | (t.flow_id & {FLOW_LOW})"}
+    cols = ", ".join(f"{renamed.get(name, 't.' + name)} AS {name}" for name in table.names)
+    con.execute(f"CREATE VIEW {table.name} AS SELECT {cols} FROM {raw} t "
+                "LEFT JOIN _capture_ids m ON m.sensor = t.sensor AND m.exported = t.capture_id")  # fmt: skip
+
+
+def _literal(text: str) -> str:
+    """A SQL string literal: a view's definition cannot take parameters."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _read_failure(exc: duckdb.Error, location: str, table: str) -> str:
+    first = str(exc).splitlines()[0]
+    if "No files found" in first:
+        if table == "meta":
+            return f"{location}: not a sorf export (no {table}/sensor=*/{PART}; write one with `sorf export`)"
+        return f"{location}: no {table} table in the export (no {table}/sensor=*/.../{PART})"
+    return f"{location}: cannot read the {table} table: {first}"
