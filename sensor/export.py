@@ -28,11 +28,11 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
-from .schema import SCHEMA_VERSION, TABLES, Table
+from .schema import ASSETS, SCHEMA_VERSION, TABLES, Table
 from .store import ASSETS_SELECT
 
 PART = "part-0.parquet"
-DERIVED = ("assets",)  # rebuilt when read (ASSETS_SELECT)
+DERIVED = (ASSETS.name,)  # rebuilt when read (ASSETS_SELECT)
 BY_SENSOR = ("meta", "captures")  # small, and a capture spans days: partitioned by sensor only
 OPTIONAL = ("sensor_stats",)  # a database of an older sorf has none: read as empty
 NO_DAY = "1970-01-01"
@@ -65,20 +65,20 @@ def placeholder(db: str) -> str:
 def export(db: str, out: str) -> Exported:
     """Every table of ``db`` but the derived ones under ``out``, each sensor's files replacing its earlier ones."""
     con = _open_database(db)
+    stem = placeholder(db)
     try:
         con.execute("CREATE TEMP TABLE _sensor_of AS SELECT capture_id, coalesce(sensor, ?) AS sensor FROM captures",
-                    [placeholder(db)])  # fmt: skip
-        sensors = [r[0] for r in con.execute("SELECT DISTINCT sensor FROM _sensor_of ORDER BY 1").fetchall()]
-        sensors = sensors or [placeholder(db)]
+                    [stem])  # fmt: skip
+        present = _tables(con)
+        tables = [t for t in TABLES if t.name in present and t.name not in DERIVED]
+        parts = {t.name: _partitions(con, t, stem) for t in tables}
+        sensors = sorted({sensor for found in parts.values() for sensor, _ in found}) or [stem]
         bad = [s for s in sensors if not SENSOR_NAME.fullmatch(s)]
         if bad:
             raise ExportError(f"{db}: sensor name {bad[0]!r} is not a folder name (letters, digits, '.', '_', '-')")
-        present = _tables(con)
         written: set[Path] = set()
-        rows: dict[str, int] = {}
-        for table in TABLES:
-            if table.name in present and table.name not in DERIVED:
-                rows[table.name] = _export_table(con, table, Path(out), sensors, written)
+        rows = {t.name: _export_table(con, t, Path(out), _every_sensor(t, parts[t.name], sensors), stem, written)
+                for t in tables}  # fmt: skip
     finally:
         con.close()
     return Exported(sensors, len(written), rows, _remove_stale(Path(out), sensors, written))
@@ -105,37 +105,49 @@ def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {r[0] for r in con.execute(sql).fetchall()}
 
 
-def _export_table(con, table: Table, out: Path, sensors: list[str], written: set[Path]) -> int:
-    """One table, a file per partition (an empty one per sensor that has no rows, so every table is found)."""
+def _sensor(table: Table) -> str:
+    """The sensor of a row: its capture's, else its own (sensor_stats has one), else the placeholder $stem."""
+    return f"coalesce(s.sensor, {'t.sensor, ' * ('sensor' in table.names)}$stem)"
+
+
+def _key(table: Table) -> str:
+    """The partition day of a row: of its time, NO_DAY without one; NULL for the tables partitioned by sensor only."""
+    when = "ts" if "ts" in table.names else "first_ts"
+    return "NULL::DATE" if table.name in BY_SENSOR else f"coalesce(CAST(t.{when} AS DATE), DATE '{NO_DAY}')"
+
+
+def _partitions(con, table: Table, stem: str) -> list[tuple[str, str | None]]:
+    """(sensor, day) of every partition that has rows; meta has none of its own (every sensor gets it)."""
+    if table.name == "meta":
+        return []
+    sql = (f"SELECT DISTINCT {_sensor(table)}, {_key(table)}::VARCHAR FROM {table.name} t "
+           "LEFT JOIN _sensor_of s USING (capture_id) ORDER BY ALL")  # fmt: skip
+    return [tuple(r) for r in con.execute(sql, {"stem": stem}).fetchall()]
+
+
+def _every_sensor(table: Table, parts: list, sensors: list[str]) -> list[tuple[str, str | None]]:
+    """The partitions plus one for each sensor without rows (an empty file), so every table of every sensor is found."""
+    have = {sensor for sensor, _ in parts}
+    return parts + [(s, None if table.name in BY_SENSOR else NO_DAY) for s in sensors if s not in have]
+
+
+def _export_table(con, table: Table, out: Path, parts: list, stem: str, written: set[Path]) -> int:
+    """One table, a file per partition; the rows written."""
     cols = ", ".join(f"t.{name}" for name in table.names if name != "sensor")
     if table.name == "meta":
-        parts = [(s, None, None) for s in sensors]
         select = f"SELECT {cols} FROM meta t"
     else:
-        day = _day(table)
-        key = "NULL::DATE" if table.name in BY_SENSOR else day
-        parts = con.execute(f"SELECT s.sensor, {key} AS day, [min(t.capture_id), max(t.capture_id)] "
-                            f"FROM {table.name} t JOIN _sensor_of s USING (capture_id) GROUP BY ALL ORDER BY ALL"
-                            ).fetchall()  # fmt: skip
-        have = {s for s, _, _ in parts}
-        parts += [(s, None if table.name in BY_SENSOR else NO_DAY, [0, -1]) for s in sensors if s not in have]
-        select = (f"SELECT {cols} FROM {table.name} t JOIN _sensor_of s USING (capture_id) WHERE s.sensor = ? AND "
-                  f"t.capture_id BETWEEN ? AND ? AND ({key} IS NOT DISTINCT FROM ?::DATE) "
+        select = (f"SELECT {cols} FROM {table.name} t LEFT JOIN _sensor_of s USING (capture_id) "
+                  f"WHERE {_sensor(table)} = $sensor AND {_key(table)} IS NOT DISTINCT FROM $day::DATE "
                   "ORDER BY t.rowid")  # fmt: skip
     total = 0
-    for sensor, day, ids in parts:
+    for sensor, day in parts:
         folder = out / table.name / f"sensor={sensor}"
-        folder = folder if table.name in BY_SENSOR else folder / f"day={day}"
-        params = [] if ids is None else [sensor, ids[0], ids[1], day]
+        folder = folder if day is None else folder / f"day={day}"
+        params = {} if table.name == "meta" else {"sensor": sensor, "day": day, "stem": stem}
         total += write_atomically(con.sql(select, params=params).to_arrow_reader(BATCH_ROWS), folder / PART)
         written.add(folder / PART)
     return total
-
-
-def _day(table: Table) -> str:
-    """The partition day of a row: of its time, NO_DAY without one."""
-    when = "ts" if "ts" in table.names else "first_ts"
-    return f"coalesce(CAST(t.{when} AS DATE), DATE '{NO_DAY}')"
 
 
 def write_atomically(batches, path: Path) -> int:
@@ -184,7 +196,8 @@ def open_export(location: str, config: dict) -> duckdb.DuckDBPyConnection:
             if table.name not in DERIVED:
                 _view(con, table, location.rstrip("/"))
         _check_versions(con, location)
-        con.execute(f"CREATE TABLE assets AS {ASSETS_SELECT}")
+        con.execute(ASSETS.ddl())
+        con.execute(f"INSERT INTO assets {ASSETS_SELECT}")
     except BaseException:
         con.close()
         raise
@@ -228,6 +241,8 @@ def _view(con: duckdb.DuckDBPyConnection, table: Table, location: str) -> None:
             raise ExportError(f"{location}: capture {duplicated[0][1]} of sensor {duplicated[0][0]} twice")
     renamed = {"capture_id": "m.capture_id", "flow_id": f"(m.capture_id::BIGINT << 32) | (t.flow_id & {FLOW_LOW})"}
     cols = ", ".join(f"{renamed.get(name, 't.' + name)} AS {name}" for name in table.names)
+    if table.name not in BY_SENSOR:  # the API pages rows by rowid, which a view has not: one unique per row read
+        cols += ", (t.file_index::BIGINT << 40) | t.file_row_number AS rowid"
     con.execute(f"CREATE VIEW {table.name} AS SELECT {cols} FROM {raw} t "
                 "LEFT JOIN _capture_ids m ON m.sensor = t.sensor AND m.exported = t.capture_id")  # fmt: skip
 
