@@ -34,6 +34,7 @@ from .zones import ZoneFile, ZoneFileError, load_zone_file
 
 log = logging.getLogger("sorf.serve")
 POLL_S = 0.5
+DATA_POLL_S = 5.0  # an export folder's files, listed (ExportSource)
 ROW_TABLES = ("captures", "flows", "operations", "identities", "anomalies", "assets")
 # its memory: deltas.bound_memory, as for `sorf analyse`
 CONFIG: dict[str, str | bool | int | float | list[str]] = {"threads": 2}
@@ -337,7 +338,11 @@ class Source:
 
 class ExportSource(Source):
     """A `sorf export` folder (sensor/export.py) served as one database. A local folder is read again when its
-    files change (an export renames each into place); a remote location (s3://...) is read once, at start."""
+    files change (an export renames each into place), looked at every DATA_POLL_S: a fleet's folder holds a file
+    per sensor, table and day; a remote location (s3://...) is read once, at start."""
+
+    def __init__(self, db: str, zones: str, poll_s: float = DATA_POLL_S):
+        super().__init__(db, zones, poll_s)
 
     def _hold(self) -> None:
         pass

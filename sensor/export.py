@@ -67,17 +67,16 @@ def export(db: str, out: str) -> Exported:
     con = _open_database(db)
     stem = placeholder(db)
     try:
-        con.execute("CREATE TEMP TABLE _sensor_of AS SELECT capture_id, coalesce(sensor, ?) AS sensor FROM captures",
-                    [stem])  # fmt: skip
+        named = {"names": _sensor_names(con, stem), "stem": stem}
         present = _tables(con)
         tables = [t for t in TABLES if t.name in present and t.name not in DERIVED]
-        parts = {t.name: _partitions(con, t, stem) for t in tables}
+        parts = {t.name: _partitions(con, t, named) for t in tables}
         sensors = sorted({sensor for found in parts.values() for sensor, _ in found}) or [stem]
         bad = [s for s in sensors if not SENSOR_NAME.fullmatch(s)]
         if bad:
             raise ExportError(f"{db}: sensor name {bad[0]!r} is not a folder name (letters, digits, '.', '_', '-')")
         written: set[Path] = set()
-        rows = {t.name: _export_table(con, t, Path(out), _every_sensor(t, parts[t.name], sensors), stem, written)
+        rows = {t.name: _export_table(con, t, Path(out), _every_sensor(t, parts[t.name], sensors), named, written)
                 for t in tables}  # fmt: skip
     finally:
         con.close()
@@ -105,9 +104,20 @@ def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {r[0] for r in con.execute(sql).fetchall()}
 
 
+def _sensor_names(con: duckdb.DuckDBPyConnection, stem: str) -> list[str | None]:
+    """Capture id -> its sensor (``stem`` for none), as a list: element N is capture N's (the store numbers
+    captures from 1), NULL where there is no such capture. A lookup by index keeps each scan a plain filtered
+    scan, streamed in the table's order; a join would not."""
+    rows = con.execute("SELECT capture_id, coalesce(sensor, ?) FROM captures WHERE capture_id > 0", [stem]).fetchall()
+    names: list[str | None] = [None] * max((i for i, _ in rows), default=0)
+    for capture_id, sensor in rows:
+        names[capture_id - 1] = sensor
+    return names
+
+
 def _sensor(table: Table) -> str:
     """The sensor of a row: its capture's, else its own (sensor_stats has one), else the placeholder $stem."""
-    return f"coalesce(s.sensor, {'t.sensor, ' * ('sensor' in table.names)}$stem)"
+    return f"coalesce(list_extract($names, t.capture_id), {'t.sensor, ' * ('sensor' in table.names)}$stem)"
 
 
 def _key(table: Table) -> str:
@@ -116,13 +126,12 @@ def _key(table: Table) -> str:
     return "NULL::DATE" if table.name in BY_SENSOR else f"coalesce(CAST(t.{when} AS DATE), DATE '{NO_DAY}')"
 
 
-def _partitions(con, table: Table, stem: str) -> list[tuple[str, str | None]]:
+def _partitions(con, table: Table, named: dict) -> list[tuple[str, str | None]]:
     """(sensor, day) of every partition that has rows; meta has none of its own (every sensor gets it)."""
     if table.name == "meta":
         return []
-    sql = (f"SELECT DISTINCT {_sensor(table)}, {_key(table)}::VARCHAR FROM {table.name} t "
-           "LEFT JOIN _sensor_of s USING (capture_id) ORDER BY ALL")  # fmt: skip
-    return [tuple(r) for r in con.execute(sql, {"stem": stem}).fetchall()]
+    sql = f"SELECT DISTINCT {_sensor(table)}, {_key(table)}::VARCHAR FROM {table.name} t ORDER BY ALL"
+    return [tuple(r) for r in con.execute(sql, named).fetchall()]
 
 
 def _every_sensor(table: Table, parts: list, sensors: list[str]) -> list[tuple[str, str | None]]:
@@ -131,20 +140,19 @@ def _every_sensor(table: Table, parts: list, sensors: list[str]) -> list[tuple[s
     return parts + [(s, None if table.name in BY_SENSOR else NO_DAY) for s in sensors if s not in have]
 
 
-def _export_table(con, table: Table, out: Path, parts: list, stem: str, written: set[Path]) -> int:
+def _export_table(con, table: Table, out: Path, parts: list, named: dict, written: set[Path]) -> int:
     """One table, a file per partition; the rows written."""
     cols = ", ".join(f"t.{name}" for name in table.names if name != "sensor")
     if table.name == "meta":
         select = f"SELECT {cols} FROM meta t"
     else:
-        select = (f"SELECT {cols} FROM {table.name} t LEFT JOIN _sensor_of s USING (capture_id) "
-                  f"WHERE {_sensor(table)} = $sensor AND {_key(table)} IS NOT DISTINCT FROM $day::DATE "
-                  "ORDER BY t.rowid")  # fmt: skip
+        select = (f"SELECT {cols} FROM {table.name} t "
+                  f"WHERE {_sensor(table)} = $sensor AND {_key(table)} IS NOT DISTINCT FROM $day::DATE")  # fmt: skip
     total = 0
     for sensor, day in parts:
         folder = out / table.name / f"sensor={sensor}"
         folder = folder if day is None else folder / f"day={day}"
-        params = {} if table.name == "meta" else {"sensor": sensor, "day": day, "stem": stem}
+        params = {} if table.name == "meta" else {**named, "sensor": sensor, "day": day}
         total += write_atomically(con.sql(select, params=params).to_arrow_reader(BATCH_ROWS), folder / PART)
         written.add(folder / PART)
     return total
@@ -190,6 +198,7 @@ def open_export(location: str, config: dict) -> duckdb.DuckDBPyConnection:
     one sorf database: views over the Parquet files with capture and flow ids renumbered, assets rebuilt."""
     con = duckdb.connect(config=config)
     try:
+        con.execute("SET enable_progress_bar = false")  # the assets rebuild takes seconds: no bar on the terminal
         con.execute("ATTACH ':memory:' AS site")
         con.execute("USE site")
         for table in TABLES:
