@@ -34,7 +34,7 @@ from .zones import ZoneFile, ZoneFileError, load_zone_file
 
 log = logging.getLogger("sorf.serve")
 POLL_S = 0.5
-DATA_POLL_S = 5.0  # an export folder's files, listed (ExportSource)
+DATA_POLL_S = 5.0  # an export folder's files, listed (ExportFeed): a fleet's holds one per sensor, table and day
 ROW_TABLES = ("captures", "flows", "operations", "identities", "anomalies", "assets")
 # its memory: deltas.bound_memory, as for `sorf analyse`
 CONFIG: dict[str, str | bool | int | float | list[str]] = {"threads": 2}
@@ -163,77 +163,35 @@ def analyse_into(con: duckdb.DuckDBPyConnection, zf: ZoneFile, database: str, sp
     return analysis
 
 
-class Source:
-    """The database and zone file being served: their current State, kept fresh by a polling thread.
+class SnapshotFeed:
+    """`sorf serve`'s data: the snapshot of a database another process writes (sensor/snapshot.py)."""
 
-    What is read and how a change is seen are the hooks ``_hold``, ``_release``, ``_catch_up``, ``_connect`` and
-    ``stored_bytes``: here a database through its snapshots, in ExportSource a folder of Parquet."""
+    def __init__(self, db: str):
+        self.db = db
+        self._serving = snapshot.hold_serving(db)  # from now on, an ingest publishes snapshots for us
+        self._loaded: tuple | None = None  # signature of the snapshot the state was built from
+        self._pending: tuple | None = None  # of the one opened last: loaded once its state is built (``built``)
 
-    def __init__(self, db: str, zones: str, poll_s: float = POLL_S):
-        self.db = db if "://" in db else os.path.abspath(db)
-        self.zones_path = zones
-        self.poll_s = poll_s
-        self.zone_file = load_zone_file(zones)  # ZoneFileError: the caller reports it; nothing is served
-        self._spill = tempfile.TemporaryDirectory(prefix="sorf-serve-")  # DuckDB's, for every State; gone at exit
-        self._zones_mtime = _mtime(zones)
-        self.problems: list[str] = []  # what the last refresh could not do, for /health
-        self._loaded: tuple | None = None  # signature of what the state was built from
-        self._closed = False
-        self._hold()
-        self._catch_up()
-        self.state = self._build()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    # --- what is read: a database, through its snapshot ------------------------------------------------------------
-
-    def _hold(self) -> None:
-        self._serving = snapshot.hold_serving(self.db)  # from now on, an ingest publishes snapshots for us
-
-    def _release(self) -> None:
-        self._serving.close()
-
-    def _connect(self) -> tuple[duckdb.DuckDBPyConnection, str | None, tuple | None]:
-        """A connection to the snapshot as it is now (an empty database if there is none yet), the file it
-        reads and its signature."""
+    def open(self) -> tuple[duckdb.DuckDBPyConnection, str | None, datetime]:
+        """A connection to the snapshot as it is now (an empty database if there is none yet), its file, its time."""
         snap = snapshot.snapshot_path(self.db)
         sig = _signature(snap)
         path = snap if sig is not None else None
         con = _open(path)
-        try:
-            check_schema(con, self.db)
-        except BaseException:
-            con.close()
-            raise
-        return con, path, sig
+        self._pending = sig
+        as_of = datetime.fromtimestamp(sig[2] / 1e9, UTC).replace(tzinfo=None) if sig else _now()
+        return con, path, as_of
 
-    def stored_bytes(self) -> int:
-        return sum(os.path.getsize(p) for p in (self.db, self.db + ".wal") if os.path.exists(p))
-
-    # --- generations -----------------------------------------------------------------------------------------------
-
-    def _build(self) -> State:
-        """A State of what is read, as it is now."""
-        con, path, sig = self._connect()
-        try:
-            analysis = analyse_into(con, self.zone_file, self.db, self._spill.name)
-        except BaseException:
-            con.close()
-            raise
-        self._loaded = sig
-        as_of = datetime.fromtimestamp(sig[2] / 1e9, UTC).replace(tzinfo=None) if sig else self._now()
-        return State(con, analysis, path, as_of)
-
-    @staticmethod
-    def _now() -> datetime:
-        return datetime.now(UTC).replace(tzinfo=None)
-
-    def _catch_up(self) -> bool:
+    def changed(self) -> bool:
         """Copy the database to the snapshot if it is newer and free; True if the snapshot changed since loaded."""
         snap = snapshot.snapshot_path(self.db)
         if self._database_newer(snap):
             self._copy_database(snap)
         return _signature(snap) != self._loaded
+
+    def built(self) -> None:
+        """The state of what ``open`` gave is serving: a change is now measured from it."""
+        self._loaded = self._pending
 
     def _database_newer(self, snap: str) -> bool:
         if not os.path.exists(self.db):
@@ -263,11 +221,146 @@ class Source:
             con.close()
         return True
 
+    def reopen(self) -> bool:
+        """After a close (a server's lifespan can end and start again): announce the server again; True if so."""
+        if not self._serving.closed:
+            return False
+        self._serving = snapshot.hold_serving(self.db)
+        self.changed()
+        return True
+
+    def close(self) -> None:
+        self._serving.close()
+
+    def stored_bytes(self) -> int:
+        return _database_bytes(self.db)
+
+
+class ExportFeed:
+    """`sorf serve --data`'s data: a `sorf export` folder (sensor/export.py) read as one database, its tables views
+    over the files. A local folder is read again when its files change (an export renames each into place; serve
+    it with ``poll_s=DATA_POLL_S``); a remote location (s3://...) is read once."""
+
+    def __init__(self, location: str):
+        self.db = location
+        self.remote = "://" in location
+        self._loaded: tuple | None = None  # signature of the files the state was built from
+        self._pending: tuple | None = None
+
+    def open(self) -> tuple[duckdb.DuckDBPyConnection, str | None, datetime]:
+        sig = None if self.remote else _files_signature(self.db)
+        con = connect_export(self.db, CONFIG)
+        self._pending = sig
+        return con, self.db, datetime.fromtimestamp(sig[2] / 1e9, UTC).replace(tzinfo=None) if sig else _now()
+
+    def changed(self) -> bool:
+        return not self.remote and _files_signature(self.db) != self._loaded
+
+    def built(self) -> None:
+        self._loaded = self._pending
+
+    def reopen(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        """Nothing is held between states."""
+
+    def stored_bytes(self) -> int:
+        return 0 if self.remote else sum(p.stat().st_size for p in _parquet_files(self.db))
+
+
+def _parquet_files(folder: str) -> list[Path]:
+    return sorted(Path(folder).glob("*/sensor=*/**/*.parquet"))
+
+
+def _files_signature(folder: str) -> tuple:
+    """(files, bytes, newest change in ns) of an export folder's Parquet files."""
+    stats = [p.stat() for p in _parquet_files(folder)]
+    return (len(stats), sum(st.st_size for st in stats), max((st.st_mtime_ns for st in stats), default=0))
+
+
+def _database_bytes(db: str) -> int:
+    return sum(os.path.getsize(p) for p in (db, db + ".wal") if os.path.exists(p))
+
+
+class ConnectionFeed:
+    """`sorf sense --serve`'s data: the sensor's own connection, which it commits to every few seconds. One process
+    writes and reads, so no snapshot is needed; the sensor calls ``committed`` after each commit. The analysis shares
+    the connection's DuckDB instance: its memory limit (deltas.bound_memory) is the instance's."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, db: str):
+        self.con, self.db = con, db
+        self.version = 0  # commits announced
+        self._loaded = -1  # the version the state was built from
+        self._pending = 0
+
+    def committed(self) -> None:
+        self.version += 1
+
+    def open(self) -> tuple[duckdb.DuckDBPyConnection, str | None, datetime]:
+        self._pending = self.version
+        return site_cursor(self.con), self.db, _now()
+
+    def built(self) -> None:
+        self._loaded = self._pending
+
+    def changed(self) -> bool:
+        return self.version != self._loaded
+
+    def reopen(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        """The connection is the sensor's: it closes it."""
+
+    def stored_bytes(self) -> int:
+        return _database_bytes(self.db)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Source:
+    """The data and zone file being served: their current State, kept fresh by a polling thread. The data comes
+    from a feed: a database's snapshot (`sorf serve`), the sensor's connection (`sorf sense --serve`), or an
+    export folder (`sorf serve --data`)."""
+
+    def __init__(self, db: str, zones: str, poll_s: float = POLL_S,
+                 feed: SnapshotFeed | ConnectionFeed | ExportFeed | None = None):  # fmt: skip
+        self.db = db if "://" in db else os.path.abspath(db)  # --data s3://...
+        self.zones_path = zones
+        self.poll_s = poll_s
+        self.zone_file = load_zone_file(zones)  # ZoneFileError: the caller reports it; nothing is served
+        self._spill = tempfile.TemporaryDirectory(prefix="sorf-serve-")  # DuckDB's, for every State; gone at exit
+        self._zones_mtime = _mtime(zones)
+        self.problems: list[str] = []  # what the last refresh could not do, for /health
+        self.feed = feed or SnapshotFeed(self.db)
+        self.feed.changed()
+        self.state = self._build()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._reload = False  # a zone file reload asked for (SIGHUP to `sorf sense`)
+
+    # --- generations -----------------------------------------------------------------------------------------------
+
+    def _build(self) -> State:
+        """A State of the data as it is now."""
+        con, path, as_of = self.feed.open()
+        try:
+            check_schema(con, self.db)
+            analysis = analyse_into(con, self.zone_file, self.db, self._spill.name)
+        except BaseException:
+            con.close()
+            raise
+        self.feed.built()
+        return State(con, analysis, path, as_of)
+
     def refresh(self) -> bool:
         """Build and swap in a new State if anything changed; the old one serves until then."""
         try:
             zones_changed = self._reload_zones()
-            if not self._catch_up() and not zones_changed:
+            if not self.feed.changed() and not zones_changed:
                 return False
             new = self._build()
         except (DatabaseError, duckdb.Error, OSError) as exc:
@@ -278,10 +371,15 @@ class Source:
         self.problems = [p for p in self.problems if p.startswith(self.zones_path)]
         return True
 
+    def reload_zones(self) -> None:
+        """Read the zone file again at the next poll, changed or not (SIGHUP)."""
+        self._reload = True
+
     def _reload_zones(self) -> bool:
         mtime = _mtime(self.zones_path)
-        if mtime == self._zones_mtime:
+        if mtime == self._zones_mtime and not self._reload:
             return False
+        self._reload = False
         self._zones_mtime = mtime
         try:
             self.zone_file = load_zone_file(self.zones_path)
@@ -314,10 +412,7 @@ class Source:
 
     def start(self) -> None:
         """Start polling; after a close (a server's lifespan can end and start again), announce and load anew."""
-        if self._closed:
-            self._closed = False
-            self._hold()
-            self._catch_up()
+        if self.feed.reopen():
             self.state = self._build()
         self._stop.clear()
         self._thread = threading.Thread(target=self._poll, name="sorf-refresh", daemon=True)
@@ -327,48 +422,16 @@ class Source:
         while not self._stop.wait(self.poll_s):
             self.refresh()
 
+    def stored_bytes(self) -> int:
+        """What the data takes on disk, for /health."""
+        return self.feed.stored_bytes()
+
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
         self.state.retire()
-        self._release()
-        self._closed = True
-
-
-class ExportSource(Source):
-    """A `sorf export` folder (sensor/export.py) served as one database. A local folder is read again when its
-    files change (an export renames each into place), looked at every DATA_POLL_S: a fleet's folder holds a file
-    per sensor, table and day; a remote location (s3://...) is read once, at start."""
-
-    def __init__(self, db: str, zones: str, poll_s: float = DATA_POLL_S):
-        super().__init__(db, zones, poll_s)
-
-    def _hold(self) -> None:
-        pass
-
-    def _release(self) -> None:
-        pass
-
-    def _catch_up(self) -> bool:
-        return "://" not in self.db and _files_signature(self.db) != self._loaded
-
-    def _connect(self) -> tuple[duckdb.DuckDBPyConnection, str | None, tuple | None]:
-        sig = None if "://" in self.db else _files_signature(self.db)
-        return connect_export(self.db, CONFIG), self.db, sig
-
-    def stored_bytes(self) -> int:
-        return 0 if "://" in self.db else sum(p.stat().st_size for p in _parquet_files(self.db))
-
-
-def _parquet_files(folder: str) -> list[Path]:
-    return sorted(Path(folder).glob("*/sensor=*/**/*.parquet"))
-
-
-def _files_signature(folder: str) -> tuple:
-    """(files, bytes, newest change in ns) of an export folder's Parquet files: what `_build` turns into data_as_of."""
-    stats = [p.stat() for p in _parquet_files(folder)]
-    return (len(stats), sum(st.st_size for st in stats), max((st.st_mtime_ns for st in stats), default=0))
+        self.feed.close()
 
 
 def _catalog(con: duckdb.DuckDBPyConnection) -> str:

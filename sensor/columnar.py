@@ -27,7 +27,6 @@ from .decode import LINK_ETHERNET, SUPPORTED_LINKS, TCP, UDP, Decoder, Malformed
 from .flows import (
     ACK,
     CLAIM_TRIES,
-    CLOSED_IDLE_US,
     FIN,
     H_ACK,
     H_DATA,
@@ -36,7 +35,6 @@ from .flows import (
     H_RST,
     H_SYN,
     H_SYNACK,
-    IDLE_US,
     RST,
     SWEEP_EVERY_US,
     SYN,
@@ -95,6 +93,12 @@ class Columnar:
             self._apply(part)
             self.flooding = 2 * (self.table.flow_count - opened) > hi - lo
             lo = hi
+
+    def sweep(self, now: int) -> None:
+        """Finish the flows idle at ``now`` (a live sensor's clock, when packets are few): the next sweep a chunk
+        would make is then SWEEP_EVERY_US later, as after one of its own."""
+        self.table.sweep(now)
+        self.next_sweep = now + SWEEP_EVERY_US
 
     def _apply(self, c: RecordChunk) -> None:
         a = np.frombuffer(c.buf, np.uint8)
@@ -301,7 +305,7 @@ class Chunk:
         k = int(np.searchsorted(self.sweep_frames, frame, "left")) - 1
         if k < 0 or self.sweep_frames[k] <= flow.last_frame:
             return False
-        return int(self.sweep_ts[k]) - flow.last_ts > (CLOSED_IDLE_US if flow.closed else IDLE_US)
+        return int(self.sweep_ts[k]) - flow.last_ts > self.table.idle.of(flow)
 
     def replay(self, members: list[int], packets: dict[int, Packet]) -> None:
         """One flow's packets of this chunk, one at a time, as FlowTable.packet does."""
@@ -482,8 +486,7 @@ class Plan:
             s = np.searchsorted(sf_all, self.fr, "left") - 1
             valid = s >= 0
             s = np.maximum(s, 0)
-            # only TCP closes (FIN, RST), which shortens its timeout; UDP keeps the open one
-            idle = np.where(self.proto[first] == TCP, CLOSED_IDLE_US, IDLE_US)[gid]
+            idle = self.ch.table.idle.shortest(self.proto[first])[gid]
             hit = valid & (sf_all[s] > prev_f) & (self.ch.sweep_ts[s] - prev_ts > idle)
             replay |= np.logical_or.reduceat(hit, first)
         self._claims()

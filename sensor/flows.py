@@ -9,6 +9,7 @@ by the number of concurrently active flows, not by the size of the capture.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from itertools import islice
 from typing import Protocol
 
@@ -22,7 +23,7 @@ from .reassembly import Piece, StreamDirection
 
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 
-IDLE_US = 300_000_000  # a flow silent this long (capture time) is finished
+IDLE_US = 300_000_000  # a flow silent this long (capture time) is finished, by default
 CLOSED_IDLE_US = 10_000_000  # after FIN or RST, only stragglers remain
 SWEEP_EVERY_US = 10_000_000
 MAX_FLOWS = 200_000  # active flows; beyond this the least recently seen are evicted
@@ -52,6 +53,27 @@ def senders_initiate(proto: np.ndarray, flags: np.ndarray, sport: np.ndarray, dp
     ranked = np.where(tcp, server_ranks("tcp", dport) >= server_ranks("tcp", sport),
                       server_ranks("udp", dport) >= server_ranks("udp", sport))  # fmt: skip
     return np.where(tcp & (flags & SYN != 0), flags & ACK == 0, ranked)
+
+
+@dataclass(frozen=True, slots=True)
+class IdleTimeouts:
+    """How long a flow may be silent before it is finished, by transport, in µs of capture time. The defaults are
+    one for all (tshark's conversations, which sorf's flows equal on the corpus, never time out); a sensor on a
+    busy link may shorten UDP's (`sorf sense --idle udp=60`). After a FIN or RST only stragglers remain."""
+
+    tcp: int = IDLE_US
+    udp: int = IDLE_US
+    other: int = IDLE_US
+    closed: int = CLOSED_IDLE_US
+
+    def of(self, flow: Flow) -> int:
+        if flow.closed:
+            return self.closed
+        return self.tcp if flow.proto == TCP else self.udp if flow.proto == UDP else self.other
+
+    def shortest(self, proto: np.ndarray) -> np.ndarray:
+        """The least a TCP or UDP flow of each ``proto`` may be idle: a TCP flow may close within a chunk."""
+        return np.where(proto == TCP, min(self.tcp, self.closed), self.udp)
 
 
 class Sink(Protocol):
@@ -172,8 +194,9 @@ class Flow:
 class FlowTable:
     """Per-capture flow state; ``packet`` is called once per decoded packet."""
 
-    def __init__(self, capture_id: int, registry: Registry, sink: Sink):
+    def __init__(self, capture_id: int, registry: Registry, sink: Sink, idle: IdleTimeouts | None = None):
         self.registry = registry
+        self.idle = idle or IdleTimeouts()
         self.sink = sink
         self.flows: dict[tuple, tuple[Flow, bool]] = {}  # both directions' keys -> (flow, key is the originator's)
         self.live: dict[int, Flow] = {}  # flow_id -> flow: each active flow once, for sweeps
@@ -341,12 +364,9 @@ class FlowTable:
         """Finish flows that went idle (in capture time); with ``before_frame``, only
         flows last seen before that frame (a sweep replayed after later packets)."""
         self.next_sweep = now + SWEEP_EVERY_US
-        closed_before, open_before = now - CLOSED_IDLE_US, now - IDLE_US
+        idle = self.idle.of
         last = before_frame if before_frame is not None else 1 << 62
-        done = [
-            flow for flow in self.live.values()
-            if flow.last_ts < (closed_before if flow.closed else open_before) and flow.last_frame < last
-        ]  # fmt: skip
+        done = [flow for flow in self.live.values() if flow.last_ts < now - idle(flow) and flow.last_frame < last]
         for flow in done:
             self.finish(flow)
 

@@ -244,9 +244,7 @@ class _FileIngest:
         """The flows still open written, the file's problems recorded, its capture row completed."""
         writer, state = self.writer, self.source.state
         table.close()
-        if (evicted := table.evictions()) is not None:
-            frame, ts, detail = evicted
-            writer.anomaly(frame, ts, None, Anomaly("sensor", "flow_table_full", detail))
+        report_evictions(table, writer)
         writer.end()
         if self.progress is not None:
             self.progress(self.source.path, self.total or state.bytes_read, self.total, stats.packets)
@@ -293,7 +291,7 @@ def _replay_chunks(first, chunks, table, writer, registry, skip, tick) -> ChunkS
             engine.chunk(chunk)
             if not tick(engine.stats.packets):
                 break
-    _report_fragments(engine.decoder, writer)
+    report_fragments(engine.decoder, writer)
     return engine.stats
 
 
@@ -331,11 +329,18 @@ def _replay_packets(packets, table, writer, skip, tick) -> ChunkStats:
                 writer.anomaly(n, ts, None, Anomaly("sensor", "internal_error", f"{type(exc).__name__}: {exc}"))
             if not n % PROGRESS_EVERY and not tick(n):
                 break
-    _report_fragments(decoder, writer)
+    report_fragments(decoder, writer)
     return ChunkStats(n, ip_packets, malformed, skipped, first_ts, last_ts)
 
 
-def _report_fragments(decoder: Decoder, writer) -> None:
+def report_evictions(table: FlowTable, writer) -> None:
+    """One anomaly summing up the flows the table's caps finished early, if any was."""
+    if (evicted := table.evictions()) is not None:
+        frame, ts, detail = evicted
+        writer.anomaly(frame, ts, None, Anomaly("sensor", "flow_table_full", detail))
+
+
+def report_fragments(decoder: Decoder, writer) -> None:
     """One anomaly for every IP datagram of the capture that never completed: one row
     each would be a million rows for a flood of first fragments (issue 12 §5)."""
     found = decoder.incomplete()

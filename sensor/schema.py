@@ -18,7 +18,7 @@ from dissectors import ACCESS_CLASSES, Anomaly, Operation
 __all__ = [
     "ACCESS_CLASSES",  # operations.access_class's values, declared with the dissectors' contract
     "ANOMALIES", "ARROW_TYPES", "ASSETS", "CAPTURES", "DDL", "EVIDENCE", "FLOWS", "IDENTITIES", "META", "OPERATIONS",
-    "SCHEMA_VERSION", "TABLES", "TS", "Table",
+    "SCHEMA_VERSION", "SENSOR_STATS", "TABLES", "TS", "Table",
 ]  # fmt: skip
 
 SCHEMA_VERSION = 2
@@ -96,5 +96,15 @@ ASSETS = Table(
      ("last_ts", "TIMESTAMP"), ("flows", "BIGINT"), ("roles", "VARCHAR[]"), ("identity", "VARCHAR")),
 )  # fmt: skip
 
-TABLES = (META, CAPTURES, FLOWS, OPERATIONS, IDENTITIES, ANOMALIES, ASSETS)
+# One row per commit interval of `sorf sense`: what the interface gave it and what the kernel and the NIC dropped
+# in the interval (libpcap's totals differenced: the kernel's own counters reset when read), the flows open at its
+# end and the process's resident memory then
+SENSOR_STATS = Table(
+    "sensor_stats",
+    (("sensor", "VARCHAR"), ("capture_id", "INTEGER"), ("since", "TIMESTAMP"), ("ts", "TIMESTAMP"),
+     ("packets", "BIGINT"), ("kernel_drops", "BIGINT"), ("iface_drops", "BIGINT"), ("active_flows", "BIGINT"),
+     ("rss_bytes", "BIGINT")),
+)  # fmt: skip
+
+TABLES = (META, CAPTURES, FLOWS, OPERATIONS, IDENTITIES, ANOMALIES, ASSETS, SENSOR_STATS)
 DDL = "\n".join(t.ddl() for t in TABLES)

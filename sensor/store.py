@@ -13,6 +13,7 @@ import queue
 import socket
 import threading
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import duckdb
@@ -26,7 +27,18 @@ from dissectors.bulk import Details
 
 from . import snapshot
 from .flows import Flow
-from .schema import ANOMALIES, ASSETS, DDL, EVIDENCE, FLOWS, IDENTITIES, OPERATIONS, SCHEMA_VERSION, TS
+from .schema import (
+    ANOMALIES,
+    ASSETS,
+    DDL,
+    EVIDENCE,
+    FLOWS,
+    IDENTITIES,
+    OPERATIONS,
+    SCHEMA_VERSION,
+    SENSOR_STATS,
+    TS,
+)  # fmt: skip
 
 # rows per insert: a batch waits while one is written, so this is memory; DuckDB takes ~0.9 us a row either way
 BATCH_ROWS = 24_576
@@ -34,12 +46,17 @@ ROW_GROUP = 30_720  # rows per DuckDB row group: the inserter holds one per tabl
 MEMORY_LIMIT = "40MB"  # DuckDB buffer pool: inserted pages are written out, not kept (32 MB ran out on the 4M bench)
 REBUILD_MEMORY_MB = 80  # the assets rebuild (rebuild_assets) starts with this: a 2M-address flood needs 80, not 70
 REBUILD_ATTEMPTS = 5  # doubling each time: 1,280 MB at the last
+INTERRUPTED = (
+    "sorf sense stopped without closing this capture (crash, kill or power loss): the records it committed, "
+    "up to a few seconds before it stopped, are kept"
+)
 LOCK_WAIT_S = 30  # a server copying the database to its snapshot holds it for a moment: wait, then give up
 
 FLOW_COLUMNS = FLOWS.arrow
 OPERATION_COLUMNS = OPERATIONS.arrow
 IDENTITY_COLUMNS = IDENTITIES.arrow
 ANOMALY_COLUMNS = ANOMALIES.arrow
+SENSOR_STATS_COLUMNS = SENSOR_STATS.arrow
 _OPERATION_SCHEMA = pa.schema(list(OPERATION_COLUMNS.items()))
 # a bulk decoder's columns: the Operation fields but details (values, which details_text encodes), the last
 _BULK_COLUMNS = list(OPERATION_COLUMNS)[len(EVIDENCE) : -1]
@@ -239,9 +256,12 @@ class _Inserter:
     checkpoint (0.9 against 1.3 µs a row). The open transaction holds one row group
     in memory; ``drain`` commits what is left."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection):
+    def __init__(self, con: duckdb.DuckDBPyConnection, atomic: bool = False):
         self.con = con
-        self.cursors: dict[str, duckdb.DuckDBPyConnection] = {}  # one per table, for its transaction
+        # live (`sorf sense`): one transaction for every table, committed at ``drain``, so that a crash loses the
+        # rows since the last commit and nothing else; a flow's row replaces the one written while it was open
+        self.atomic = atomic
+        self.cursors: dict[str, duckdb.DuckDBPyConnection] = {}  # one per table (one in all if atomic)
         self.pending: dict[str, int] = {}  # rows in each open transaction
         self.queue: queue.Queue = queue.Queue(maxsize=1)
         self.error: BaseException | None = None
@@ -252,7 +272,14 @@ class _Inserter:
             self.drain()
         self._queue((table, arrow))
 
-    def _queue(self, item: tuple[str, pa.Table] | None) -> None:
+    def execute(self, sql: str, params: list) -> None:
+        """A statement in the open transaction (atomic only): committed with the rows, or lost with them."""
+        assert self.atomic, "statements go through the inserter only in its one transaction"
+        if self.error is not None:
+            self.drain()
+        self._queue((sql, params))
+
+    def _queue(self, item: tuple[str, pa.Table | list] | None) -> None:
         if self.thread is None:
             self.thread = threading.Thread(target=self._run, name="sorf-inserter", daemon=True)
             self.thread.start()
@@ -265,6 +292,8 @@ class _Inserter:
                 if self.error is None:
                     if item is None:
                         self._commit()
+                    elif isinstance(item[1], list):
+                        self._cursor().execute(*item)
                     else:
                         self._insert(*item)
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread at the next drain
@@ -273,12 +302,27 @@ class _Inserter:
             finally:
                 self.queue.task_done()
 
+    def _cursor(self, table: str = "") -> duckdb.DuckDBPyConnection:
+        """The cursor of ``table``'s transaction (of every table's, if atomic), begun if none is open."""
+        key = "" if self.atomic else table
+        cursor = self.cursors.get(key)
+        if cursor is None:
+            cursor = self.cursors[key] = self.con.cursor()
+            cursor.execute("USE site")  # a cursor starts in the in-memory database
+        if self.atomic and key not in self.pending:
+            cursor.begin()
+            self.pending[key] = 1
+        return cursor
+
     def _insert(self, table: str, arrow: pa.Table) -> None:
         """Columns go in by position: the *_COLUMNS dicts are in the tables' order."""
-        cursor = self.cursors.get(table)
-        if cursor is None:
-            cursor = self.cursors[table] = self.con.cursor()
-            cursor.execute("USE site")  # a cursor starts in the in-memory database
+        if self.atomic:
+            cursor = self._cursor()
+            if table == "flows":
+                _replace_flows(cursor, arrow)
+            cursor.from_arrow(arrow).insert_into(table)
+            return
+        cursor = self._cursor(table)
         at = 0
         while at < arrow.num_rows:
             pending = self.pending.get(table, 0)
@@ -314,10 +358,25 @@ class _Inserter:
             raise error
 
 
-class Store:
-    """One DuckDB file holding every capture of a site."""
+def _replace_flows(cursor: duckdb.DuckDBPyConnection, arrow: pa.Table) -> None:
+    """Remove the rows these flows had (written while they were open): the range lets DuckDB skip row groups."""
+    ids = arrow.select(["flow_id"])
+    bounds = pc.min_max(ids.column(0)).as_py()
+    cursor.register("_incoming_flows", ids)
+    try:
+        cursor.execute(
+            "DELETE FROM flows WHERE flow_id BETWEEN ? AND ? AND flow_id IN (SELECT flow_id FROM _incoming_flows)",
+            [bounds["min"], bounds["max"]],
+        )
+    finally:
+        cursor.unregister("_incoming_flows")
 
-    def __init__(self, path: str):
+
+class Store:
+    """One DuckDB file holding every capture of a site. ``live``: written by `sorf sense`, which commits every few
+    seconds (``commit``) and rewrites the rows of flows still open."""
+
+    def __init__(self, path: str, live: bool = False):
         self.path = path
         # a small fanless box: DuckDB spills to disk rather than grow with the capture. The file is
         # attached, not opened, to set its row group size; it spills beside itself, as if opened.
@@ -335,7 +394,7 @@ class Store:
         except BaseException:  # not a database, locked, read-only, full: let go of the file at once
             self.con.close()
             raise
-        self.inserter = _Inserter(self.con)
+        self.inserter = _Inserter(self.con, atomic=live)
 
     def _attach(self, path: str) -> None:
         """Attach the file; while another process holds it (a server taking its snapshot), wait."""
@@ -385,7 +444,7 @@ class Store:
         self.con.execute(
             "INSERT INTO captures (capture_id, path, sha256, bytes, sensor, status, ingested_at) "
             "VALUES (?, ?, ?, ?, ?, 'ingesting', ?)",
-            [capture_id, path, sha256, size, sensor, datetime.now(UTC).replace(tzinfo=None)],
+            [capture_id, path, sha256, size, sensor, _now()],
         )
         return capture_id
 
@@ -399,6 +458,52 @@ class Store:
         for (found,) in leftovers:
             self.delete_capture(found)
 
+    def begin_live(self, path: str | None, sensor: str | None) -> int:
+        """Register a capture `sorf sense` is writing ('sensing'): a ring file (``path``), or the interface's
+        packets with no file kept (None). Its rows are committed as it goes (``commit``)."""
+        self.inserter.drain()
+        ((capture_id,),) = self.con.execute("SELECT coalesce(max(capture_id), 0) + 1 FROM captures").fetchall()
+        self.con.execute(
+            "INSERT INTO captures (capture_id, path, format, sensor, status, ingested_at) "
+            "VALUES (?, ?, ?, ?, 'sensing', ?)",
+            [capture_id, path, "pcap" if path else None, sensor, _now()],
+        )
+        return capture_id
+
+    def interrupted_live(self) -> list[int]:
+        """Captures a `sorf sense` that died (a crash, kill -9, power) left 'sensing': what it committed is kept.
+        Only one process writes a database, so none of them is being written now."""
+        self.inserter.drain()
+        rows = self.con.execute(
+            "UPDATE captures SET status = 'interrupted', error = ? WHERE status = 'sensing' RETURNING capture_id",
+            [INTERRUPTED],
+        ).fetchall()
+        return [capture_id for (capture_id,) in rows]
+
+    def progress_live(self, capture_id: int, **fields) -> None:
+        """A live capture's row as it stands, in the transaction of its records (committed with them)."""
+        names, values = _assignments(fields)
+        self.inserter.execute(f"UPDATE captures SET {names} WHERE capture_id = ?", [*values, capture_id])
+
+    def sensor_stats(self, row: dict) -> None:
+        """One interval of a live sensor's counters (schema SENSOR_STATS), committed with the records."""
+        self.inserter.put(
+            "sensor_stats", pa.table({k: pa.array([row[k]], type=t) for k, t in SENSOR_STATS_COLUMNS.items()})
+        )
+
+    def commit(self) -> None:
+        """Everything written so far, committed at once (live): a crash after this loses nothing before it."""
+        self.inserter.drain()
+
+    def rotated_away(self, path: str, when: int, kept: int) -> None:
+        """A ring file was deleted to make room: its records stay, its packets are gone (evidence says so)."""
+        self.inserter.drain()
+        self.con.execute(
+            "UPDATE captures SET status = 'rotated', error = ? WHERE path = ?",
+            [f"ring file deleted at {_iso(when)} to keep the newest {kept}: its records are kept, its packets are not",
+             path],
+        )  # fmt: skip
+
     def set_sha256(self, capture_id: int, sha256: str) -> None:
         self.con.execute("UPDATE captures SET sha256 = ? WHERE capture_id = ?", [sha256, capture_id])
 
@@ -409,11 +514,8 @@ class Store:
 
     def end_capture(self, capture_id: int, **fields) -> None:
         self.inserter.drain()
-        for key in ("first_ts", "last_ts"):
-            if fields.get(key) is not None:
-                fields[key] = datetime.fromtimestamp(fields[key] / 1e6, UTC).replace(tzinfo=None)
-        names = ", ".join(f"{k} = ?" for k in fields)
-        self.con.execute(f"UPDATE captures SET {names} WHERE capture_id = ?", [*fields.values(), capture_id])
+        names, values = _assignments(fields)
+        self.con.execute(f"UPDATE captures SET {names} WHERE capture_id = ?", [*values, capture_id])
 
     def writer(self, capture_id: int) -> CaptureWriter:
         return CaptureWriter(self, capture_id)
@@ -440,6 +542,25 @@ class Store:
             self.con.execute(f"SET memory_limit = '{limit}'")
 
 
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _timestamp(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1e6, UTC).replace(tzinfo=None)
+
+
+def _iso(us: int) -> str:
+    return f"{_timestamp(us):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _assignments(fields: dict) -> tuple[str, list]:
+    """``SET`` text and values for a captures row (column names are the callers' own, never user input); times
+    in µs since the epoch become timestamps."""
+    values = [_timestamp(v) if k in ("first_ts", "last_ts") and v is not None else v for k, v in fields.items()]
+    return ", ".join(f"{k} = ?" for k in fields), values
+
+
 class CaptureWriter:
     """The sink the flow table writes to for one capture: batches rows per table."""
 
@@ -452,8 +573,11 @@ class CaptureWriter:
         self.operations = _Batch("operations", OPERATION_COLUMNS)
         self.anomalies = _Batch("anomalies", ANOMALY_COLUMNS)
         self.identities = _Batch("identities", IDENTITY_COLUMNS)
-        # one row per fact and capture, the earliest frame's: held until the capture ends
+        # one row per fact and capture, the earliest frame's: held until the capture ends (live: until a commit,
+        # since frames only grow), then its key is kept so that the fact is not written again
         self.known_identities: dict[tuple, tuple] = {}
+        self.facts_written: set[tuple] = set()
+        self.open_written: dict[int, int] = {}  # live: flow_id -> its packets when its open row was last written
         self.counts = {"flows": 0, "operations": 0, "identities": 0, "anomalies": 0}
         self.operations_by_protocol: dict[str, int] = {}
         self.anomalies_by_kind: dict[str, int] = {}
@@ -461,6 +585,20 @@ class CaptureWriter:
         self._macs: dict[bytes, str | None] = {}
 
     def flow(self, f: Flow) -> None:
+        """A finished flow's row (live: it replaces the row written while it was open)."""
+        self.open_written.pop(f.flow_id, None)
+        self._flow_row(f)
+
+    def open_flows(self, flows: Iterable[Flow]) -> None:
+        """Live: the rows of the flows still open that took packets since the last call, as they stand."""
+        written = self.open_written
+        for f in flows:
+            packets = f.packets_orig + f.packets_resp
+            if written.get(f.flow_id) != packets:
+                written[f.flow_id] = packets
+                self._flow_row(f)
+
+    def _flow_row(self, f: Flow) -> None:
         ips, macs = self._ips, self._macs
         self.flows.add((
             f.flow_id, self.capture_id, f.vlan, f.transport,
@@ -520,6 +658,8 @@ class CaptureWriter:
         known = self.known_identities
         for role, field, value in facts:
             key = (ip, ident.protocol, role, field, value)
+            if key in self.facts_written:
+                continue
             row = known.get(key)
             if row is None or frame < row[1]:
                 known[key] = (self.capture_id, frame, ts, flow.flow_id, ip, ident.protocol, role, field, value)
@@ -536,9 +676,14 @@ class CaptureWriter:
             self.counts[name] += getattr(self, name).flush(self.inserter)
         self._flush_bulk()
 
-    def end(self) -> None:
-        """The capture is read: write the identities and everything still batched."""
+    def identities_so_far(self) -> None:
+        """Write the facts found so far (live, before a commit; ``end`` for a file): each once per capture."""
         self.identities.rows.extend(self.known_identities.values())
+        self.facts_written.update(self.known_identities)
         self.known_identities.clear()
         self.counts["identities"] += self.identities.flush(self.inserter)
+
+    def end(self) -> None:
+        """The capture is read: write the identities and everything still batched."""
+        self.identities_so_far()
         self.flush()

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from sensor.failures import database_failure, not_duckdb
 from sensor.walk import EarlyWalks
+from sorf import sense
 
 if TYPE_CHECKING:
     from sensor.ingest import CaptureResult
@@ -152,7 +153,7 @@ def _failure(exc: BaseException, args: argparse.Namespace) -> str:
     --data folder name it themselves (sensor/export.py)."""
     if getattr(args, "data", None):
         return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return database_failure(exc, args.db, args.command == "ingest") or str(exc)
+    return database_failure(exc, args.db, args.command in ("ingest", "sense")) or str(exc)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -272,10 +273,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from analyser.api import create_app
 
     if args.data:
-        from analyser.serve import ExportSource
+        from analyser.serve import DATA_POLL_S, ExportFeed, Source
 
         sys.stderr.write(f"sorf: analysing {args.data} against {args.zones} ...\n")
-        app = create_app(args.data, args.zones, token=token, source=ExportSource(args.data, args.zones))
+        source = Source(args.data, args.zones, poll_s=DATA_POLL_S, feed=ExportFeed(args.data))
+        app = create_app(args.data, args.zones, token=token, source=source)
     elif os.path.exists(args.db):
         problem = not_duckdb(args.db)  # said now, not after an "analysing" line
         if problem:
@@ -356,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         "(default: the number of CPUs, at most one per file; 1: one after the other, in this process)",
     )  # fmt: skip
     p.set_defaults(func=cmd_ingest)
+    sense.add_parser(sub)
     p = sub.add_parser(
         "analyse", aliases=["analyze"], help="compare a zone file (zones, conduits) with what a database observed",
         description="Compare the declared zones and conduits with the traffic in a sorf database, "

@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from analyser.api import create_app
-from analyser.serve import ExportSource
+from analyser.serve import ExportFeed, Source
 from sensor.export import PART, export, placeholder
 from sorf.cli import main as sorf
 from tests.helpers.paths import ROOT, SHARED
@@ -119,7 +119,7 @@ def test_serve_data_answers_as_the_database(fleet):
     data = str(fleet / "data")
     with TestClient(create_app(str(fleet / "one.duckdb"), ZONES)) as one:
         expected = {p: _same_captures(one.get(p).json()) for p in paths}
-    with TestClient(create_app(data, ZONES, source=ExportSource(data, ZONES))) as c:
+    with TestClient(create_app(data, ZONES, source=Source(data, ZONES, feed=ExportFeed(data)))) as c:
         for p in paths:
             r = c.get(p)
             assert r.status_code == 200, (p, r.text)
@@ -131,7 +131,7 @@ def test_serve_data_answers_as_the_database(fleet):
 def test_a_changed_export_is_served_anew(fleet, tmp_path):
     data = tmp_path / "data"
     export(str(fleet / "a.duckdb"), str(data))
-    src = ExportSource(str(data), ZONES, poll_s=60)
+    src = Source(str(data), ZONES, poll_s=60, feed=ExportFeed(str(data)))
     try:
         assert src.state.analysis.window.sensors == ["a"]
         assert not src.refresh()  # nothing changed
