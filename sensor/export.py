@@ -28,6 +28,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
+from . import snapshot
 from .schema import ASSETS, SCHEMA_VERSION, TABLES, Table
 from .store import ASSETS_SELECT
 
@@ -55,6 +56,7 @@ class Exported:
     files: int
     rows: dict[str, int]
     removed: int
+    source: str  # the file read: the database, or its snapshot while another process writes the database
 
 
 def placeholder(db: str) -> str:
@@ -66,41 +68,57 @@ def placeholder(db: str) -> str:
 
 
 def export(db: str, out: str) -> Exported:
-    """Every table of ``db`` but the derived ones under ``out``, each sensor's files replacing its earlier ones."""
-    con = _open_database(db)
-    stem = placeholder(db)
+    """Every table of ``db`` but the derived ones under ``out``, each sensor's files replacing its earlier ones.
+    While another process writes ``db`` (DuckDB then lets nobody else open it), its snapshot is read, if there is
+    one (sensor/snapshot.py): the state of its last publication."""
+    con, source = _open_database(db)
     try:
-        named = {"names": _sensor_names(con, stem), "stem": stem}
-        present = _tables(con)
-        tables = [t for t in TABLES if t.name in present and t.name not in DERIVED]
-        parts = {t.name: _partitions(con, t, named) for t in tables}
-        sensors = sorted({sensor for found in parts.values() for sensor, _ in found}) or [stem]
-        bad = [s for s in sensors if not SENSOR_NAME.fullmatch(s)]
-        if bad:
-            raise ExportError(f"{db}: sensor name {bad[0]!r} is not a folder name (letters, digits, '.', '_', '-')")
-        written: set[Path] = set()
-        rows = {t.name: _export_table(con, t, Path(out), _every_sensor(t, parts[t.name], sensors), named, written)
-                for t in tables}  # fmt: skip
+        return export_from(con, out, placeholder(db), source)
     finally:
         con.close()
-    return Exported(sensors, len(written), rows, _remove_stale(Path(out), sensors, written))
 
 
-def _open_database(db: str) -> duckdb.DuckDBPyConnection:
+def export_from(con: duckdb.DuckDBPyConnection, out: str, stem: str, source: str) -> Exported:
+    """Export the connection's current database (a process that holds one open can export it itself); ``stem``:
+    the sensor of captures that have none; ``source`` names it in errors."""
+    named = {"names": _sensor_names(con, stem), "stem": stem}
+    present = _tables(con)
+    tables = [t for t in TABLES if t.name in present and t.name not in DERIVED]
+    parts = {t.name: _partitions(con, t, named) for t in tables}
+    sensors = sorted({sensor for found in parts.values() for sensor, _ in found}) or [stem]
+    bad = [s for s in sensors if not SENSOR_NAME.fullmatch(s)]
+    if bad:
+        raise ExportError(f"{source}: sensor name {bad[0]!r} is not a folder name (letters, digits, '.', '_', '-')")
+    written: set[Path] = set()
+    rows = {t.name: _export_table(con, t, Path(out), _every_sensor(t, parts[t.name], sensors), named, written)
+            for t in tables}  # fmt: skip
+    return Exported(sensors, len(written), rows, _remove_stale(Path(out), sensors, written), source)
+
+
+def _open_database(db: str) -> tuple[duckdb.DuckDBPyConnection, str]:
+    """A read-only connection to the database, or to its snapshot while another process holds the database."""
     if not os.path.isfile(db):
         raise ExportError(f"{db}: no such database")
+    source = db
     try:
-        con = duckdb.connect(db, read_only=True, config={"memory_limit": MEMORY_LIMIT})
+        try:
+            con = duckdb.connect(db, read_only=True, config={"memory_limit": MEMORY_LIMIT})
+        except duckdb.IOException as exc:
+            source = snapshot.snapshot_path(db)
+            if "lock" not in str(exc).lower() or not os.path.isfile(source):
+                raise
+            con = duckdb.connect(source, read_only=True, config={"memory_limit": MEMORY_LIMIT})
         con.execute("SET enable_progress_bar = false")
     except duckdb.Error as exc:
-        raise ExportError(f"{db}: cannot open: {str(exc).splitlines()[0]}") from None
+        held = " (another process writes it, and it has no snapshot: sensor/snapshot.py)" * ("lock" in str(exc).lower())
+        raise ExportError(f"{db}: cannot open{held}: {str(exc).splitlines()[0]}") from None
     missing = [t for t in ("meta", "captures", "flows") if t not in _tables(con)]
     version = None if missing else con.execute("SELECT max(value) FROM meta WHERE key = 'schema_version'").fetchone()
     if missing or version is None or version[0] != str(SCHEMA_VERSION):
         con.close()
         why = f"no {', '.join(missing)} table" if missing else f"schema version {version and version[0]}"
-        raise ExportError(f"{db}: not a sorf database of schema version {SCHEMA_VERSION} ({why})")
-    return con
+        raise ExportError(f"{source}: not a sorf database of schema version {SCHEMA_VERSION} ({why})")
+    return con, source
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:

@@ -165,7 +165,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         sys.stderr.write(f"sorf: {exc}\n")
         return 2
     rows = ", ".join(f"{t} {n:,}" for t, n in done.rows.items())
-    sys.stdout.write(f"exported {args.db} to {args.out}: sensor {', '.join(done.sensors)}, {done.files} files "
+    sys.stdout.write(f"exported {done.source} to {args.out}: sensor {', '.join(done.sensors)}, {done.files} files "
                      f"({rows}){f'; {done.removed} stale files removed' * bool(done.removed)}\n")  # fmt: skip
     return 0
 

@@ -314,3 +314,24 @@ def test_the_export_leaves_the_database_as_it_was(fleet, tmp_path):
     export(str(db), str(tmp_path / "data"))
     assert (db.read_bytes(), db.stat().st_mtime_ns) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.duckdb", "data"]  # no .wal, nothing beside it
+
+
+HOLD = "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(60)"
+
+
+def test_a_database_another_process_writes_is_exported_from_its_snapshot(fleet, capsys, tmp_path):
+    db = tmp_path / "a.duckdb"
+    shutil.copy(fleet / "a.duckdb", db)
+    writer = subprocess.Popen([sys.executable, "-c", HOLD, str(db)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout is not None and writer.stdout.readline() == "held\n"
+        code, out, err = _run(capsys, "export", "--db", str(db), "--out", str(tmp_path / "data"))
+        _one_line_error(code, out, err, str(db))
+        assert "another process writes it" in err
+        shutil.copy(fleet / "a.duckdb", str(db) + ".snapshot")  # as a server's lock makes the writer publish
+        done = export(str(db), str(tmp_path / "data"))
+    finally:
+        writer.kill()
+        writer.wait()
+    assert done.source == str(db) + ".snapshot" and done.sensors == ["a"]
+    assert _analysis(capsys, "--data", str(tmp_path / "data")) == _analysis(capsys, "--db", str(fleet / "a.duckdb"))
