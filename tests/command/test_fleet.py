@@ -335,3 +335,25 @@ def test_a_database_another_process_writes_is_exported_from_its_snapshot(fleet, 
         writer.wait()
     assert done.source == str(db) + ".snapshot" and done.sensors == ["a"]
     assert _analysis(capsys, "--data", str(tmp_path / "data")) == _analysis(capsys, "--db", str(fleet / "a.duckdb"))
+
+
+def test_sensor_stats_are_renumbered_with_their_captures(fleet, tmp_path):
+    from analyser.observe import connect_export
+
+    db = tmp_path / "b.duckdb"
+    shutil.copy(fleet / "b.duckdb", db)
+    con = duckdb.connect(str(db))
+    try:
+        sql = "INSERT INTO sensor_stats (sensor, capture_id, ts, packets) VALUES ('b', 2, ?, 10), ('b', NULL, ?, 20)"
+        con.execute(sql, ["2026-12-08 01:00:00", "2026-12-08 02:00:00"])
+    finally:
+        con.close()
+    export(str(fleet / "a.duckdb"), str(tmp_path / "data"))
+    export(str(db), str(tmp_path / "data"))
+    assert (tmp_path / "data" / "sensor_stats" / "sensor=b" / "day=2026-12-08" / PART).exists()
+    data = connect_export(str(tmp_path / "data"))
+    try:
+        rows = data.execute("SELECT sensor, capture_id, packets FROM sensor_stats ORDER BY packets").fetchall()
+    finally:
+        data.close()
+    assert rows == [("b", 3, 10), ("b", None, 20)]  # b's capture 2 follows a's one capture
