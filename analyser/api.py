@@ -68,7 +68,7 @@ SeverityQ = Literal[SEVERITIES]  # type: ignore[valid-type]
 CategoryQ = Literal[CATEGORIES]  # type: ignore[valid-type]
 AccessQ = Literal[ACCESS_CLASSES]  # type: ignore[valid-type]
 DirectionQ = Literal["request", "response"]
-ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": schema.Error} for s in (400, 401, 404, 409, 422, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": schema.Error} for s in (400, 401, 404, 409, 410, 422, 503)}
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -242,6 +242,7 @@ def _health(src: Source, s: State) -> dict:
         "data_as_of": report.iso(s.data_as_of),
         "analysed_at": report.iso(s.analysed_at),
         "problems": list(src.problems),
+        "sensors": [{**x, "last_interval_at": report.iso(x["last_interval_at"])} for x in s.sensors],
     }
 
 
@@ -392,7 +393,8 @@ def _delta_routes(app: FastAPI, src: Source) -> None:
     )  # fmt: skip
     def evidence_pcap(delta_id: Annotated[str, _DeltaId]):
         """The frames behind a delta, copied from the original capture files (pcapng, original timestamps): its
-        evidence frames, then the frames of its flows. 404 or 409 if a capture file has moved or changed."""
+        evidence frames, then the frames of its flows. 404 or 409 if a capture file has moved or changed, 410 if it
+        was a ring file that rotated away."""
         with src.current() as s:
             d, _ = _find(s, delta_id)
             data = export(s, d)

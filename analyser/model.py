@@ -55,12 +55,24 @@ class Traffic:
 @dataclass(frozen=True, slots=True)
 class CaptureInfo:
     capture_id: int
-    path: str
+    path: str | None  # None: sensed live without a ring
     sensor: str | None
     first_ts: datetime | None
     last_ts: datetime | None
     packets: int | None
     status: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SensorDrops:
+    """What a live sensor (`sorf sense`) received and lost in the window, from its sensor_stats rows."""
+
+    sensor: str
+    packets: int
+    kernel_drops: int
+    iface_drops: int
+    first_ts: datetime
+    last_ts: datetime
 
 
 @dataclass(slots=True)
@@ -73,6 +85,7 @@ class Window:
     sensors: list[str]
     flows: int = 0
     hosts: int = 0
+    drops: list[SensorDrops] = field(default_factory=list)  # live sensors only
 
 
 @dataclass(slots=True)

@@ -20,7 +20,7 @@ import pyarrow as pa
 from sensor import export
 from sensor.schema import DDL, SCHEMA_VERSION
 
-from .model import CaptureInfo, Evidence, HostPair, IntraZone, NonHostTraffic, Traffic, Window
+from .model import CaptureInfo, Evidence, HostPair, IntraZone, NonHostTraffic, SensorDrops, Traffic, Window
 from .zones import ZoneIndex
 
 LIMITED_BROADCAST = ipaddress.ip_address("255.255.255.255")
@@ -64,6 +64,28 @@ def connect_export(location: str, config: dict | None = None) -> duckdb.DuckDBPy
     return con
 
 
+def has_sensor_stats(con: duckdb.DuckDBPyConnection) -> bool:
+    """Did a live sensor write this database? (The table came with `sorf sense`; older databases lack it.)"""
+    ((has,),) = con.execute(
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_catalog = current_database() AND table_name = 'sensor_stats'"
+    ).fetchall()
+    return bool(has)
+
+
+def live_sensors(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """Each live sensor's last interval: when, its flows open, its memory (for the API's health)."""
+    if not has_sensor_stats(con):
+        return []
+    rows = con.execute(
+        "SELECT sensor, max(ts), arg_max(active_flows, ts), arg_max(rss_bytes, ts) FROM sensor_stats "
+        "GROUP BY sensor ORDER BY sensor"
+    ).fetchall()
+    return [
+        {"sensor": s, "last_interval_at": ts, "active_flows": flows, "rss_bytes": rss} for s, ts, flows, rss in rows
+    ]
+
+
 def check_schema(con: duckdb.DuckDBPyConnection, path: str) -> None:
     """Is the connection's current database a sorf database of the version this sorf reads?"""
     names = {r[0] for r in con.execute(
@@ -103,7 +125,7 @@ def host_kind(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, index: ZoneInde
     return "host"
 
 
-def _ts_evidence(ev: dict | None, paths: dict[int, str]) -> Evidence | None:
+def _ts_evidence(ev: dict | None, paths: dict[int, str | None]) -> Evidence | None:
     if not ev or ev.get("capture_id") is None:
         return None
     return Evidence(ev["capture_id"], ev["frame"], paths.get(ev["capture_id"]), ev.get("ts"))
@@ -280,7 +302,7 @@ class Observer:
         self.con = con
         self.index = index
         self.max_pairs = max_pairs
-        self.paths: dict[int, str] = {}
+        self.paths: dict[int, str | None] = {}
         self.hosts: Hosts = Hosts(None)  # ip -> (kind, zone), once assign_hosts has run
         self._access_keys = False
 
@@ -296,7 +318,20 @@ class Observer:
         lasts = [c.last_ts for c in captures if c.last_ts is not None]
         sensors = sorted({c.sensor for c in captures if c.sensor})
         ((flows,),) = self.con.execute("SELECT count(*) FROM flows").fetchall()
-        return Window(captures, min(firsts, default=None), max(lasts, default=None), sensors, flows)
+        window = Window(captures, min(firsts, default=None), max(lasts, default=None), sensors, flows)
+        window.drops = self.drops()
+        return window
+
+    def drops(self) -> list[SensorDrops]:
+        """Each live sensor's packets and drops, summed over its sensor_stats intervals (none in a database that
+        only `sorf ingest` wrote, or one written before the table existed)."""
+        if not has_sensor_stats(self.con):
+            return []
+        rows = self.con.execute(
+            "SELECT sensor, sum(packets)::BIGINT, sum(kernel_drops)::BIGINT, sum(iface_drops)::BIGINT, min(since), "
+            "max(ts) FROM sensor_stats GROUP BY sensor ORDER BY sensor"
+        ).fetchall()
+        return [SensorDrops(*row) for row in rows]
 
     def assign_hosts(self) -> Hosts:
         """Every address in flows -> (kind, zone); registers them as the `_hosts` table and

@@ -206,7 +206,7 @@ def evidence_frames(
 class DeltaEvidence:
     """What a delta's evidence file holds, as the store has it; sensor.evidence.write_rows copies it out."""
 
-    captures: list[tuple]  # (capture_id, path, sha256) of every capture
+    captures: list[tuple]  # (capture_id, path, sha256, status, error) of every capture
     flows: list[tuple]  # sensor.evidence.FlowKey's fields
     frames: set[tuple[int, int]]  # (capture_id, frame) that must be in it
     max_frames: int
@@ -218,5 +218,5 @@ def delta_evidence(cur: duckdb.DuckDBPyConnection, d: Delta, max_flows: int = EV
     keys, frames = evidence_frames(cur, d, max_flows, max_frames)
     if not keys and not frames:
         return None
-    captures = cur.execute("SELECT capture_id, path, sha256 FROM captures").fetchall()
+    captures = cur.execute("SELECT capture_id, path, sha256, status, error FROM captures").fetchall()
     return DeltaEvidence(captures, keys, frames, max_frames)

@@ -20,6 +20,7 @@ from .model import (
     IntraZone,
     NonHostTraffic,
     ObservedConduit,
+    SensorDrops,
     Traffic,
     Window,
     ZoneSummary,
@@ -31,6 +32,8 @@ STATEMENT = (
     "none was observed in this window: that is not proof that the boundary blocks it."
 )
 NOT_OBSERVED = "no crossing observed in this window"
+# capture statuses whose packets were not all read (the others: ok; a live ring file being written or rotated away)
+INCOMPLETE = ("damaged", "unsupported", "ingesting", "interrupted")
 UNZONED_SHOWN = 10  # unzoned_host deltas the table and Markdown show; the rest are summed up in one line
 
 
@@ -144,7 +147,22 @@ def window_json(w: Window) -> dict:
         "sensors": w.sensors,
         "flows": w.flows,
         "hosts": w.hosts,
+        "drops": [drops_json(d) for d in w.drops],
     }
+
+
+def drops_json(d: SensorDrops) -> dict:
+    return {"sensor": d.sensor, "packets": d.packets, "kernel_drops": d.kernel_drops, "iface_drops": d.iface_drops,
+            "first_seen": iso(d.first_ts), "last_seen": iso(d.last_ts)}  # fmt: skip
+
+
+def drops_text(d: SensorDrops) -> str:
+    """One sensor's losses in a sentence: a finding cannot be about packets the sensor never saw."""
+    if not d.kernel_drops and not d.iface_drops:
+        return f"{d.sensor}: none of {d.packets:,} packets sensed live"
+    return (f"{d.sensor}: {d.kernel_drops:,} packets dropped by the kernel and {d.iface_drops:,} by the interface "
+            f"beside {d.packets:,} sensed, {_short_ts(d.first_ts)} to {_short_ts(d.last_ts)} UTC: the findings "
+            "cannot cover that traffic")  # fmt: skip
 
 
 def zone_json(z: ZoneSummary) -> dict:
@@ -268,7 +286,8 @@ def _window_lines(a: Analysis) -> list[str]:
         f"sensors    {sensors}",
         f"observed   {w.flows:,} flows, {w.hosts:,} hosts ({a.unzoned_hosts:,} in no zone)",
     ]
-    bad = [c for c in w.captures if c.status not in ("ok", None)]
+    lines += [f"drops      {drops_text(d)}" for d in w.drops]
+    bad = [c for c in w.captures if c.status in INCOMPLETE]
     if bad:
         lines.append(
             f"note       {len(bad)} capture(s) not read completely: "
@@ -467,6 +486,7 @@ def render_markdown(a: Analysis) -> str:
         out.append("- Observation window: no captures in the database; nothing was observed")
     out.append(f"- Sensors: {', '.join(w.sensors) if w.sensors else 'none named'}")
     out.append(f"- Observed: {w.flows:,} flows, {w.hosts:,} hosts ({a.unzoned_hosts:,} in no zone)")
+    out += [f"- Drops: {drops_text(d)}" for d in w.drops]
     out += ["", f"> {STATEMENT}", ""]
     s = summary(a)
     out += [f"## Deltas ({s['deltas']})", ""]

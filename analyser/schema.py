@@ -128,12 +128,21 @@ class NonHost(_Out):
 
 class CaptureFile(_Out):
     capture_id: int
-    path: str
+    path: str | None  # None: sensed live without a ring
     sensor: str | None
     first_seen: str | None
     last_seen: str | None
     packets: int | None
     status: str | None
+
+
+class SensorDrops(_Out):
+    sensor: str
+    packets: int
+    kernel_drops: int
+    iface_drops: int
+    first_seen: str | None
+    last_seen: str | None
 
 
 class Window(_Out):
@@ -143,6 +152,7 @@ class Window(_Out):
     sensors: list[str]
     flows: int
     hosts: int
+    drops: list[SensorDrops]  # live sensors' packets and losses in the window (sorf sense's sensor_stats)
 
 
 class FullWindow(Window):
@@ -193,6 +203,13 @@ class Error(_Out):
     error: ErrorBody
 
 
+class LiveSensor(_Out):
+    sensor: str
+    last_interval_at: str | None
+    active_flows: int
+    rss_bytes: int
+
+
 class Health(_Out):
     status: Literal["ok", "waiting"]
     schema_version: int
@@ -208,6 +225,7 @@ class Health(_Out):
     data_as_of: str
     analysed_at: str
     problems: list[str]
+    sensors: list[LiveSensor]  # each `sorf sense` writing this database: its last interval (drops: window.drops)
 
 
 def _page(name: str, item: Any) -> type[BaseModel]:

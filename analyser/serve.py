@@ -28,7 +28,7 @@ from sensor import snapshot
 from . import report
 from .deltas import Comparison, bound_memory
 from .model import Analysis, Delta
-from .observe import DatabaseError, Observer, check_schema, connect, connect_export, create_schema
+from .observe import DatabaseError, Observer, check_schema, connect, connect_export, create_schema, live_sensors
 from .queries import HOSTS_TABLE
 from .zones import ZoneFile, ZoneFileError, load_zone_file
 
@@ -63,6 +63,7 @@ class State:
         ((self.last_capture_at,),) = con.execute(
             "SELECT max(ingested_at) FROM captures WHERE status <> 'ingesting'"
         ).fetchall()
+        self.sensors = live_sensors(con)  # each live sensor's last interval, for /health
         self.svg: str | None = None
         self.totals = Totals()  # row counts per filter: this data never changes
         self._lock = threading.Lock()

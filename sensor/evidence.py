@@ -58,7 +58,8 @@ PROTOCOLS = {name: number for number, name in TRANSPORTS.items()}  # flows.trans
 
 class EvidenceError(Exception):
     """The evidence cannot be given. ``status``: 400 inconsistent input, 404 capture file not
-    found at its path (moved or deleted), 409 the file's bytes are not the ones ingested (or not
+    found at its path (moved or deleted) or none kept (sensed without a ring), 410 a ring file `sorf sense`
+    deleted to make room, 409 the file's bytes are not the ones ingested (or not
     hashed yet), 500 the file cannot be read. The message names the capture and the path."""
 
     def __init__(self, status: int, message: str):
@@ -71,8 +72,10 @@ class CaptureFile:
     """A row of the `captures` table."""
 
     capture_id: int
-    path: str
+    path: str | None  # None: sensed live without a ring (`sorf sense` without --ring), no packets kept
     sha256: str | None
+    status: str = "ok"
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +153,7 @@ def write_rows(
     captures: Iterable[tuple], flows: Iterable[tuple], frames: Iterable[tuple[int, int]], out: BinaryIO,
     max_frames: int = 10_000,
 ) -> EvidenceResult:  # fmt: skip
-    """write_evidence from rows as the store keeps them: captures as (capture_id, path, sha256), flows as
+    """write_evidence from rows as the store keeps them: captures as (capture_id, path, sha256, status, error), flows as
     FlowKey's fields."""
     files = {row[0]: CaptureFile(*row) for row in captures}
     return write_evidence(files, [FlowKey(*row) for row in flows], frames, out, max_frames)
@@ -172,16 +175,24 @@ def verify(cap: CaptureFile) -> tuple:
     """The file's identity (stat fields) once its sha256 is the one ingested. The digest is
     remembered by that identity, so a repeated download does not hash a large file again."""
     where = f"capture {cap.capture_id} ({cap.path})"
+    if cap.path is None:
+        raise EvidenceError(404, f"capture {cap.capture_id} was sensed live without a ring (`sorf sense` without "
+                                 "--ring): its records are kept, its packets were not")  # fmt: skip
+    if cap.status == "rotated":
+        raise EvidenceError(410, f"{where} was a ring file of `sorf sense`: {cap.error}")
+    if cap.status == "sensing":
+        raise EvidenceError(409, f"{where} is the ring file `sorf sense` is writing: its frames are evidence once "
+                                 "the ring moves on to the next file (--ring-size) or the sensor stops")  # fmt: skip
     if cap.sha256 is None:
         raise EvidenceError(409, f"{where} has no sha256 yet: it is still being ingested, or its ingest "
                                  "was interrupted (ingest it again); its frames cannot be trusted as "
                                  "evidence yet")  # fmt: skip
-    st = _stat(cap, where)
+    st = _stat(cap.path, where)
     key = (cap.path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     with _digests_lock:
         digest = _digests.get(key)
     if digest is None:
-        digest = _hash(cap, where)
+        digest = _hash(cap.path, where)
         with _digests_lock:
             if len(_digests) >= DIGEST_CACHE_SIZE:
                 del _digests[next(iter(_digests))]
@@ -192,9 +203,9 @@ def verify(cap: CaptureFile) -> tuple:
     return key
 
 
-def _stat(cap: CaptureFile, where: str) -> os.stat_result:
+def _stat(path: str, where: str) -> os.stat_result:
     try:
-        st = os.stat(cap.path)
+        st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
         raise EvidenceError(404, f"{where} is not there any more (moved or deleted)") from None
     except OSError as exc:
@@ -204,9 +215,9 @@ def _stat(cap: CaptureFile, where: str) -> os.stat_result:
     return st
 
 
-def _hash(cap: CaptureFile, where: str) -> str:
+def _hash(path: str, where: str) -> str:
     try:
-        return sha256_of(cap.path)
+        return sha256_of(path)
     except FileNotFoundError:
         raise EvidenceError(404, f"{where} is not there any more (moved or deleted)") from None
     except OSError as exc:
@@ -216,6 +227,7 @@ def _hash(cap: CaptureFile, where: str) -> str:
 def _open(cap: CaptureFile, key: tuple) -> BinaryIO:
     """The capture's stream (sensor.walk.open_stream: gzip or plain), if it is still the file verified."""
     where = f"capture {cap.capture_id} ({cap.path})"
+    assert cap.path is not None, "verify gave the key of a capture with a file"
     try:
         stream = open_stream(cap.path)
         st = os.fstat(stream.fileno())

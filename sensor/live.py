@@ -297,6 +297,7 @@ class Sensor:
         self.next_commit = time.monotonic() + options.commit_s
         self.next_assets = time.monotonic() + ASSETS_EVERY_S
         self.commits = 0
+        self.heard = (int(time.time() * 1e6), time.monotonic())  # the last packet's time, and when it came
 
     def _segment(self) -> _Segment:
         ring, o = self.options.ring, self.options
@@ -306,6 +307,7 @@ class Sensor:
         ring = self.options.ring
         for chunk in self.source.chunks():
             if len(chunk.ts):
+                self.heard = (int(chunk.ts.max()), time.monotonic())
                 self.segment.engine.chunk(chunk)
                 if ring is not None:
                     ring.write(chunk)
@@ -318,7 +320,7 @@ class Sensor:
     def commit(self) -> None:
         """Write everything as it stands and commit it at once, with the interval's counters."""
         now = time.time()
-        self.segment.commit_rows(int(now * 1e6))
+        self.segment.commit_rows(self._capture_clock())
         self._stats(now)
         self.store.progress_live(self.segment.capture_id, **self.segment.fields(self.source))
         self.store.commit()
@@ -329,6 +331,12 @@ class Sensor:
             self.next_assets = time.monotonic() + ASSETS_EVERY_S
         if self.on_commit is not None:
             self.on_commit()
+
+    def _capture_clock(self) -> int:
+        """Now in capture time (µs): the last packet's time plus the time since it came. Idle flows are finished by
+        the packets' clock, as in a file, even where it is not the host's (a NIC's own, a replay's)."""
+        ts, at = self.heard
+        return ts + int((time.monotonic() - at) * 1e6)
 
     def _stats(self, now: float) -> None:
         received, dropped, if_dropped = self.source.interface.counters()
