@@ -286,9 +286,9 @@ class Sensor:
     """The run: chunks from the source through the current segment's engine; a commit every ``commit_s``; the ring
     rotated when full; at the end (``stop`` set), every flow finished and the capture closed."""
 
-    def __init__(self, store: Store, source: LiveSource, options: SenseOptions,
-                 on_commit: Callable[[], None] | None = None):  # fmt: skip
-        self.store, self.source, self.options, self.on_commit = store, source, options, on_commit
+    def __init__(self, store: Store, source: LiveSource, options: SenseOptions):
+        self.store, self.source, self.options = store, source, options
+        self.on_commit: list[Callable[[], None]] = []  # called after each commit (the page's refresh, an export)
         self.interrupted = store.interrupted_live()
         self.segment = self._segment()
         self.counted = (0, 0, 0)  # libpcap's totals at the last commit
@@ -329,8 +329,8 @@ class Sensor:
         if time.monotonic() >= self.next_assets:
             self.store.rebuild_assets()
             self.next_assets = time.monotonic() + ASSETS_EVERY_S
-        if self.on_commit is not None:
-            self.on_commit()
+        for hook in self.on_commit:
+            hook()
 
     def _capture_clock(self) -> int:
         """Now in capture time (µs): the last packet's time plus the time since it came. Idle flows are finished by

@@ -91,7 +91,7 @@ def test_open_flows_are_written_at_each_commit_and_replaced_when_they_change(tmp
     try:
         sensor = Sensor(store, LiveSource(interface, interface.stop), SenseOptions("box", commit_s=1e-6))
         query = "SELECT flow_id, packets_orig + packets_resp FROM flows ORDER BY flow_id"
-        sensor.on_commit = lambda: seen.append(store.con.execute(query).fetchall())
+        sensor.on_commit.append(lambda: seen.append(store.con.execute(query).fetchall()))
         sensor.run()
         final = store.con.execute(query).fetchall()
     finally:
