@@ -44,7 +44,7 @@ TIMEOUT_MS = 100  # a batch is handed over after this even if the ring block is 
 COMMIT_S = 5.0  # seconds between commits: what a crash may lose
 ASSETS_EVERY_S = 60.0  # the assets table (derived, one statement over every flow) is rebuilt this often
 MAX_FRAMES = (1 << 32) - 1  # a capture's frames: flow ids are capture_id << 32 | frame
-RING_NAME = re.compile(r"-(\d{8}T\d{6}Z)-(\d{6})\.pcap$")
+RING_NAME = re.compile(r"(\d{8}T\d{6}Z)-(\d{6})\.pcap")  # after "SENSOR-": when it was begun, its number
 PCAP_HEADER = np.dtype([("magic", "<u4"), ("major", "<u2"), ("minor", "<u2"), ("zone", "<i4"), ("sigfigs", "<u4"),
                         ("snaplen", "<u4"), ("link", "<u4")])  # fmt: skip
 PCAP_RECORD = np.dtype([("sec", "<u4"), ("usec", "<u4"), ("incl", "<u4"), ("orig", "<u4")])
@@ -178,17 +178,21 @@ class Ring:
         os.makedirs(folder, exist_ok=True)
         self.folder, self.size, self.files, self.sensor = folder, size, files, sensor
         self.header = np.array([(0xA1B2C3D4, 2, 4, 0, 0, snaplen, link)], PCAP_HEADER).tobytes()
-        self.seq = max((int(m.group(2)) for p in self.paths() if (m := RING_NAME.search(p))), default=0)
+        self.seq = max(self._numbered(), default=0)
         self.path = ""
         self.written = 0
         self._file: BinaryIO | None = None
         self._open()
 
+    def _numbered(self) -> dict[int, str]:
+        """This sensor's ring files by number (not another's whose name starts with this one's: "box-2-...")."""
+        prefix = self.sensor + "-"
+        return {int(m.group(2)): n for n in os.listdir(self.folder)
+                if n.startswith(prefix) and (m := RING_NAME.fullmatch(n[len(prefix) :]))}  # fmt: skip
+
     def paths(self) -> list[str]:
         """This sensor's ring files, oldest first."""
-        prefix = self.sensor + "-"
-        found = {int(m.group(2)): n for n in os.listdir(self.folder)
-                 if n.startswith(prefix) and (m := RING_NAME.search(n[len(prefix) - 1 :]))}  # fmt: skip
+        found = self._numbered()
         return [os.path.join(self.folder, found[seq]) for seq in sorted(found)]
 
     def _open(self) -> None:
