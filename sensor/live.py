@@ -42,7 +42,7 @@ BUFFER_MB = 64  # the kernel ring: at 100,000 packets/s of 100 bytes, 6 s of tra
 BATCH = 4_096  # packets handed over in one call at most
 TIMEOUT_MS = 100  # a batch is handed over after this even if the ring block is not full, or none came
 COMMIT_S = 5.0  # seconds between commits: what a crash may lose
-ASSETS_EVERY_S = 60.0  # the assets table (derived, one statement over every flow) is rebuilt this often
+ASSETS_EVERY_S = 300.0  # the assets table (derived: one statement over every flow, seconds on millions) is rebuilt
 MAX_FRAMES = (1 << 32) - 1  # a capture's frames: flow ids are capture_id << 32 | frame
 RING_NAME = re.compile(r"(\d{8}T\d{6}Z)-(\d{6})\.pcap")  # after "SENSOR-": when it was begun, its number
 PCAP_HEADER = np.dtype([("magic", "<u4"), ("major", "<u2"), ("minor", "<u2"), ("zone", "<i4"), ("sigfigs", "<u4"),
@@ -279,6 +279,8 @@ def rss_bytes() -> int:
 
 @dataclass
 class SenseOptions:
+    """What `sorf sense` was asked for, beyond the interface and the database."""
+
     sensor: str
     registry: Registry = REGISTRY
     idle: IdleTimeouts = field(default_factory=IdleTimeouts)
@@ -300,7 +302,6 @@ class Sensor:
         self.since = time.time()
         self.next_commit = time.monotonic() + options.commit_s
         self.next_assets = time.monotonic() + ASSETS_EVERY_S
-        self.commits = 0
         self.heard = (int(time.time() * 1e6), time.monotonic())  # the last packet's time, and when it came
 
     def _segment(self) -> _Segment:
@@ -328,7 +329,6 @@ class Sensor:
         self._stats(now)
         self.store.progress_live(self.segment.capture_id, **self.segment.fields(self.source))
         self.store.commit()
-        self.commits += 1
         self.next_commit = time.monotonic() + self.options.commit_s
         if time.monotonic() >= self.next_assets:
             self.store.rebuild_assets()
