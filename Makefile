@@ -8,10 +8,14 @@ BENCH_CAPTURES ?= captures/bench-1m.pcap
 BENCH_SCALE ?= captures/bench-4m.pcap
 # `make fuzz` runs every fuzz target of tests/fuzz for its share of FUZZ_SECONDS (seeds and finds in .fuzz-corpus/)
 FUZZ_SECONDS ?= 600
+# `make bench-live`: sorf sense and tcpdump on a veth, at each of BENCH_LIVE_RATES packets/s for BENCH_LIVE_SECONDS;
+# `make bench-live-hour`: sense at 20,000 packets/s for an hour, RSS flat or not. Both need root, tcpreplay, tcpdump.
+BENCH_LIVE_RATES ?= 20000,50000,100000,200000
+BENCH_LIVE_SECONDS ?= 20
 # and ingest + analyse of a SYN-scan flood (many flows, many hosts; captures/make_flood.py, not committed)
 BENCH_FLOOD ?= captures/flood-2m.pcap captures/flood-200k-x10.pcap
 
-.PHONY: demo serve test lint bench fuzz clean
+.PHONY: demo serve test lint bench bench-live bench-live-hour fuzz clean
 
 $(BIN)/sorf: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "sorf needs Python 3.11 or newer"; exit 1; }
@@ -46,6 +50,12 @@ bench: $(BIN)/sorf $(BENCH_CAPTURES) $(BENCH_SCALE) $(BENCH_FLOOD)
 	$(BIN)/python -m sensor.bench $(BENCH_CAPTURES) --scale $(BENCH_SCALE)
 	$(BIN)/python -m analyser.bench
 	$(BIN)/python -m sensor.floodbench $(BENCH_FLOOD)
+
+bench-live: $(BIN)/sorf captures/bench-1m.pcap
+	$(BIN)/python -m sensor.livebench --rates $(BENCH_LIVE_RATES) --seconds $(BENCH_LIVE_SECONDS)
+
+bench-live-hour: $(BIN)/sorf captures/bench-1m.pcap
+	$(BIN)/python -m sensor.livebench --hold 3600 --rate 20000
 
 captures/bench-1m.pcap: captures/make_bench.py
 	$(PYTHON) captures/make_bench.py --packets 1000000 $@
