@@ -19,7 +19,6 @@ import importlib.util
 import io
 import ipaddress
 import logging
-import os
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -227,7 +226,7 @@ def _pages(app: FastAPI) -> None:
 
 def _health(src: Source, s: State) -> dict:
     a = s.analysis
-    size = sum(os.path.getsize(p) for p in (src.db, src.db + ".wal") if os.path.exists(p))
+    size = src.stored_bytes()
     return {
         "status": "ok" if s.source is not None else "waiting",
         "schema_version": SCHEMA_VERSION,

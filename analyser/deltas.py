@@ -374,9 +374,10 @@ def bound_memory(con, spill: str) -> None:
     con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
 
 
-def analyse(database: str, zf: ZoneFile, max_pairs: int = 100) -> Analysis:
-    """Compare one zone file with what one sorf database observed."""
-    con = connect(database)
+def analyse(database: str, zf: ZoneFile, max_pairs: int = 100, opener=connect) -> Analysis:
+    """Compare one zone file with what one sorf database observed (``opener``: observe.connect for a database
+    file, observe.connect_export for a `sorf export` folder)."""
+    con = opener(database)
     try:
         with tempfile.TemporaryDirectory(prefix="sorf-analyse-") as spill:
             bound_memory(con, spill)

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 import duckdb
 import pyarrow as pa
 
+from sensor import export
 from sensor.schema import DDL, SCHEMA_VERSION
 
 from .model import CaptureInfo, Evidence, HostPair, IntraZone, NonHostTraffic, SensorDrops, Traffic, Window
@@ -42,6 +43,21 @@ def connect(path: str, opener=lambda p: duckdb.connect(p, read_only=True)) -> du
         raise DatabaseError(f"{path}: cannot open: {exc}") from None
     try:
         check_schema(con, path)
+    except DatabaseError:
+        con.close()
+        raise
+    return con
+
+
+def connect_export(location: str, config: dict | None = None) -> duckdb.DuckDBPyConnection:
+    """Open a `sorf export` folder (or s3://... location) as one sorf database: its `site` catalog holds views
+    over the Parquet files (sensor/export.py says how capture and flow ids are renumbered)."""
+    try:
+        con = export.open_export(location, config or {})
+    except export.ExportError as exc:
+        raise DatabaseError(str(exc)) from None
+    try:
+        check_schema(con, location)
     except DatabaseError:
         con.close()
         raise

@@ -18,6 +18,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import duckdb
 import orjson
@@ -27,12 +28,13 @@ from sensor import snapshot
 from . import report
 from .deltas import Comparison, bound_memory
 from .model import Analysis, Delta
-from .observe import DatabaseError, Observer, check_schema, connect, create_schema, live_sensors
+from .observe import DatabaseError, Observer, check_schema, connect, connect_export, create_schema, live_sensors
 from .queries import HOSTS_TABLE
 from .zones import ZoneFile, ZoneFileError, load_zone_file
 
 log = logging.getLogger("sorf.serve")
 POLL_S = 0.5
+DATA_POLL_S = 5.0  # an export folder's files, listed (ExportFeed): a fleet's holds one per sensor, table and day
 ROW_TABLES = ("captures", "flows", "operations", "identities", "anomalies", "assets")
 # its memory: deltas.bound_memory, as for `sorf analyse`
 CONFIG: dict[str, str | bool | int | float | list[str]] = {"threads": 2}
@@ -231,6 +233,56 @@ class SnapshotFeed:
     def close(self) -> None:
         self._serving.close()
 
+    def stored_bytes(self) -> int:
+        return _database_bytes(self.db)
+
+
+class ExportFeed:
+    """`sorf serve --data`'s data: a `sorf export` folder (sensor/export.py) read as one database, its tables views
+    over the files. A local folder is read again when its files change (an export renames each into place; serve
+    it with ``poll_s=DATA_POLL_S``); a remote location (s3://...) is read once."""
+
+    def __init__(self, location: str):
+        self.db = location
+        self.remote = "://" in location
+        self._loaded: tuple | None = None  # signature of the files the state was built from
+        self._pending: tuple | None = None
+
+    def open(self) -> tuple[duckdb.DuckDBPyConnection, str | None, datetime]:
+        sig = None if self.remote else _files_signature(self.db)
+        con = connect_export(self.db, CONFIG)
+        self._pending = sig
+        return con, self.db, datetime.fromtimestamp(sig[2] / 1e9, UTC).replace(tzinfo=None) if sig else _now()
+
+    def changed(self) -> bool:
+        return not self.remote and _files_signature(self.db) != self._loaded
+
+    def built(self) -> None:
+        self._loaded = self._pending
+
+    def reopen(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        """Nothing is held between states."""
+
+    def stored_bytes(self) -> int:
+        return 0 if self.remote else sum(p.stat().st_size for p in _parquet_files(self.db))
+
+
+def _parquet_files(folder: str) -> list[Path]:
+    return sorted(Path(folder).glob("*/sensor=*/**/*.parquet"))
+
+
+def _files_signature(folder: str) -> tuple:
+    """(files, bytes, newest change in ns) of an export folder's Parquet files."""
+    stats = [p.stat() for p in _parquet_files(folder)]
+    return (len(stats), sum(st.st_size for st in stats), max((st.st_mtime_ns for st in stats), default=0))
+
+
+def _database_bytes(db: str) -> int:
+    return sum(os.path.getsize(p) for p in (db, db + ".wal") if os.path.exists(p))
+
 
 class ConnectionFeed:
     """`sorf sense --serve`'s data: the sensor's own connection, which it commits to every few seconds. One process
@@ -262,6 +314,9 @@ class ConnectionFeed:
     def close(self) -> None:
         """The connection is the sensor's: it closes it."""
 
+    def stored_bytes(self) -> int:
+        return _database_bytes(self.db)
+
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
@@ -269,10 +324,12 @@ def _now() -> datetime:
 
 class Source:
     """The data and zone file being served: their current State, kept fresh by a polling thread. The data comes
-    from a feed: a database's snapshot (`sorf serve`), or the sensor's connection (`sorf sense --serve`)."""
+    from a feed: a database's snapshot (`sorf serve`), the sensor's connection (`sorf sense --serve`), or an
+    export folder (`sorf serve --data`)."""
 
-    def __init__(self, db: str, zones: str, poll_s: float = POLL_S, feed: SnapshotFeed | ConnectionFeed | None = None):
-        self.db = os.path.abspath(db)
+    def __init__(self, db: str, zones: str, poll_s: float = POLL_S,
+                 feed: SnapshotFeed | ConnectionFeed | ExportFeed | None = None):  # fmt: skip
+        self.db = db if "://" in db else os.path.abspath(db)  # --data s3://...
         self.zones_path = zones
         self.poll_s = poll_s
         self.zone_file = load_zone_file(zones)  # ZoneFileError: the caller reports it; nothing is served
@@ -365,6 +422,10 @@ class Source:
     def _poll(self) -> None:
         while not self._stop.wait(self.poll_s):
             self.refresh()
+
+    def stored_bytes(self) -> int:
+        """What the data takes on disk, for /health."""
+        return self.feed.stored_bytes()
 
     def close(self) -> None:
         self._stop.set()

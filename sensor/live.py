@@ -45,9 +45,9 @@ TIMEOUT_MS = 100  # a batch is handed over after this even if the ring block is 
 PACE_S = 0.5  # after a batch short of BATCH, the next is read this long after it: the engine's cost per chunk is
 # then spread over ~10,000 packets at 20,000/s, not ~2,000 (what one TIMEOUT_MS brings); the kernel ring holds it
 COMMIT_S = 5.0  # seconds between commits: what a crash may lose
-ASSETS_EVERY_S = 60.0  # the assets table (derived, one statement over every flow) is rebuilt this often
+ASSETS_EVERY_S = 300.0  # the assets table (derived: one statement over every flow, seconds on millions) is rebuilt
 MAX_FRAMES = (1 << 32) - 1  # a capture's frames: flow ids are capture_id << 32 | frame
-RING_NAME = re.compile(r"-(\d{8}T\d{6}Z)-(\d{6})\.pcap$")
+RING_NAME = re.compile(r"(\d{8}T\d{6}Z)-(\d{6})\.pcap")  # after "SENSOR-": when it was begun, its number
 PCAP_HEADER = np.dtype([("magic", "<u4"), ("major", "<u2"), ("minor", "<u2"), ("zone", "<i4"), ("sigfigs", "<u4"),
                         ("snaplen", "<u4"), ("link", "<u4")])  # fmt: skip
 PCAP_RECORD = np.dtype([("sec", "<u4"), ("usec", "<u4"), ("incl", "<u4"), ("orig", "<u4")])
@@ -193,17 +193,21 @@ class Ring:
         os.makedirs(folder, exist_ok=True)
         self.folder, self.size, self.files, self.sensor = folder, size, files, sensor
         self.header = np.array([(0xA1B2C3D4, 2, 4, 0, 0, snaplen, link)], PCAP_HEADER).tobytes()
-        self.seq = max((int(m.group(2)) for p in self.paths() if (m := RING_NAME.search(p))), default=0)
+        self.seq = max(self._numbered(), default=0)
         self.path = ""
         self.written = 0
         self._file: BinaryIO | None = None
         self._open()
 
+    def _numbered(self) -> dict[int, str]:
+        """This sensor's ring files by number (not another's whose name starts with this one's: "box-2-...")."""
+        prefix = self.sensor + "-"
+        return {int(m.group(2)): n for n in os.listdir(self.folder)
+                if n.startswith(prefix) and (m := RING_NAME.fullmatch(n[len(prefix) :]))}  # fmt: skip
+
     def paths(self) -> list[str]:
         """This sensor's ring files, oldest first."""
-        prefix = self.sensor + "-"
-        found = {int(m.group(2)): n for n in os.listdir(self.folder)
-                 if n.startswith(prefix) and (m := RING_NAME.search(n[len(prefix) - 1 :]))}  # fmt: skip
+        found = self._numbered()
         return [os.path.join(self.folder, found[seq]) for seq in sorted(found)]
 
     def _open(self) -> None:
@@ -290,6 +294,8 @@ def rss_bytes() -> int:
 
 @dataclass
 class SenseOptions:
+    """What `sorf sense` was asked for, beyond the interface and the database."""
+
     sensor: str
     registry: Registry = REGISTRY
     idle: IdleTimeouts = field(default_factory=IdleTimeouts)
@@ -301,9 +307,9 @@ class Sensor:
     """The run: chunks from the source through the current segment's engine; a commit every ``commit_s``; the ring
     rotated when full; at the end (``stop`` set), every flow finished and the capture closed."""
 
-    def __init__(self, store: Store, source: LiveSource, options: SenseOptions,
-                 on_commit: Callable[[], None] | None = None):  # fmt: skip
-        self.store, self.source, self.options, self.on_commit = store, source, options, on_commit
+    def __init__(self, store: Store, source: LiveSource, options: SenseOptions):
+        self.store, self.source, self.options = store, source, options
+        self.on_commit: list[Callable[[], None]] = []  # called after each commit (the page's refresh, an export)
         self.interrupted = store.interrupted_live()
         self.segment = self._segment()
         self.counted = (0, 0, 0)  # libpcap's totals at the last commit
@@ -311,7 +317,6 @@ class Sensor:
         self.since = time.time()
         self.next_commit = time.monotonic() + options.commit_s
         self.next_assets = time.monotonic() + ASSETS_EVERY_S
-        self.commits = 0
         self.heard = (int(time.time() * 1e6), time.monotonic())  # the last packet's time, and when it came
 
     def _segment(self) -> _Segment:
@@ -339,13 +344,12 @@ class Sensor:
         self._stats(now)
         self.store.progress_live(self.segment.capture_id, **self.segment.fields(self.source))
         self.store.commit()
-        self.commits += 1
         self.next_commit = time.monotonic() + self.options.commit_s
         if time.monotonic() >= self.next_assets:
             self.store.rebuild_assets()
             self.next_assets = time.monotonic() + ASSETS_EVERY_S
-        if self.on_commit is not None:
-            self.on_commit()
+        for hook in self.on_commit:
+            hook()
 
     def _capture_clock(self) -> int:
         """Now in capture time (µs): the last packet's time plus the time since it came. Idle flows are finished by

@@ -69,11 +69,7 @@ _BULK_COLUMNS = list(OPERATION_COLUMNS)[len(EVIDENCE) : -1]
 # min/max/sum, then per address min/max (one value: no list needed); lists only for the few addresses with
 # several. list() per group over millions of addresses (a scan) needed over 200 MB of DuckDB memory.
 # A flow's two sides count it once (flow ids are unique across captures); identity rows count no flow.
-ASSETS_REBUILD = (
-    "DROP TABLE assets;"
-    + ASSETS.ddl(if_not_exists=False)
-    + """
-INSERT INTO assets
+ASSETS_SELECT = """
 WITH sides AS (
     SELECT src_ip AS ip, src_mac AS mac, vlan, first_ts, last_ts, 1 AS flows,
            CASE WHEN app_protocol NOT IN ('unknown', transport) THEN app_protocol || '_client' END AS role
@@ -113,9 +109,9 @@ SELECT ip,
        one.first_ts, one.last_ts, one.flows,
        CASE WHEN one.roles THEN many.roles WHEN one.role IS NULL THEN [] ELSE [one.role] END,
        identity.identity
-FROM one LEFT JOIN many USING (ip) LEFT JOIN identity USING (ip);
+FROM one LEFT JOIN many USING (ip) LEFT JOIN identity USING (ip)
 """
-)
+ASSETS_REBUILD = f"DROP TABLE assets;{ASSETS.ddl(if_not_exists=False)}INSERT INTO assets {ASSETS_SELECT};"
 
 
 TEXT_CACHE = 65_536  # addresses kept as text per writer: a scan from 2M sources held 2M of each (~400 MB)

@@ -133,9 +133,52 @@ def _ingest(args: argparse.Namespace, early: EarlyWalks) -> list[CaptureResult]:
 
 
 def _site_arguments(p: argparse.ArgumentParser) -> None:
-    """--db and --zones, as every command that reads a site (analyse, serve, evidence) takes them."""
-    p.add_argument("--db", required=True, metavar="FILE.duckdb", help="database written by `sorf ingest`")
+    """--db or --data, and --zones, as every command that reads a site (analyse, serve, evidence) takes them."""
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--db", metavar="FILE.duckdb", help="database written by `sorf ingest`")
+    where.add_argument("--data", metavar="DIR", help="folder written by `sorf export`, many sensors' (a path, or "
+                       "any location DuckDB reads: s3://...); read as one database (docs/fleet.md)")  # fmt: skip
     p.add_argument("--zones", required=True, metavar="ZONES.yaml", help="zone file (docs/zones.md)")
+
+
+def _site(args: argparse.Namespace):
+    """What a command reads (--db or --data) and how the analyser opens it."""
+    from analyser.observe import connect, connect_export
+
+    return (args.data, connect_export) if args.data else (args.db, connect)
+
+
+def _failure(exc: BaseException, args: argparse.Namespace) -> str:
+    """The line for what stopped a command: the database's failures (sensor/failures.py) for --db; errors about a
+    --data folder name it themselves (sensor/export.py)."""
+    if getattr(args, "data", None):
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return database_failure(exc, args.db, args.command in ("ingest", "sense")) or str(exc)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from sensor.export import ExportError, export
+
+    try:
+        done = export(args.db, args.out)
+    except ExportError as exc:
+        sys.stderr.write(f"sorf: {exc}\n")
+        return 2
+    rows = ", ".join(f"{t} {n:,}" for t, n in done.rows.items())
+    sys.stdout.write(f"exported {done.source} to {args.out}: sensor {', '.join(done.sensors)}, {done.files} files "
+                     f"({rows}){f'; {done.removed} stale files removed' * bool(done.removed)}\n")  # fmt: skip
+    return 0
+
+
+def _export_parser(sub) -> None:
+    p = sub.add_parser(
+        "export", help="write a database's tables as Parquet, by sensor and day, for one analyst of many sensors",
+        description="Write every table of a database as Parquet under DIR/TABLE/sensor=NAME/day=DAY/ (docs/fleet.md); "
+        "a re-export replaces the sensor's files, another sensor's database adds beside them.",
+    )  # fmt: skip
+    p.add_argument("--db", required=True, metavar="FILE.duckdb", help="database written by `sorf ingest`")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write (created if need be)")
+    p.set_defaults(func=cmd_export)
 
 
 def _jobs(text: str) -> int:
@@ -162,7 +205,8 @@ def cmd_analyse(args: argparse.Namespace) -> int:
     zones = _load_zones(args.zones, then="; nothing analysed")
     if zones is None:
         return 2
-    result = analyse(args.db, zones)
+    where, opener = _site(args)
+    result = analyse(where, zones, opener=opener)
     sys.stdout.write(RENDERERS[args.format](result))
     if args.fail_on:
         at_or_above = [d for d in result.deltas if severity_rank(d.severity) >= severity_rank(args.fail_on)]
@@ -228,7 +272,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from analyser.api import create_app
 
-    if os.path.exists(args.db):
+    if args.data:
+        from analyser.serve import DATA_POLL_S, ExportFeed, Source
+
+        sys.stderr.write(f"sorf: analysing {args.data} against {args.zones} ...\n")
+        source = Source(args.data, args.zones, poll_s=DATA_POLL_S, feed=ExportFeed(args.data))
+        app = create_app(args.data, args.zones, token=token, source=source)
+    elif os.path.exists(args.db):
         problem = not_duckdb(args.db)  # said now, not after an "analysing" line
         if problem:
             sys.stderr.write(f"sorf: {database_failure(_duckdb_error()(problem), args.db, False)}\n")
@@ -236,7 +286,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sys.stderr.write(f"sorf: analysing {args.db} against {args.zones} ...\n")
     else:
         sys.stderr.write(f"sorf: no {args.db} yet: serving an empty window until `sorf ingest` writes it\n")
-    app = create_app(args.db, args.zones, token=token)
+    if not args.data:
+        app = create_app(args.db, args.zones, token=token)
     host = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{host}:{args.port}/"
     sys.stdout.write(f"sorf serve: open {url}  (API {url}api/v1/, docs {url}docs){'; token required' * bool(token)}\n")
@@ -247,7 +298,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_evidence(args: argparse.Namespace) -> int:
     from analyser.queries import delta_evidence
-    from analyser.serve import analyse_into, open_database, site_cursor
+    from analyser.serve import CONFIG, analyse_into, open_database, site_cursor
     from sensor import evidence
 
     zones = _load_zones(args.zones)
@@ -255,13 +306,14 @@ def cmd_evidence(args: argparse.Namespace) -> int:
         return 2
     import tempfile
 
-    con = open_database(args.db)
+    where, opener = _site(args)
+    con = opener(where, CONFIG) if args.data else open_database(args.db)
     try:
         with tempfile.TemporaryDirectory(prefix="sorf-evidence-") as spill:  # DuckDB's, while the connection is open
-            analysis = analyse_into(con, zones, args.db, spill)
+            analysis = analyse_into(con, zones, where, spill)
             delta = next((d for d in analysis.deltas if d.id == args.delta_id), None)
             if delta is None:
-                sys.stderr.write(f"sorf: no delta {args.delta_id!r} in {args.db} against {args.zones} "
+                sys.stderr.write(f"sorf: no delta {args.delta_id!r} in {where} against {args.zones} "
                                  "(`sorf analyse` lists them with their ids)\n")  # fmt: skip
                 return 2
             found = delta_evidence(site_cursor(con), delta)
@@ -341,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     _site_arguments(p)
     p.add_argument("--out", required=True, metavar="FILE.pcapng", help="file to write")
     p.set_defaults(func=cmd_evidence)
+    _export_parser(sub)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
@@ -348,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("sorf: interrupted; captures already ingested are kept\n")
         return 130
     except (OSError, RuntimeError, _duckdb_error()) as exc:
-        sys.stderr.write(f"sorf: {database_failure(exc, args.db, args.command in ('ingest', 'sense')) or exc}\n")
+        sys.stderr.write(f"sorf: {_failure(exc, args)}\n")
         return 2
 
 

@@ -8,9 +8,8 @@ import signal
 import socket
 import sys
 import threading
+import time
 from typing import Any
-
-from sensor.flows import IdleTimeouts
 
 RING_SIZE_MB = 100
 RING_FILES = 10
@@ -30,7 +29,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--commit-seconds", type=_seconds, default=5.0, metavar="S",
                    help="seconds between commits: what a crash may lose (default 5)")  # fmt: skip
     p.add_argument("--buffer-mb", type=_positive, default=64, metavar="MB", help="kernel capture buffer (default 64)")
-    p.add_argument("--idle", type=_idle, default=IdleTimeouts(), metavar="T=S,...",
+    p.add_argument("--idle", type=_idle, default={}, metavar="T=S,...",
                    help="idle timeouts in seconds by transport, e.g. udp=60,tcp=600 (tcp, udp, other, closed; "
                    "default 300 each, 10 after FIN or RST)")  # fmt: skip
     ring = p.add_argument_group("ring", "keep the packets too, in a ring of pcap files that evidence is taken from")
@@ -39,6 +38,12 @@ def add_parser(sub: Any) -> None:
                       help=f"size of one ring file (default {RING_SIZE_MB})")  # fmt: skip
     ring.add_argument("--ring-files", type=_positive, default=RING_FILES, metavar="N",
                       help=f"ring files kept, the oldest deleted (default {RING_FILES})")  # fmt: skip
+    fleet = p.add_argument_group("export", "the tables as Parquet for a central analyst (docs/fleet.md)")
+    fleet.add_argument(
+        "--export", metavar="DIR", help="export to DIR (as `sorf export`) as the sensor goes, and at stop"
+    )
+    fleet.add_argument("--export-minutes", type=_positive, default=60, metavar="M",
+                       help="minutes between exports (default 60)")  # fmt: skip
     serve = p.add_argument_group("serve", "the API and page of `sorf serve`, in this process, on live data")
     serve.add_argument("--serve", action="store_true", help="serve the database while sensing (needs --zones)")
     serve.add_argument("--zones", metavar="ZONES.yaml", help="zone file (docs/zones.md)")
@@ -65,8 +70,9 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _idle(text: str) -> IdleTimeouts:
-    """``udp=60,tcp=600``: the timeouts named, in seconds; the others keep their defaults."""
+def _idle(text: str) -> dict[str, int]:
+    """``udp=60,tcp=600``: the timeouts named, in µs (sensor.flows.IdleTimeouts' fields); the others keep their
+    defaults. (sensor.flows imports numpy: not before the command is known, see cli.quiet_blas.)"""
     names = ("tcp", "udp", "other", "closed")
     given = {}
     for item in text.split(","):
@@ -75,7 +81,7 @@ def _idle(text: str) -> IdleTimeouts:
             raise argparse.ArgumentTypeError(f"expected NAME=SECONDS[,...] with NAME one of {', '.join(names)}, "
                                              f"not {item!r}")  # fmt: skip
         given[name.strip()] = int(value) * 1_000_000
-    return IdleTimeouts(**given)
+    return given
 
 
 def cmd_sense(args: argparse.Namespace) -> int:
@@ -111,6 +117,7 @@ def _fail(text: str) -> int:
 
 
 def _sense(args: argparse.Namespace, interface, token: str | None) -> int:
+    from sensor.flows import IdleTimeouts
     from sensor.live import LiveSource, Ring, SenseOptions, Sensor
     from sensor.store import Store
 
@@ -122,20 +129,24 @@ def _sense(args: argparse.Namespace, interface, token: str | None) -> int:
         if args.ring:
             ring = Ring(args.ring, args.ring_size << 20, args.ring_files, args.sensor, interface.link,
                         interface.snaplen)  # fmt: skip
-        options = SenseOptions(args.sensor, idle=args.idle, commit_s=args.commit_seconds, ring=ring)
+        options = SenseOptions(args.sensor, idle=IdleTimeouts(**args.idle), commit_s=args.commit_seconds, ring=ring)
         sensor = Sensor(store, LiveSource(interface, stop), options)
         if sensor.interrupted:
             left = ", ".join(map(str, sensor.interrupted))
             sys.stderr.write(f"sorf: captures {left} were left open by a sorf sense that stopped without closing "
                              "them: marked 'interrupted', their records kept\n")  # fmt: skip
+        exporter = _Exporter(store, args) if args.export else None
         if args.serve:
             server = _Server(store, args, token)
-            sensor.on_commit = server.feed.committed
+        sensor.on_commit += [server.feed.committed] if server else []
+        sensor.on_commit += [exporter] if exporter else []
         _signals(stop, server)
         kept = f"; ring of {args.ring_files} x {args.ring_size} MB in {args.ring}" if ring else ""
         sys.stderr.write(f"sorf sense: capturing on {args.iface} into {args.db} as sensor {args.sensor!r}, "
                          f"committing every {args.commit_seconds:g} s{kept}\n")  # fmt: skip
         sensor.run()
+        if exporter is not None:
+            exporter.final()
     finally:
         if server is not None:
             server.stop()
@@ -184,3 +195,39 @@ class _Server:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+class _Exporter:
+    """`sorf export` of the sensor's own connection every --export-minutes, on a thread (DuckDB reads in a
+    transaction of its own: one consistent commit), and once more at the end. While one runs, none starts."""
+
+    def __init__(self, store, args: argparse.Namespace):
+        self.con, self.out, self.sensor, self.db = store.con, args.export, args.sensor, args.db
+        self.every = args.export_minutes * 60
+        self.next = time.monotonic() + self.every
+        self.thread: threading.Thread | None = None
+
+    def __call__(self) -> None:
+        if time.monotonic() >= self.next and (self.thread is None or not self.thread.is_alive()):
+            self.next = time.monotonic() + self.every
+            self.thread = threading.Thread(target=self._export, name="sorf-export", daemon=True)
+            self.thread.start()
+
+    def final(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+        self._export()
+
+    def _export(self) -> None:
+        from sensor.export import ExportError, export_from
+
+        cursor = self.con.cursor()
+        try:
+            cursor.execute("USE site")
+            cursor.begin()
+            done = export_from(cursor, self.out, self.sensor, self.db)
+            sys.stderr.write(f"sorf sense: exported to {self.out}: {done.files} files\n")
+        except (ExportError, OSError) as exc:
+            sys.stderr.write(f"sorf sense: export to {self.out} failed, sensing goes on: {exc}\n")
+        finally:
+            cursor.close()

@@ -117,18 +117,12 @@ def test_the_ring_rotates_and_evidence_of_a_rotated_file_says_it_is_gone(rig, tm
     assert sorf(["ingest", *kept, "--db", str(tmp_path / "file.duckdb")]) == 0
     query = "SELECT * EXCLUDE (capture_id, flow_id) FROM operations WHERE capture_id >= {} ORDER BY ALL"
     assert _rows(db, query.format(2)) == _rows(tmp_path / "file.duckdb", query.format(1))
-    analysis = _analyse(db)
+    analysis = _analyse_json("--db", str(db))
     delta = next(d for d in analysis["deltas"] if (d["evidence"] or {}).get("first", {}).get("capture_id") == 1)
     out = tmp_path / "evidence.pcapng"
     assert sorf(["evidence", delta["id"], "--db", str(db), "--zones", str(ZONES), "--out", str(out)]) != 0
     said = capsys.readouterr().err
     assert f"capture 1 ({captures[0][1]}) was a ring file of `sorf sense`: ring file deleted at" in said
-
-
-def _analyse(db: Path) -> dict:
-    done = subprocess.run([sys.executable, "-m", "sorf", "analyse", "--db", str(db), "--zones", str(ZONES),
-                           "--format", "json"], capture_output=True, check=True, cwd=ROOT)  # fmt: skip
-    return json.loads(done.stdout)
 
 
 def _health(rig: netns.Rig, port: int) -> dict:
@@ -167,3 +161,20 @@ def test_serve_shows_live_data_and_sighup_reloads_the_zone_file(rig, tmp_path):
     finally:
         err = _stop(sense)
     assert "SIGHUP: reading the zone file again" in err
+
+
+def test_a_sensor_exports_its_tables_for_the_fleet_as_it_goes(rig, tmp_path):
+    """--export: the box writes the Parquet of `sorf export` itself (no other process may open its database)."""
+    db, out = tmp_path / "live.duckdb", tmp_path / "fleet"
+    sense = _sense(rig, db, "--export", str(out))
+    _replay(rig, "--pps", "2000")
+    assert "exported to" in _stop(sense)
+    by_db, by_data = (_analyse_json(flag, str(where)) for flag, where in (("--db", db), ("--data", out)))
+    assert by_db.pop("database") and by_data.pop("database")
+    assert by_db == by_data and by_db["deltas"]
+
+
+def _analyse_json(*where: str) -> dict:
+    done = subprocess.run([sys.executable, "-m", "sorf", "analyse", *where, "--zones", str(ZONES), "--format", "json"],
+                          capture_output=True, check=True, cwd=ROOT)  # fmt: skip
+    return json.loads(done.stdout)

@@ -1,9 +1,9 @@
 """The layers of README's "How it is built", read from the code: which package imports which.
 
 dissectors/ imports nothing else of sorf; sensor/ imports dissectors/ only; analyser/ reads the store through
-sensor.schema (names and ports from sensor.ports, snapshots through sensor.snapshot) and never the sensor's
-internals; the command (sorf/) sits on top. The API (analyser/api.py) sits on top too, and hands a delta's
-frames to sensor.evidence to copy out."""
+sensor.schema (names and ports from sensor.ports, snapshots through sensor.snapshot, exports through
+sensor.export) and never the sensor's internals; the command (sorf/) sits on top. The API (analyser/api.py)
+sits on top too, and hands a delta's frames to sensor.evidence to copy out."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 from tests.helpers.paths import ROOT
 
 PACKAGES = ("dissectors", "sensor", "analyser", "sorf")
-ANALYSER_READS = {"sensor.schema", "sensor.ports", "sensor.snapshot"}
+ANALYSER_READS = {"sensor.schema", "sensor.ports", "sensor.snapshot", "sensor.export"}
 ON_TOP = {"analyser/api.py": {"sensor.evidence"}}  # the API, like the command, sits on top
 
 

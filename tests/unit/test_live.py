@@ -4,6 +4,7 @@ drops. The real interface is tested in tests/live (namespaces, real peers)."""
 
 from __future__ import annotations
 
+import os
 import threading
 from itertools import pairwise
 
@@ -11,7 +12,7 @@ import duckdb
 import numpy as np
 
 from sensor.capture import read_packets
-from sensor.live import BATCH, LiveSource, SenseOptions, Sensor
+from sensor.live import BATCH, LiveSource, Ring, SenseOptions, Sensor
 from sensor.store import Store
 from sensor.walk import ReadState
 from sorf.cli import main as sorf
@@ -91,7 +92,7 @@ def test_open_flows_are_written_at_each_commit_and_replaced_when_they_change(tmp
     try:
         sensor = Sensor(store, LiveSource(interface, interface.stop), SenseOptions("box", commit_s=1e-6))
         query = "SELECT flow_id, packets_orig + packets_resp FROM flows ORDER BY flow_id"
-        sensor.on_commit = lambda: seen.append(store.con.execute(query).fetchall())
+        sensor.on_commit.append(lambda: seen.append(store.con.execute(query).fetchall()))
         sensor.run()
         final = store.con.execute(query).fetchall()
     finally:
@@ -138,3 +139,20 @@ def test_a_run_left_open_is_marked_interrupted_by_the_next(tmp_path, capsys):
     sensor = _sense(db, FileInterface(DEMO))
     assert sensor.interrupted == [1]
     assert _rows(db, "SELECT capture_id, status FROM captures ORDER BY 1") == [(1, "interrupted"), (2, "ok")]
+
+
+def test_a_ring_keeps_its_newest_files_and_leaves_another_sensors_alone(tmp_path):
+    other = tmp_path / "box-2-20261208T000000Z-000009.pcap"
+    other.write_bytes(b"")
+    ring = Ring(str(tmp_path), size=1, files=2, sensor="box", link=1, snaplen=65535)
+    first = ring.path
+    removed = [ring.rotate() for _ in range(3)]
+    assert removed[0] == [] and removed[1] == [first] and len(removed[2]) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [other.name, *(os.path.basename(p) for p in ring.paths())]
+    )
+    assert ring.path.endswith("-000004.pcap") and other.exists()
+    ring.close()
+    again = Ring(str(tmp_path), size=1, files=2, sensor="box", link=1, snaplen=65535)
+    assert again.path.endswith("-000005.pcap"), "numbering goes on from an earlier run's files"
+    again.close()
