@@ -104,6 +104,7 @@ class Veth:
                                    stderr=stderr, cwd=ROOT)  # fmt: skip
         seen, deadline = "", time.monotonic() + 60
         while ready and ready not in seen:
+            assert process.stderr is not None, "stderr is piped when a line is awaited"
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
                 raise RuntimeError(f"{argv[0]} never said {ready!r}: {seen}{process.stderr.read().decode()}")
@@ -142,7 +143,7 @@ def stop(process: subprocess.Popen) -> tuple[int, str]:
     process.returncode = os.waitstatus_to_exitcode(status)  # reaped here: keep Popen from waiting again
     text = process.stderr.read().decode() if process.stderr else ""
     if process.returncode:
-        raise RuntimeError(f"{process.args[3]} exited {process.returncode}: {text}")
+        raise RuntimeError(f"{process.args!r} exited {process.returncode}: {text}")
     return usage.ru_maxrss * 1024, text
 
 
@@ -167,7 +168,7 @@ def replay(veth: Veth, rate: int, seconds: float, loop_forever: bool = False) ->
 def finish_replay(process: subprocess.Popen) -> Replay:
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
-    out = process.stdout.read().decode()
+    out = process.stdout.read().decode() if process.stdout else ""
     sent, secs, rated, failed = (re.search(p, out) for p in PARSE_REPLAY)
     if process.returncode or not (sent and secs and rated and failed):
         raise RuntimeError(f"tcpreplay exited {process.returncode}: {out}")
@@ -215,7 +216,7 @@ def with_sorf(veth: Veth, rate: int, seconds: float, tmp: str, ring: bool = Fals
     argv = sense_argv(db) + ["--ring", folder, "--ring-size", "100", "--ring-files", "10"] * ring
     run, _ = captured(veth, rate, seconds, argv, "capturing on")
     rows = sensor_stats(db)
-    run.captured, run.kernel_drops, run.iface_drops = (sum(r[i] for r in rows) for i in (1, 2, 3))
+    run.captured, run.kernel_drops, run.iface_drops = (int(sum(r[i] for r in rows)) for i in (1, 2, 3))
     os.remove(db)
     shutil.rmtree(folder, ignore_errors=True)
     return run
