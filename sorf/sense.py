@@ -16,6 +16,8 @@ RING_FILES = 10
 
 
 def add_parser(sub: Any) -> None:
+    from sorf.cli import _port  # `sorf serve`'s check; sorf.cli is loaded by now (it calls this)
+
     p = sub.add_parser(
         "sense", help="capture live on a SPAN or TAP port into a database (and serve it)",
         description="Capture on an interface, promiscuous and receive-only, into a database that is committed every "
@@ -49,7 +51,7 @@ def add_parser(sub: Any) -> None:
     serve.add_argument("--zones", metavar="ZONES.yaml", help="zone file (docs/zones.md)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; any other needs "
                        "a token)")  # fmt: skip
-    serve.add_argument("--port", type=int, default=8844, help="port (default 8844)")
+    serve.add_argument("--port", type=_port, default=8844, help="port (default 8844)")
     serve.add_argument("--token", help="require 'Authorization: Bearer TOKEN' (or set SORF_TOKEN)")
     p.set_defaults(func=cmd_sense)
 

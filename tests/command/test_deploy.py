@@ -36,10 +36,15 @@ NOBODY = 65534
 IFF_PROMISC = 0x100
 SERVICE_EXPOSURE_TARGET = 2.0
 
-needs_root = pytest.mark.skipif(
-    os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("setpriv"),
-    reason="needs root, ip (network namespaces) and setpriv",
-)
+
+@pytest.fixture
+def _root_and_tools():
+    """The confinement tests need root, ip and setpriv (.ci/run installs them): without, they fail, never skip."""
+    if os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("setpriv"):
+        pytest.fail("needs root, ip (network namespaces) and setpriv")
+
+
+needs_root = pytest.mark.usefixtures("_root_and_tools")
 
 
 def unit_settings(path: Path = UNIT) -> dict[str, list[str]]:
@@ -65,7 +70,6 @@ def verifiable_unit(tmp_path: Path) -> Path:
     return unit
 
 
-@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="needs systemd-analyze")
 def test_unit_verifies(tmp_path):
     run = subprocess.run(
         ["systemd-analyze", "verify", verifiable_unit(tmp_path)], check=False, capture_output=True, text=True
@@ -74,7 +78,6 @@ def test_unit_verifies(tmp_path):
     assert UNIT.name not in run.stdout + run.stderr, run.stdout + run.stderr
 
 
-@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="needs systemd-analyze")
 def test_security_exposure(tmp_path):
     run = subprocess.run(
         ["systemd-analyze", "security", "--offline=true", verifiable_unit(tmp_path)],
@@ -89,7 +92,6 @@ def test_security_exposure(tmp_path):
     assert f"**{score}**" in (DEPLOY / "README.md").read_text(), "deploy/README.md reports another score"
 
 
-@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="needs systemd-analyze")
 def test_nic_unit_verifies(tmp_path):
     unit = tmp_path / "sorf-nic@.service"
     shutil.copy(DEPLOY / unit.name, unit)
@@ -100,7 +102,6 @@ def test_nic_unit_verifies(tmp_path):
 
 
 @needs_root
-@pytest.mark.skipif(not shutil.which("ethtool"), reason="needs ethtool")
 def test_nic_unit_turns_offloads_off(netns):
     """sorf-nic@v0's commands, as systemd runs them: GRO, GSO and TSO, on before, are off after."""
     subprocess.run(["ip", "netns", "exec", netns, "ethtool", "-K", "v0", "gro", "on", "gso", "on", "tso", "on"],
@@ -114,13 +115,12 @@ def test_nic_unit_turns_offloads_off(netns):
         assert f"{feature}: off" in features, features
 
 
-@pytest.mark.skipif(not shutil.which("shellcheck"), reason="needs shellcheck (.ci/run installs it)")
 def test_install_script_shellcheck():
     run = subprocess.run(["shellcheck", DEPLOY / "install.sh"], check=False, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("systemd-sysusers"), reason="needs root and systemd-sysusers")
+@needs_root
 def test_install_into_root(tmp_path):
     """install.sh into a folder, twice: the user made once, the settings kept, the unit enabled the second time."""
     root = tmp_path / "root"
